@@ -1,0 +1,31 @@
+//! Pure building blocks for container image archives.
+//!
+//! Everything here works on bytes and strings and never touches the file system or the network,
+//! so it can be fuzzed and unit-tested in isolation:
+//!
+//! - [`digest`]: `sha256:<hex>` digests and an incremental hasher;
+//! - [`reference`]: docker image references (`busybox` = `docker.io/library/busybox:latest`);
+//! - [`media_type`]: OCI and Docker media type strings and what they say about compression;
+//! - [`oci`]: descriptors, manifests, indexes, platforms (serde types that keep unknown fields);
+//! - [`docker`]: `manifest.json` entries and `repositories` of docker archives;
+//! - [`config`]: the parts of an image config hoist reads (rootfs, history, platform, config);
+//! - [`legacy`]: docker v1 archives: the config docker 20.10 synthesizes on load, and v1 ids on save;
+//! - [`change`]: `--change` instructions (CMD, ENV, …) applied to an image config;
+//! - [`whiteout`]: the whiteout naming rules of layer tars;
+//! - [`platform`]: `os/arch[/variant]` parsing and matching.
+#![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
+#![deny(missing_docs)]
+
+pub mod change;
+pub mod config;
+pub mod digest;
+pub mod docker;
+pub mod gojson;
+pub mod legacy;
+pub mod media_type;
+pub mod oci;
+pub mod platform;
+pub mod reference;
+pub mod whiteout;
+
+pub use digest::{Digest, DigestError, Sha256};

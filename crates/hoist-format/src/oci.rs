@@ -1,0 +1,199 @@
+//! OCI image-layout JSON: descriptors, manifests and indexes.
+//!
+//! These types serve two purposes. Reading: foreign manifests and indexes are parsed with them
+//! but always *kept* as the bytes received (their digests must not change). Writing: the JSON
+//! hoist writes itself (its store's `index.json`, manifests synthesized for docker archives) is
+//! serialized from them, with fields in the order of the Go structs of `image-spec` so that the
+//! bytes match what docker 25 writes for the same image.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::digest::Digest;
+use crate::media_type;
+
+/// A content descriptor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Descriptor {
+    /// Media type of the referenced content.
+    #[serde(default)]
+    pub media_type: String,
+    /// Digest of the referenced content.
+    pub digest: Digest,
+    /// Size in bytes of the referenced content.
+    pub size: u64,
+    /// Where a foreign (non-distributable) blob can be fetched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub urls: Option<Vec<String>>,
+    /// Annotations (sorted, as Go marshals maps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<BTreeMap<String, String>>,
+    /// Platform of the referenced manifest (in indexes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<DescriptorPlatform>,
+}
+
+impl Descriptor {
+    /// A descriptor with no urls, annotations or platform.
+    pub fn new(media_type: &str, digest: Digest, size: u64) -> Self {
+        Descriptor {
+            media_type: media_type.to_string(),
+            digest,
+            size,
+            urls: None,
+            annotations: None,
+            platform: None,
+        }
+    }
+
+    /// The value of an annotation.
+    pub fn annotation(&self, key: &str) -> Option<&str> {
+        self.annotations.as_ref()?.get(key).map(String::as_str)
+    }
+}
+
+/// The platform object of a descriptor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DescriptorPlatform {
+    /// CPU architecture.
+    pub architecture: String,
+    /// Operating system.
+    pub os: String,
+    /// OS version (Windows).
+    #[serde(rename = "os.version", default, skip_serializing_if = "Option::is_none")]
+    pub os_version: Option<String>,
+    /// CPU variant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+}
+
+impl DescriptorPlatform {
+    /// As a [`crate::platform::Platform`].
+    pub fn to_platform(&self) -> crate::platform::Platform {
+        crate::platform::Platform {
+            os: self.os.clone(),
+            architecture: self.architecture.clone(),
+            variant: self.variant.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// An image manifest (OCI or Docker schema 2; the two share this shape).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Manifest {
+    /// Always 2.
+    pub schema_version: u32,
+    /// The manifest's own media type (optional in OCI).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    /// The image config.
+    pub config: Descriptor,
+    /// Layers, base first. `null` is read as empty.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub layers: Vec<Descriptor>,
+    /// Annotations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<BTreeMap<String, String>>,
+}
+
+/// An image index or Docker manifest list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Index {
+    /// Always 2.
+    pub schema_version: u32,
+    /// The index's own media type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    /// Referenced manifests; docker 25 writes `null` for untagged saves.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub manifests: Vec<Descriptor>,
+    /// Annotations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<BTreeMap<String, String>>,
+}
+
+impl Index {
+    /// An empty OCI index.
+    pub fn new() -> Self {
+        Index {
+            schema_version: 2,
+            media_type: Some(media_type::OCI_INDEX.to_string()),
+            manifests: Vec::new(),
+            annotations: None,
+        }
+    }
+}
+
+impl Default for Index {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The `oci-layout` file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OciLayout {
+    /// `1.0.0` for every layout seen in the wild.
+    pub image_layout_version: String,
+}
+
+/// Just the fields that tell a manifest from an index.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Sniff {
+    /// The declared media type, if any.
+    #[serde(default)]
+    pub media_type: Option<String>,
+    /// Present in indexes.
+    #[serde(default)]
+    pub manifests: Option<serde_json::Value>,
+    /// Present in manifests.
+    #[serde(default)]
+    pub config: Option<serde_json::Value>,
+}
+
+impl Sniff {
+    /// Whether the JSON is an index (by media type, else by shape).
+    pub fn is_index(&self) -> bool {
+        match &self.media_type {
+            Some(mt) if media_type::is_index(mt) => true,
+            Some(mt) if media_type::is_manifest(mt) => false,
+            _ => self.manifests.is_some() && self.config.is_none(),
+        }
+    }
+}
+
+fn null_as_empty<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker25_manifest_bytes_round_trip() {
+        // The manifest docker 25 synthesized for hello-world (corpus docker25-oci_ggcr-hello-world-v25).
+        let raw = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:ee301c921b8aadc002973b2e0c3da17d701dcd994b606769a7e6eaa100b81d44","size":581,"platform":{"architecture":"arm64","os":"linux"}},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:12660636fe55438cc3ae7424da7ac56e845cdb52493ff9cf949c47a7f57f8b43","size":10752}]}"#;
+        let m: Manifest = serde_json::from_str(raw).unwrap();
+        assert_eq!(serde_json::to_string(&m).unwrap(), raw);
+    }
+
+    #[test]
+    fn null_manifests() {
+        let i: Index = serde_json::from_str(
+            r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":null}"#,
+        )
+        .unwrap();
+        assert!(i.manifests.is_empty());
+    }
+}
