@@ -1,1 +1,36 @@
-//! hoist core.
+//! hoist-core: the image store, archive readers and writers, and the operations on them.
+//!
+//! Everything here is synchronous and streaming: archives and layers are never held whole in
+//! memory nor extracted to a temporary directory to be read back. Functions take
+//! `impl Read`/`impl Write` and option structs, report progress through callbacks, never print,
+//! and return [`Error`], whose variants carry the evidence (paths, expected and found digests).
+//!
+//! - [`store`]: the on-disk store (an OCI image layout plus hoist's own state), atomic updates,
+//!   `fsck` and `gc`;
+//! - [`archive`]: `load` of every archive format and `save` in three shapes;
+//! - [`flatten`]: the merged filesystem of an image's layers, streamed (export, analyze, squash);
+//! - [`compress`], [`hashio`]: compression sniffing and hashing plumbing.
+#![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
+
+pub mod archive;
+pub mod compress;
+pub mod error;
+pub mod flatten;
+pub mod hashio;
+pub mod store;
+
+pub use error::{Error, Result};
+pub use store::Store;
+
+/// Manifests that must survive `gc` although no name reaches them (images of containers).
+pub(crate) fn extra_roots(_store: &Store) -> Result<Vec<hoist_format::Digest>> {
+    Ok(Vec::new())
+}
+
+/// IDs of containers whose image is `image_id` (they keep it from being deleted).
+pub(crate) fn containers_using(
+    _store: &Store,
+    _image_id: &hoist_format::Digest,
+) -> Result<Vec<String>> {
+    Ok(Vec::new())
+}

@@ -45,11 +45,14 @@ impl Digest {
 
     /// Builds a digest from the bare 64-digit lowercase hex of a sha256.
     pub fn from_hex(hex: &str) -> Result<Self, DigestError> {
-        if hex.len() != SHA256_HEX_LEN || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        if hex.len() != SHA256_HEX_LEN
+            || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
         {
             return Err(DigestError::Malformed(hex.to_string()));
         }
-        Ok(Digest { hex: hex.to_string() })
+        Ok(Digest {
+            hex: hex.to_string(),
+        })
     }
 
     /// The sha256 of `bytes`.
@@ -132,7 +135,9 @@ impl Sha256 {
 
     /// The digest of everything fed so far.
     pub fn finish(self) -> Digest {
-        Digest { hex: hex::encode(self.inner.finalize()) }
+        Digest {
+            hex: hex::encode(self.inner.finalize()),
+        }
     }
 }
 
@@ -165,7 +170,13 @@ mod tests {
 
     #[test]
     fn rejects() {
-        for bad in ["e3b0", "sha512:abcd", "sha256:XYZ", "sha256:", "sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855"] {
+        for bad in [
+            "e3b0",
+            "sha512:abcd",
+            "sha256:XYZ",
+            "sha256:",
+            "sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855",
+        ] {
             assert!(Digest::parse(bad).is_err(), "{bad}");
         }
     }

@@ -20,7 +20,11 @@ pub struct ManifestItem {
     #[serde(rename = "Parent", default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<String>,
     /// Descriptors of foreign layers, keyed by diff_id.
-    #[serde(rename = "LayerSources", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "LayerSources",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub layer_sources: Option<BTreeMap<String, serde_json::Value>>,
 }
 

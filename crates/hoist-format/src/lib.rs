@@ -4,7 +4,7 @@
 //! so it can be fuzzed and unit-tested in isolation:
 //!
 //! - [`digest`]: `sha256:<hex>` digests and an incremental hasher;
-//! - [`reference`]: docker image references (`busybox` = `docker.io/library/busybox:latest`);
+//! - [`reference`](mod@reference): docker image references (`busybox` = `docker.io/library/busybox:latest`);
 //! - [`media_type`]: OCI and Docker media type strings and what they say about compression;
 //! - [`oci`]: descriptors, manifests, indexes, platforms (serde types that keep unknown fields);
 //! - [`docker`]: `manifest.json` entries and `repositories` of docker archives;

@@ -96,13 +96,18 @@ impl Compression {
     /// The compression a layer media type declares, or `None` when it is not a layer type.
     pub fn of_layer_media_type(mt: &str) -> Option<Self> {
         match mt {
-            OCI_LAYER | DOCKER_LAYER | "application/vnd.oci.image.layer.nondistributable.v1.tar"
+            OCI_LAYER
+            | DOCKER_LAYER
+            | "application/vnd.oci.image.layer.nondistributable.v1.tar"
             | "application/vnd.docker.image.rootfs.foreign.diff.tar" => Some(Compression::None),
-            OCI_LAYER_GZIP | DOCKER_LAYER_GZIP | DOCKER_LAYER_FOREIGN_GZIP
+            OCI_LAYER_GZIP
+            | DOCKER_LAYER_GZIP
+            | DOCKER_LAYER_FOREIGN_GZIP
             | "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip" => {
                 Some(Compression::Gzip)
             }
-            OCI_LAYER_ZSTD | DOCKER_LAYER_ZSTD
+            OCI_LAYER_ZSTD
+            | DOCKER_LAYER_ZSTD
             | "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd" => {
                 Some(Compression::Zstd)
             }
@@ -132,9 +137,18 @@ mod tests {
 
     #[test]
     fn layer_media_types() {
-        assert_eq!(Compression::of_layer_media_type(DOCKER_LAYER_GZIP), Some(Compression::Gzip));
-        assert_eq!(Compression::of_layer_media_type(OCI_LAYER), Some(Compression::None));
+        assert_eq!(
+            Compression::of_layer_media_type(DOCKER_LAYER_GZIP),
+            Some(Compression::Gzip)
+        );
+        assert_eq!(
+            Compression::of_layer_media_type(OCI_LAYER),
+            Some(Compression::None)
+        );
         assert_eq!(Compression::of_layer_media_type(OCI_CONFIG), None);
-        assert_eq!(Compression::Zstd.oci_layer_media_type(), Some(OCI_LAYER_ZSTD));
+        assert_eq!(
+            Compression::Zstd.oci_layer_media_type(),
+            Some(OCI_LAYER_ZSTD)
+        );
     }
 }

@@ -62,7 +62,11 @@ pub struct DescriptorPlatform {
     /// Operating system.
     pub os: String,
     /// OS version (Windows).
-    #[serde(rename = "os.version", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "os.version",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub os_version: Option<String>,
     /// CPU variant.
     #[serde(default, skip_serializing_if = "Option::is_none")]

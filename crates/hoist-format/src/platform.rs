@@ -33,13 +33,21 @@ impl Platform {
             2 => normalize_arch(parts[1], ""),
             _ => normalize_arch(parts[1], parts[2]),
         };
-        Ok(Platform { os, architecture, variant })
+        Ok(Platform {
+            os,
+            architecture,
+            variant,
+        })
     }
 
     /// The platform this binary was built for, in GOARCH spelling.
     pub fn host() -> Self {
         let (architecture, variant) = normalize_arch(std::env::consts::ARCH, "");
-        Platform { os: std::env::consts::OS.to_string(), architecture, variant }
+        Platform {
+            os: std::env::consts::OS.to_string(),
+            architecture,
+            variant,
+        }
     }
 
     /// Whether an image of platform `other` runs here when `self` is asked for. The variant
@@ -58,7 +66,11 @@ fn normalize_arch(arch: &str, variant: &str) -> (String, String) {
     match arch.as_str() {
         "x86_64" | "x86-64" | "amd64" => ("amd64".into(), variant),
         "aarch64" | "arm64" => {
-            let v = if variant == "8" || variant == "v8" { String::new() } else { variant };
+            let v = if variant == "8" || variant == "v8" {
+                String::new()
+            } else {
+                variant
+            };
             ("arm64".into(), v)
         }
         "armhf" => ("arm".into(), "v7".into()),
@@ -101,8 +113,20 @@ mod tests {
     #[test]
     fn matching() {
         let want = Platform::parse("linux/arm/v7").unwrap();
-        assert!(want.matches(&Platform { os: "linux".into(), architecture: "arm".into(), variant: "v7".into() }));
-        assert!(!want.matches(&Platform { os: "linux".into(), architecture: "arm".into(), variant: "v6".into() }));
-        assert!(!want.matches(&Platform { os: "linux".into(), architecture: "amd64".into(), variant: String::new() }));
+        assert!(want.matches(&Platform {
+            os: "linux".into(),
+            architecture: "arm".into(),
+            variant: "v7".into()
+        }));
+        assert!(!want.matches(&Platform {
+            os: "linux".into(),
+            architecture: "arm".into(),
+            variant: "v6".into()
+        }));
+        assert!(!want.matches(&Platform {
+            os: "linux".into(),
+            architecture: "amd64".into(),
+            variant: String::new()
+        }));
     }
 }

@@ -1,1 +1,37 @@
-fn main() {}
+//! `hoist`: a daemonless toolkit for container images and their archives.
+//!
+//! The binary is thin: it parses the command line, builds option structs for hoist-core, wires
+//! progress bars, and renders output. Exit codes: 0 success, 1 failure, 2 usage error; a closed
+//! stdout pipe (`hoist images | head -1`) is not an error.
+
+#![allow(unreachable_pub)] // a binary: `pub` only structures the modules
+
+mod cli;
+mod commands;
+mod ui;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match commands::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            if is_broken_pipe(&err) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("hoist: error: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// A reader that went away (`| head`) ends the output early; that is not a failure.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || matches!(e.downcast_ref::<hoist_core::Error>(), Some(hoist_core::Error::Write { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

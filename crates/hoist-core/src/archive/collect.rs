@@ -1,0 +1,286 @@
+//! The single pass over an archive: every file is either kept in memory (small JSON documents)
+//! or streamed into the store's staging area with its digests computed on the way; symlinks
+//! and hardlinks are recorded. Nothing is extracted to be read back.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use hoist_format::Digest;
+
+use crate::compress::Compression;
+use crate::error::{Error, IoContext, Result};
+use crate::store::{Staged, Staging};
+
+/// Files up to this size are kept in memory: every config, manifest, index, `repositories`,
+/// `VERSION` and v1 `json` is far smaller, and keeping them avoids a round trip through disk.
+const SMALL_FILE_MAX: u64 = 1024 * 1024;
+
+/// At most this much is kept in memory in all, so an archive of many small files cannot grow
+/// memory without bound; past it, small files are staged like big ones.
+const MEMORY_BUDGET: u64 = 64 * 1024 * 1024;
+
+/// Symlink hops followed when resolving a path inside an archive (old docker and
+/// containers/image dedupe layers with one hop; more than a few means a loop).
+const MAX_LINK_HOPS: usize = 8;
+
+/// A file of the archive.
+#[derive(Debug)]
+pub(crate) enum Node {
+    /// Small file kept in memory.
+    Mem(Vec<u8>),
+    /// Big file streamed into staging.
+    Staged(Staged),
+    /// File in an input directory, staged only if needed.
+    External(PathBuf),
+    /// A symbolic link, with its target as written.
+    Symlink(String),
+    /// A hard link to another path of the archive.
+    Hardlink(String),
+}
+
+/// Everything one pass learned about an archive.
+#[derive(Debug, Default)]
+pub(crate) struct Collected {
+    pub(crate) nodes: HashMap<String, Node>,
+    /// How the whole input was compressed.
+    pub(crate) outer: Option<Compression>,
+
+    /// Files already turned into staged blobs, by resolved path.
+    staged: std::cell::RefCell<HashMap<String, Staged>>,
+}
+
+/// Normalizes a path inside an archive: no leading `./` or `/`, no `//`, no trailing `/`;
+/// `None` for the root itself; an error for `..` components.
+pub(crate) fn normalize(raw: &str) -> Result<Option<String>> {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in raw.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                return Err(Error::InvalidArchive(format!(
+                    "entry {raw:?} escapes the archive with '..'"
+                )));
+            }
+            c => parts.push(c),
+        }
+    }
+    Ok(if parts.is_empty() {
+        None
+    } else {
+        Some(parts.join("/"))
+    })
+}
+
+fn parent_dir(p: &str) -> &str {
+    p.rsplit_once('/').map(|(d, _)| d).unwrap_or("")
+}
+
+fn join(dir: &str, target: &str) -> String {
+    if dir.is_empty() {
+        target.to_string()
+    } else {
+        format!("{dir}/{target}")
+    }
+}
+
+impl Collected {
+    /// Reads a tar stream (already decompressed) in one pass.
+    pub(crate) fn from_tar(input: impl Read, staging: &mut Staging) -> Result<Collected> {
+        let mut out = Collected::default();
+        let mut in_memory = 0u64;
+        let mut archive = tar::Archive::new(input);
+        let bad = |e: io::Error| Error::InvalidArchive(format!("not a readable tar stream: {e}"));
+        for entry in archive.entries().map_err(bad)? {
+            let mut entry = entry.map_err(bad)?;
+            let raw_path = String::from_utf8_lossy(&entry.path_bytes()).to_string();
+            let Some(path) = normalize(&raw_path)? else {
+                continue;
+            };
+            let kind = entry.header().entry_type();
+            let node = match kind {
+                tar::EntryType::Regular
+                | tar::EntryType::Continuous
+                | tar::EntryType::GNUSparse => {
+                    let size = entry.size();
+                    if size <= SMALL_FILE_MAX && in_memory + size <= MEMORY_BUDGET {
+                        let mut buf = Vec::with_capacity(size as usize);
+                        entry
+                            .read_to_end(&mut buf)
+                            .map_err(|e| truncated(&path, e))?;
+                        in_memory += buf.len() as u64;
+                        Node::Mem(buf)
+                    } else {
+                        let staged = staging
+                            .stage(&mut entry, &format!("archive entry {path}"))
+                            .map_err(|e| match e {
+                                Error::Read { source, .. } => truncated(&path, source),
+                                other => other,
+                            })?;
+                        if staged.size != size {
+                            return Err(truncated(
+                                &path,
+                                io::Error::from(io::ErrorKind::UnexpectedEof),
+                            ));
+                        }
+                        Node::Staged(staged)
+                    }
+                }
+                tar::EntryType::Symlink | tar::EntryType::Link => {
+                    let target = entry
+                        .link_name_bytes()
+                        .map(|b| String::from_utf8_lossy(&b).to_string())
+                        .ok_or_else(|| {
+                            Error::InvalidArchive(format!("link {path} has no target"))
+                        })?;
+                    if kind == tar::EntryType::Symlink {
+                        Node::Symlink(target)
+                    } else {
+                        Node::Hardlink(normalize(&target)?.unwrap_or_default())
+                    }
+                }
+                _ => continue,
+            };
+            out.nodes.insert(path, node);
+        }
+        Ok(out)
+    }
+
+    /// Indexes a directory (an OCI layout on disk): small files are read, big ones are staged
+    /// later only if an image needs them.
+    pub(crate) fn from_dir(dir: &Path) -> Result<Collected> {
+        let mut out = Collected::default();
+        let mut stack = vec![(dir.to_path_buf(), String::new())];
+        while let Some((d, prefix)) = stack.pop() {
+            for entry in std::fs::read_dir(&d).at(&d)? {
+                let entry = entry.at(&d)?;
+                let name = entry.file_name().to_string_lossy().to_string();
+                let rel = join(&prefix, &name);
+                let ft = entry.file_type().at(entry.path())?;
+                if ft.is_dir() {
+                    stack.push((entry.path(), rel));
+                } else if ft.is_symlink() {
+                    let t = std::fs::read_link(entry.path()).at(entry.path())?;
+                    out.nodes
+                        .insert(rel, Node::Symlink(t.to_string_lossy().to_string()));
+                } else if ft.is_file() {
+                    let len = entry.metadata().at(entry.path())?.len();
+                    let node = if len <= SMALL_FILE_MAX {
+                        Node::Mem(std::fs::read(entry.path()).at(entry.path())?)
+                    } else {
+                        Node::External(entry.path())
+                    };
+                    out.nodes.insert(rel, node);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Follows links to the file a path names, returning its final path.
+    pub(crate) fn resolve(&self, path: &str) -> Result<(String, &Node)> {
+        let mut cur = normalize(path)?.unwrap_or_default();
+        for _ in 0..=MAX_LINK_HOPS {
+            let node = self.nodes.get(&cur).ok_or_else(|| {
+                Error::InvalidArchive(format!("{cur} is referenced but not in the archive"))
+            })?;
+            match node {
+                Node::Symlink(t) => {
+                    let from_dir = lexical(&join(parent_dir(&cur), t));
+                    let from_root = normalize(t).ok().flatten();
+                    // Relative to the link's directory first; containerd also tried the archive
+                    // root, which some writers meant (containerd#12890).
+                    cur = match (from_dir, from_root) {
+                        (Some(a), _) if !t.starts_with('/') && self.nodes.contains_key(&a) => a,
+                        (_, Some(b)) if self.nodes.contains_key(&b) => b,
+                        _ => {
+                            return Err(Error::InvalidArchive(format!(
+                                "symlink {cur} -> {t} points to nothing in the archive"
+                            )));
+                        }
+                    };
+                }
+                Node::Hardlink(t) => cur = t.clone(),
+                _ => return Ok((cur, node)),
+            }
+        }
+        Err(Error::InvalidArchive(format!(
+            "too many levels of links resolving {path}"
+        )))
+    }
+
+    /// Whether a path exists (after links).
+    pub(crate) fn exists(&self, path: &str) -> bool {
+        self.resolve(path).is_ok()
+    }
+
+    /// The bytes of a small document (JSON): from memory, or read from its staged file.
+    pub(crate) fn bytes(&self, path: &str) -> Result<Vec<u8>> {
+        let (p, node) = self.resolve(path)?;
+        let file = match node {
+            Node::Mem(b) => return Ok(b.clone()),
+            Node::Staged(s) => s.path.clone(),
+            Node::External(f) => f.clone(),
+            _ => unreachable!("resolve returns files only"),
+        };
+        let mut out = Vec::new();
+        File::open(&file)
+            .and_then(|f| {
+                f.take(crate::store::MAX_JSON_SIZE + 1)
+                    .read_to_end(&mut out)
+            })
+            .at(&file)?;
+        if out.len() as u64 > crate::store::MAX_JSON_SIZE {
+            return Err(Error::InvalidArchive(format!(
+                "{p} is too large to be a JSON document"
+            )));
+        }
+        Ok(out)
+    }
+
+    /// The digest of a file's bytes.
+    pub(crate) fn digest_of(&self, path: &str, staging: &mut Staging) -> Result<Digest> {
+        Ok(self.blob(path, staging)?.digest)
+    }
+
+    /// The file as a staged blob (staging it now if it is in memory or in an input directory).
+    pub(crate) fn blob(&self, path: &str, staging: &mut Staging) -> Result<Staged> {
+        let (p, node) = self.resolve(path)?;
+        if let Some(s) = self.staged.borrow().get(&p) {
+            return Ok(s.clone());
+        }
+        let staged = match node {
+            Node::Staged(s) => s.clone(),
+            Node::Mem(b) => staging.stage_bytes(b)?,
+            Node::External(f) => {
+                let file = File::open(f).at(f)?;
+                staging.stage(file, &p)?
+            }
+            _ => unreachable!("resolve returns files only"),
+        };
+        self.staged.borrow_mut().insert(p, staged.clone());
+        Ok(staged)
+    }
+}
+
+/// Resolves `.` and `..` lexically inside the archive; `None` when the path climbs above it.
+fn lexical(p: &str) -> Option<String> {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            c => parts.push(c),
+        }
+    }
+    Some(parts.join("/"))
+}
+
+fn truncated(path: &str, e: io::Error) -> Error {
+    Error::InvalidArchive(format!(
+        "archive entry {path} is truncated or unreadable: {e}"
+    ))
+}

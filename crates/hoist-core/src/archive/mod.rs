@@ -1,0 +1,8 @@
+//! Image archives: reading (`load`) and writing (`save`).
+
+mod collect;
+pub mod load;
+pub mod save;
+
+pub use load::{LoadOptions, LoadReport, LoadedImage, load, load_dir};
+pub use save::{SaveFormat, SaveOptions, save};

@@ -1,0 +1,504 @@
+//! `save`: write images from the store as one archive.
+//!
+//! Three shapes ([`SaveFormat`]): `docker` (docker 25's: OCI layout + `manifest.json` +
+//! `repositories`, readable by every docker since 1.10, podman, skopeo, containerd, umoci),
+//! `oci` (a pure OCI layout) and `docker-legacy` (docker 1.10–24's per-layer directories).
+//! Layers and JSON documents are written exactly as stored. Output is deterministic: entries
+//! sorted, fixed modes, owner 0, mtime 0, USTAR headers, two zero blocks at the end.
+
+use std::collections::BTreeMap;
+use std::io::{self, Read, Write};
+
+use hoist_format::docker::{ManifestItem, Repositories};
+use hoist_format::media_type::{ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, Compression};
+use hoist_format::oci::{Descriptor, Index};
+use hoist_format::reference::Reference;
+use hoist_format::{Digest, legacy, media_type};
+
+use crate::error::{Error, Result};
+use crate::store::{Image, Store};
+
+/// Tar block size.
+const BLOCK: u64 = 512;
+
+/// Archive shapes `save` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SaveFormat {
+    /// docker 25+: OCI layout plus `manifest.json` and `repositories`.
+    #[default]
+    Docker,
+    /// A pure OCI image layout.
+    Oci,
+    /// docker 1.10–24: `<v1id>/{VERSION,json,layer.tar}`, `<id>.json`, `manifest.json`, `repositories`.
+    DockerLegacy,
+}
+
+/// Options of [`save`].
+#[derive(Default)]
+pub struct SaveOptions<'a> {
+    /// The archive shape.
+    pub format: SaveFormat,
+    /// Compression of the whole archive (none, gzip or zstd).
+    pub compression: Option<Compression>,
+    /// Called with the number of bytes written so far.
+    pub progress: Option<&'a dyn Fn(u64)>,
+}
+
+impl std::fmt::Debug for SaveOptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SaveOptions")
+            .field("format", &self.format)
+            .field("compression", &self.compression)
+            .finish()
+    }
+}
+
+/// An image to save and the names to record for it.
+#[derive(Debug, Clone)]
+pub struct SaveItem {
+    /// The image.
+    pub image: Image,
+    /// Its names in the archive.
+    pub names: Vec<Reference>,
+}
+
+/// Resolves the images named on a `save` command line. A `name:tag` saves that name; a
+/// repository without a tag saves every tag of it (as docker 20.10 does); an ID saves the image
+/// with all its names (docker drops them: moby#50834). The same image named twice is saved once.
+pub fn resolve_for_save(store: &Store, specs: &[String]) -> Result<Vec<SaveItem>> {
+    let all = store.images()?;
+    let mut items: Vec<SaveItem> = Vec::new();
+    for spec in specs {
+        let mut found: Vec<(Image, Vec<Reference>)> = Vec::new();
+        if let Ok(r) = Reference::parse_normalized(spec) {
+            if r.tag().is_none() && r.digest().is_none() {
+                let repo = r.name();
+                for (img, names) in &all {
+                    let tagged: Vec<Reference> =
+                        names.iter().filter(|n| n.name() == repo).cloned().collect();
+                    if !tagged.is_empty() {
+                        found.push((img.clone(), tagged));
+                    }
+                }
+            } else {
+                let key = r.with_default_tag().to_string();
+                for (img, names) in &all {
+                    if let Some(n) = names.iter().find(|n| n.to_string() == key) {
+                        found.push((img.clone(), vec![n.clone()]));
+                    }
+                }
+            }
+        }
+        if found.is_empty() {
+            found.push(store.resolve(spec)?);
+        }
+        for (img, names) in found {
+            match items
+                .iter_mut()
+                .find(|i| i.image.manifest_digest == img.manifest_digest)
+            {
+                Some(i) => i.names.extend(names),
+                None => items.push(SaveItem { image: img, names }),
+            }
+        }
+    }
+    for i in &mut items {
+        i.names.sort_by_key(|n| n.to_string());
+        i.names.dedup_by_key(|n| n.to_string());
+    }
+    // Deterministic order whatever the order of the arguments.
+    items.sort_by_key(|i| {
+        (
+            i.names.first().map(|n| n.to_string()),
+            i.image.id().clone(),
+            i.image.manifest_digest.clone(),
+        )
+    });
+    Ok(items)
+}
+
+/// Writes `items` as one archive to `out`.
+pub fn save<W: Write>(
+    store: &Store,
+    items: &[SaveItem],
+    out: W,
+    opts: &SaveOptions<'_>,
+) -> Result<()> {
+    let noop = |_: u64| {};
+    let progress: &dyn Fn(u64) = opts.progress.unwrap_or(&noop);
+    match opts.compression.unwrap_or(Compression::None) {
+        Compression::None => {
+            let mut w = TarOut::new(out, progress);
+            write_format(store, items, &mut w, opts.format)?;
+            w.finish()?;
+        }
+        Compression::Gzip => {
+            let enc = flate2::GzBuilder::new()
+                .mtime(0)
+                .write(out, flate2::Compression::default());
+            let mut w = TarOut::new(enc, progress);
+            write_format(store, items, &mut w, opts.format)?;
+            let enc = w.finish()?;
+            enc.finish().map_err(write_err)?;
+        }
+        Compression::Zstd => {
+            let enc = zstd::stream::write::Encoder::new(out, zstd::DEFAULT_COMPRESSION_LEVEL)
+                .map_err(write_err)?;
+            let mut w = TarOut::new(enc, progress);
+            write_format(store, items, &mut w, opts.format)?;
+            let enc = w.finish()?;
+            enc.finish().map_err(write_err)?;
+        }
+        other => {
+            return Err(Error::Conflict(format!(
+                "save cannot compress with {other:?}: use gzip or zstd"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn write_err(source: io::Error) -> Error {
+    Error::Write {
+        what: "the archive".into(),
+        source,
+    }
+}
+
+fn write_format<W: Write>(
+    store: &Store,
+    items: &[SaveItem],
+    w: &mut TarOut<'_, W>,
+    format: SaveFormat,
+) -> Result<()> {
+    if items.is_empty() {
+        return Err(Error::Conflict("no images to save".into()));
+    }
+    match format {
+        SaveFormat::Docker | SaveFormat::Oci => {
+            write_layout(store, items, w, format == SaveFormat::Docker)
+        }
+        SaveFormat::DockerLegacy => write_legacy(store, items, w),
+    }
+}
+
+fn write_layout<W: Write>(
+    store: &Store,
+    items: &[SaveItem],
+    w: &mut TarOut<'_, W>,
+    docker: bool,
+) -> Result<()> {
+    // Every blob once, sorted by digest.
+    let mut blobs: BTreeMap<Digest, u64> = BTreeMap::new();
+    for i in items {
+        blobs.insert(
+            i.image.manifest_digest.clone(),
+            i.image.manifest_bytes.len() as u64,
+        );
+        blobs.insert(i.image.id().clone(), i.image.config_bytes.len() as u64);
+        for l in &i.image.manifest.layers {
+            blobs.insert(l.digest.clone(), l.size);
+        }
+    }
+    w.dir("blobs/")?;
+    w.dir("blobs/sha256/")?;
+    for (d, size) in &blobs {
+        let path = format!("blobs/sha256/{}", d.hex());
+        let f = store.open_blob(d)?;
+        w.file_from(
+            &path,
+            0o444,
+            *size,
+            f,
+            &store.blob_path(d).display().to_string(),
+        )?;
+    }
+
+    let mut index = Index::new();
+    let mut manifest_json: Vec<ManifestItem> = Vec::new();
+    let mut repositories: Repositories = BTreeMap::new();
+    for i in items {
+        let desc = Descriptor::new(
+            &i.image.manifest_media_type,
+            i.image.manifest_digest.clone(),
+            i.image.manifest_bytes.len() as u64,
+        );
+        for n in &i.names {
+            let mut d = desc.clone();
+            let ref_name = if docker {
+                n.tag().unwrap_or("latest").to_string()
+            } else {
+                n.to_string()
+            };
+            d.annotations = Some(BTreeMap::from([
+                (ANNOTATION_CONTAINERD_NAME.to_string(), n.to_string()),
+                (ANNOTATION_REF_NAME.to_string(), ref_name),
+            ]));
+            index.manifests.push(d);
+        }
+        if i.names.is_empty() {
+            index.manifests.push(desc);
+        }
+        if docker {
+            manifest_json.push(ManifestItem {
+                config: format!("blobs/sha256/{}", i.image.id().hex()),
+                repo_tags: if i.names.is_empty() {
+                    None
+                } else {
+                    Some(i.names.iter().map(|n| n.familiar()).collect())
+                },
+                layers: i
+                    .image
+                    .manifest
+                    .layers
+                    .iter()
+                    .map(|l| format!("blobs/sha256/{}", l.digest.hex()))
+                    .collect(),
+                parent: None,
+                layer_sources: None,
+            });
+            if let Some(top) = i.image.config.rootfs.diff_ids.last() {
+                for n in &i.names {
+                    repositories.entry(n.familiar_name()).or_default().insert(
+                        n.tag().unwrap_or("latest").to_string(),
+                        top.hex().to_string(),
+                    );
+                }
+            }
+        }
+    }
+    w.bytes(
+        "index.json",
+        0o644,
+        &serde_json::to_vec(&index).expect("index serializes"),
+    )?;
+    if docker {
+        w.bytes(
+            "manifest.json",
+            0o644,
+            &serde_json::to_vec(&manifest_json).expect("manifest.json serializes"),
+        )?;
+    }
+    w.bytes(
+        "oci-layout",
+        0o444,
+        media_type::OCI_LAYOUT_CONTENT.as_bytes(),
+    )?;
+    if docker && !repositories.is_empty() {
+        w.bytes(
+            "repositories",
+            0o644,
+            &serde_json::to_vec(&repositories).expect("repositories serializes"),
+        )?;
+    }
+    Ok(())
+}
+
+fn write_legacy<W: Write>(store: &Store, items: &[SaveItem], w: &mut TarOut<'_, W>) -> Result<()> {
+    // Entries are collected first so they can be written sorted by path.
+    enum Body {
+        Bytes(Vec<u8>),
+        Layer(Descriptor),
+        Link(String),
+        Dir,
+    }
+    let mut entries: BTreeMap<String, Body> = BTreeMap::new();
+    let mut manifest_json = Vec::new();
+    let mut repositories: Repositories = BTreeMap::new();
+    let mut layer_paths: BTreeMap<Digest, String> = BTreeMap::new();
+    for i in items {
+        let cfg_name = format!("{}.json", i.image.id().hex());
+        entries.insert(cfg_name.clone(), Body::Bytes(i.image.config_bytes.clone()));
+        let v1 = legacy::v1_layer_entries(&i.image.config_bytes)
+            .map_err(|e| Error::InvalidArchive(format!("image {}: {e}", i.image.id())))?;
+        if v1.len() != i.image.manifest.layers.len() {
+            return Err(Error::InvalidArchive(format!(
+                "image {}: {} layers but {} diff_ids",
+                i.image.id(),
+                i.image.manifest.layers.len(),
+                v1.len()
+            )));
+        }
+        let mut layers = Vec::new();
+        for ((l, v), diff_id) in i
+            .image
+            .manifest
+            .layers
+            .iter()
+            .zip(&v1)
+            .zip(&i.image.config.rootfs.diff_ids)
+        {
+            let dir = format!("{}/", v.id);
+            let path = format!("{}/layer.tar", v.id);
+            entries.insert(dir, Body::Dir);
+            entries.insert(format!("{}/VERSION", v.id), Body::Bytes(b"1.0".to_vec()));
+            entries.insert(format!("{}/json", v.id), Body::Bytes(v.json.clone()));
+            match layer_paths.get(diff_id) {
+                Some(first) if first != &path => {
+                    entries.insert(path.clone(), Body::Link(format!("../{first}")));
+                }
+                _ => {
+                    layer_paths.insert(diff_id.clone(), path.clone());
+                    entries.insert(path.clone(), Body::Layer(l.clone()));
+                }
+            }
+            layers.push(path);
+        }
+        manifest_json.push(ManifestItem {
+            config: cfg_name,
+            repo_tags: if i.names.is_empty() {
+                None
+            } else {
+                Some(i.names.iter().map(|n| n.familiar()).collect())
+            },
+            layers,
+            parent: None,
+            layer_sources: None,
+        });
+        if let Some(top) = v1.last() {
+            for n in &i.names {
+                repositories
+                    .entry(n.familiar_name())
+                    .or_default()
+                    .insert(n.tag().unwrap_or("latest").to_string(), top.id.clone());
+            }
+        }
+    }
+    entries.insert(
+        "manifest.json".into(),
+        Body::Bytes(serde_json::to_vec(&manifest_json).expect("manifest.json serializes")),
+    );
+    if !repositories.is_empty() {
+        entries.insert(
+            "repositories".into(),
+            Body::Bytes(serde_json::to_vec(&repositories).expect("repositories serializes")),
+        );
+    }
+    for (path, body) in entries {
+        match body {
+            Body::Dir => w.dir(&path)?,
+            Body::Bytes(b) => w.bytes(&path, 0o644, &b)?,
+            Body::Link(t) => w.symlink(&path, &t)?,
+            Body::Layer(desc) => {
+                let what = store.blob_path(&desc.digest).display().to_string();
+                if Compression::of_layer_media_type(&desc.media_type) == Some(Compression::None) {
+                    w.file_from(
+                        &path,
+                        0o644,
+                        desc.size,
+                        store.open_blob(&desc.digest)?,
+                        &what,
+                    )?;
+                } else {
+                    // Old engines want plain layer.tar files: decompress on the way out.
+                    let (_, size) = store.layer_uncompressed(&desc)?;
+                    w.file_from(&path, 0o644, size, store.open_layer(&desc)?, &what)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A minimal deterministic tar writer.
+struct TarOut<'a, W: Write> {
+    out: W,
+    written: u64,
+    progress: &'a dyn Fn(u64),
+}
+
+impl<'a, W: Write> TarOut<'a, W> {
+    fn new(out: W, progress: &'a dyn Fn(u64)) -> Self {
+        TarOut {
+            out,
+            written: 0,
+            progress,
+        }
+    }
+
+    fn header(
+        &mut self,
+        path: &str,
+        kind: tar::EntryType,
+        mode: u32,
+        size: u64,
+        link: Option<&str>,
+    ) -> Result<()> {
+        let mut h = tar::Header::new_ustar();
+        h.set_path(path)
+            .map_err(|e| Error::InvalidArchive(format!("cannot write entry {path}: {e}")))?;
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_size(size);
+        h.set_mtime(0);
+        h.set_uid(0);
+        h.set_gid(0);
+        if let Some(l) = link {
+            h.set_link_name(l)
+                .map_err(|e| Error::InvalidArchive(format!("cannot write link {path}: {e}")))?;
+        }
+        h.set_cksum();
+        self.raw(h.as_bytes())
+    }
+
+    fn raw(&mut self, b: &[u8]) -> Result<()> {
+        self.out.write_all(b).map_err(write_err)?;
+        self.written += b.len() as u64;
+        Ok(())
+    }
+
+    fn pad(&mut self, size: u64) -> Result<()> {
+        let rem = size % BLOCK;
+        if rem != 0 {
+            self.raw(&[0u8; BLOCK as usize][..(BLOCK - rem) as usize])?;
+        }
+        (self.progress)(self.written);
+        Ok(())
+    }
+
+    fn dir(&mut self, path: &str) -> Result<()> {
+        self.header(path, tar::EntryType::Directory, 0o755, 0, None)
+    }
+
+    fn symlink(&mut self, path: &str, target: &str) -> Result<()> {
+        self.header(path, tar::EntryType::Symlink, 0o777, 0, Some(target))
+    }
+
+    fn bytes(&mut self, path: &str, mode: u32, b: &[u8]) -> Result<()> {
+        self.header(path, tar::EntryType::Regular, mode, b.len() as u64, None)?;
+        self.raw(b)?;
+        self.pad(b.len() as u64)
+    }
+
+    fn file_from(
+        &mut self,
+        path: &str,
+        mode: u32,
+        size: u64,
+        src: impl Read,
+        what: &str,
+    ) -> Result<()> {
+        self.header(path, tar::EntryType::Regular, mode, size, None)?;
+        // io::copy uses copy_file_range/sendfile/splice when both ends are files or pipes.
+        let n = io::copy(&mut src.take(size), &mut self.out).map_err(|e| Error::Write {
+            what: format!("the archive (copying {what})"),
+            source: e,
+        })?;
+        if n != size {
+            return Err(Error::Store {
+                root: what.into(),
+                reason: format!(
+                    "{what} has {n} bytes, expected {size}: the store is damaged (run hoist fsck)"
+                ),
+            });
+        }
+        self.written += n;
+        self.pad(size)
+    }
+
+    fn finish(mut self) -> Result<W> {
+        self.raw(&[0u8; 2 * BLOCK as usize])?;
+        self.out.flush().map_err(write_err)?;
+        Ok(self.out)
+    }
+}

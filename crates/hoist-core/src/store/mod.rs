@@ -1,0 +1,556 @@
+//! The image store: an OCI image layout that skopeo and umoci can read, plus hoist's own state.
+//!
+//! ```text
+//! $HOIST_ROOT/
+//!   oci-layout            {"imageLayoutVersion": "1.0.0"}
+//!   index.json            one descriptor per name -> manifest (name in both annotations);
+//!                         untagged images have a descriptor without annotations
+//!   blobs/sha256/<hex>    configs, manifests, layers: exactly the bytes received
+//!   hoist/
+//!     lock                flock: shared while a writer stages blobs, exclusive for gc
+//!     index.lock          flock: exclusive around every read-modify-write of index.json
+//!     tmp/<pid>-<n>/      staging: blobs are written and verified here, fsynced, then renamed
+//!     layers/<hex>        cache: a compressed layer's diff_id and uncompressed size
+//! ```
+//!
+//! Writes are atomic: a blob becomes visible only by `rename` after its digest was checked and
+//! its bytes fsynced; `index.json` is replaced by `rename` under `index.lock`. A crash leaves at
+//! most unreferenced blobs (removed by `gc`) and staging directories (removed by `gc`), never a
+//! half-written image. Readers take no lock: every file they read is complete when it appears.
+
+mod check;
+mod names;
+mod staging;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use hoist_format::Digest;
+use hoist_format::config::ImageConfig;
+use hoist_format::media_type::{self, ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME};
+use hoist_format::oci::{Descriptor, Index, Manifest};
+use hoist_format::reference::Reference;
+
+pub use check::{FsckProblem, FsckReport, GcReport};
+pub use names::RemoveEvent;
+pub use staging::{Staged, Staging};
+
+use crate::error::{Error, IoContext, Result};
+
+/// Largest JSON document (manifest, index, config) hoist reads into memory. Real configs are a
+/// few KiB; the biggest seen in the wild are a few MiB (long histories). A larger "config" is
+/// an attack or a mistake.
+pub const MAX_JSON_SIZE: u64 = 32 * 1024 * 1024;
+
+/// An opened store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+/// A name in the store and the manifest it points to.
+#[derive(Debug, Clone)]
+pub struct StoreEntry {
+    /// The normalized name (`docker.io/library/busybox:latest`), or `None` for untagged images.
+    pub name: Option<Reference>,
+    /// The manifest descriptor as stored in `index.json`.
+    pub descriptor: Descriptor,
+}
+
+/// An image as the store holds it: its manifest and config, both as bytes and parsed.
+#[derive(Debug, Clone)]
+pub struct Image {
+    /// The manifest's digest.
+    pub manifest_digest: Digest,
+    /// The manifest's media type.
+    pub manifest_media_type: String,
+    /// The manifest bytes.
+    pub manifest_bytes: Vec<u8>,
+    /// The parsed manifest.
+    pub manifest: Manifest,
+    /// The config bytes (sha256 = image ID).
+    pub config_bytes: Vec<u8>,
+    /// The parsed config.
+    pub config: ImageConfig,
+}
+
+impl Image {
+    /// The image ID: the config's digest, as docker computes it.
+    pub fn id(&self) -> &Digest {
+        &self.manifest.config.digest
+    }
+
+    /// Sum of the layer blob sizes (what the layers occupy in the store).
+    pub fn layers_size(&self) -> u64 {
+        self.manifest.layers.iter().map(|l| l.size).sum()
+    }
+}
+
+/// A lock held until dropped.
+#[derive(Debug)]
+pub struct LockGuard {
+    file: File,
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        // Unlocking is implicit when the file closes; an explicit unlock error changes nothing.
+        let _ = self.file.unlock();
+    }
+}
+
+impl Store {
+    /// The default root: `$HOIST_ROOT`, else `$XDG_DATA_HOME/hoist`, else `~/.local/share/hoist`.
+    pub fn default_root() -> PathBuf {
+        if let Some(r) = std::env::var_os("HOIST_ROOT").filter(|v| !v.is_empty()) {
+            return PathBuf::from(r);
+        }
+        if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+            return PathBuf::from(x).join("hoist");
+        }
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/"));
+        home.join(".local/share/hoist")
+    }
+
+    /// Opens the store at `root`, creating it on first use.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Store> {
+        let store = Store { root: root.into() };
+        store.init()?;
+        Ok(store)
+    }
+
+    fn init(&self) -> Result<()> {
+        for d in [self.root.join("blobs/sha256"), self.hoist_dir().join("tmp")] {
+            fs::create_dir_all(&d).at(&d)?;
+        }
+        let layout = self.root.join("oci-layout");
+        if !layout.exists() {
+            self.write_atomic(&layout, media_type::OCI_LAYOUT_CONTENT.as_bytes())?;
+        }
+        let index = self.index_path();
+        if !index.exists() {
+            let _lock = self.index_lock()?;
+            if !index.exists() {
+                self.write_atomic(&index, &index_bytes(&Index::new()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The store's root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn hoist_dir(&self) -> PathBuf {
+        self.root.join("hoist")
+    }
+
+    fn index_path(&self) -> PathBuf {
+        self.root.join("index.json")
+    }
+
+    /// Where a blob lives (whether or not it exists).
+    pub fn blob_path(&self, d: &Digest) -> PathBuf {
+        self.root.join("blobs/sha256").join(d.hex())
+    }
+
+    /// Whether the store has a blob.
+    pub fn has_blob(&self, d: &Digest) -> bool {
+        self.blob_path(d).is_file()
+    }
+
+    /// Opens a blob for reading.
+    pub fn open_blob(&self, d: &Digest) -> Result<File> {
+        let p = self.blob_path(d);
+        File::open(&p).at(p)
+    }
+
+    /// Reads a small blob (a JSON document) whole, checking its digest.
+    pub fn read_json_blob(&self, d: &Digest) -> Result<Vec<u8>> {
+        let p = self.blob_path(d);
+        let f = File::open(&p).at(&p)?;
+        let mut bytes = Vec::new();
+        f.take(MAX_JSON_SIZE + 1).read_to_end(&mut bytes).at(&p)?;
+        if bytes.len() as u64 > MAX_JSON_SIZE {
+            return Err(Error::Store {
+                root: self.root.clone(),
+                reason: format!(
+                    "blob {d} is larger than {MAX_JSON_SIZE} bytes; not a JSON document"
+                ),
+            });
+        }
+        let found = Digest::of(&bytes);
+        if &found != d {
+            return Err(Error::DigestMismatch {
+                what: format!("blob {}", p.display()),
+                expected: d.clone(),
+                found,
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Shared lock for writers that stage blobs (so `gc` cannot remove them midway).
+    pub fn ingest_lock(&self) -> Result<LockGuard> {
+        self.lock_file("lock", false)
+    }
+
+    /// Exclusive lock for `gc`: no writer is staging while it runs.
+    pub fn exclusive_lock(&self) -> Result<LockGuard> {
+        self.lock_file("lock", true)
+    }
+
+    fn index_lock(&self) -> Result<LockGuard> {
+        self.lock_file("index.lock", true)
+    }
+
+    fn lock_file(&self, name: &str, exclusive: bool) -> Result<LockGuard> {
+        let p = self.hoist_dir().join(name);
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&p)
+            .at(&p)?;
+        if exclusive {
+            file.lock()
+        } else {
+            file.lock_shared()
+        }
+        .at(&p)?;
+        Ok(LockGuard { file })
+    }
+
+    /// Starts a staging area for new blobs.
+    pub fn staging(&self) -> Result<Staging> {
+        Staging::new(self)
+    }
+
+    /// Writes a small file atomically: temp file in `hoist/tmp`, fsync, rename, fsync dir.
+    pub(crate) fn write_atomic(&self, dest: &Path, bytes: &[u8]) -> Result<()> {
+        let tmpdir = self.hoist_dir().join("tmp");
+        let mut tmp = tempfile_in(&tmpdir)?;
+        tmp.1.write_all(bytes).at(&tmp.0)?;
+        tmp.1.sync_all().at(&tmp.0)?;
+        fs::rename(&tmp.0, dest).at(dest)?;
+        sync_dir(dest.parent().unwrap_or(&self.root))
+    }
+
+    /// Reads `index.json`.
+    pub fn read_index(&self) -> Result<Index> {
+        let p = self.index_path();
+        let bytes = fs::read(&p).at(&p)?;
+        serde_json::from_slice(&bytes).map_err(|source| Error::Json {
+            what: p.display().to_string(),
+            source,
+        })
+    }
+
+    /// Every name (and untagged image) in the store.
+    pub fn entries(&self) -> Result<Vec<StoreEntry>> {
+        Ok(self
+            .read_index()?
+            .manifests
+            .into_iter()
+            .map(entry_of)
+            .collect())
+    }
+
+    /// Changes `index.json` under the index lock: `f` edits the list of entries; the new index
+    /// replaces the old one atomically.
+    pub fn update_index<T>(&self, f: impl FnOnce(&mut Vec<StoreEntry>) -> Result<T>) -> Result<T> {
+        let _lock = self.index_lock()?;
+        let mut index = self.read_index()?;
+        let mut entries: Vec<StoreEntry> = index.manifests.drain(..).map(entry_of).collect();
+        let out = f(&mut entries)?;
+        index.manifests = entries.into_iter().map(|e| descriptor_of(e)).collect();
+        self.write_atomic(&self.index_path(), &index_bytes(&index))?;
+        Ok(out)
+    }
+
+    /// Loads an image by manifest digest.
+    pub fn image(&self, manifest: &Descriptor) -> Result<Image> {
+        let manifest_bytes = self.read_json_blob(&manifest.digest)?;
+        let what = format!("manifest {}", manifest.digest);
+        let parsed: Manifest =
+            serde_json::from_slice(&manifest_bytes).map_err(|source| Error::Json {
+                what: what.clone(),
+                source,
+            })?;
+        let config_bytes = self.read_json_blob(&parsed.config.digest)?;
+        let config = ImageConfig::parse(&config_bytes)
+            .map_err(|e| Error::InvalidArchive(format!("config {}: {e}", parsed.config.digest)))?;
+        Ok(Image {
+            manifest_digest: manifest.digest.clone(),
+            manifest_media_type: manifest.media_type.clone(),
+            manifest_bytes,
+            manifest: parsed,
+            config_bytes,
+            config,
+        })
+    }
+
+    /// All images, each once, with their names (sorted), in a stable order (by first name, then ID).
+    pub fn images(&self) -> Result<Vec<(Image, Vec<Reference>)>> {
+        let mut by_manifest: BTreeMap<Digest, (Descriptor, Vec<Reference>)> = BTreeMap::new();
+        for e in self.entries()? {
+            let slot = by_manifest
+                .entry(e.descriptor.digest.clone())
+                .or_insert_with(|| (e.descriptor.clone(), Vec::new()));
+            if let Some(n) = e.name {
+                slot.1.push(n);
+            }
+        }
+        let mut out = Vec::new();
+        for (_, (desc, mut names)) in by_manifest {
+            names.sort_by_key(|n| n.to_string());
+            names.dedup_by_key(|n| n.to_string());
+            out.push((self.image(&desc)?, names));
+        }
+        Ok(out)
+    }
+
+    /// Finds an image by name (docker's normalization), by full ID, or by a unique ID prefix.
+    /// Names win over ID prefixes, as in docker.
+    pub fn resolve(&self, spec: &str) -> Result<(Image, Vec<Reference>)> {
+        let images = self.images()?;
+        if let Ok(r) = Reference::parse_normalized(spec) {
+            let r = r.with_default_tag();
+            let key = r.to_string();
+            if let Some(found) = images
+                .iter()
+                .find(|(_, names)| names.iter().any(|n| n.to_string() == key))
+            {
+                return Ok(found.clone());
+            }
+        }
+        let prefix = spec.strip_prefix("sha256:").unwrap_or(spec);
+        if !prefix.is_empty() && prefix.len() <= 64 && prefix.bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            let prefix = prefix.to_ascii_lowercase();
+            let mut hits: Vec<&(Image, Vec<Reference>)> = images
+                .iter()
+                .filter(|(img, _)| img.id().hex().starts_with(&prefix))
+                .collect();
+            // One image ID may be reachable through several manifests (e.g. loaded once from a
+            // gzip OCI archive and once from a docker archive); they are the same image to the user.
+            hits.dedup_by_key(|(img, _)| img.id().clone());
+            let mut ids: Vec<String> = hits.iter().map(|(i, _)| i.id().to_string()).collect();
+            ids.sort();
+            ids.dedup();
+            match ids.len() {
+                0 => {}
+                1 => {
+                    let id = hits[0].0.id().clone();
+                    let mut names: Vec<Reference> = images
+                        .iter()
+                        .filter(|(i, _)| i.id() == &id)
+                        .flat_map(|(_, n)| n.iter().cloned())
+                        .collect();
+                    names.sort_by_key(|n| n.to_string());
+                    return Ok((hits[0].0.clone(), names));
+                }
+                _ => {
+                    return Err(Error::AmbiguousId {
+                        prefix: spec.to_string(),
+                        candidates: ids,
+                    });
+                }
+            }
+        }
+        Err(Error::ImageNotFound(spec.to_string()))
+    }
+
+    /// Records a compressed layer's diff_id and uncompressed size.
+    pub fn remember_layer(&self, blob: &Digest, diff_id: &Digest, size: u64) -> Result<()> {
+        let dir = self.hoist_dir().join("layers");
+        fs::create_dir_all(&dir).at(&dir)?;
+        let p = dir.join(blob.hex());
+        if p.exists() {
+            return Ok(());
+        }
+        self.write_atomic(&p, format!("{diff_id} {size}\n").as_bytes())
+    }
+
+    /// A compressed layer's diff_id and uncompressed size, if recorded.
+    pub fn layer_info(&self, blob: &Digest) -> Option<(Digest, u64)> {
+        let text = fs::read_to_string(self.hoist_dir().join("layers").join(blob.hex())).ok()?;
+        let (d, s) = text.trim().split_once(' ')?;
+        Some((Digest::parse(d).ok()?, s.parse().ok()?))
+    }
+
+    /// The uncompressed size and diff_id of a layer blob: from the cache, or by reading it once.
+    pub fn layer_uncompressed(&self, desc: &Descriptor) -> Result<(Digest, u64)> {
+        if let Some(info) = self.layer_info(&desc.digest) {
+            return Ok(info);
+        }
+        let f = self.open_blob(&desc.digest)?;
+        let (_, dec) = crate::compress::auto_decompress(f).at(self.blob_path(&desc.digest))?;
+        let mut h = crate::hashio::HashingReader::new(dec);
+        crate::compress::drain(&mut h).at(self.blob_path(&desc.digest))?;
+        let (d, n, _) = h.finish();
+        self.remember_layer(&desc.digest, &d, n)?;
+        Ok((d, n))
+    }
+
+    /// Opens a layer blob decompressed.
+    pub fn open_layer(&self, desc: &Descriptor) -> Result<Box<dyn Read>> {
+        let f = self.open_blob(&desc.digest)?;
+        let (_, r) = crate::compress::auto_decompress(f).at(self.blob_path(&desc.digest))?;
+        Ok(r)
+    }
+
+    /// Verifies every blob and reference.
+    pub fn fsck(&self) -> Result<FsckReport> {
+        check::fsck(self)
+    }
+
+    /// Removes blobs no name reaches and stale staging directories.
+    pub fn gc(&self) -> Result<GcReport> {
+        check::gc(self)
+    }
+
+    /// Puts `name` on the image whose manifest is `desc`, moving it from any other image (which
+    /// stays in the store untagged if nothing else names it, as docker does). Returns the ID of
+    /// the image the name was taken from, if any.
+    pub fn tag_entries(
+        entries: &mut Vec<StoreEntry>,
+        name: &Reference,
+        desc: &Descriptor,
+        old_ids: &HashMap<Digest, Digest>,
+    ) -> Option<Digest> {
+        let key = name.to_string();
+        let mut moved_from = None;
+        if let Some(pos) = entries
+            .iter()
+            .position(|e| e.name.as_ref().map(|n| n.to_string()) == Some(key.clone()))
+        {
+            let old = entries.remove(pos);
+            if old.descriptor.digest == desc.digest {
+                entries.insert(pos, old);
+                return None;
+            }
+            moved_from = old_ids.get(&old.descriptor.digest).cloned();
+            if !entries
+                .iter()
+                .any(|e| e.descriptor.digest == old.descriptor.digest)
+            {
+                entries.push(StoreEntry {
+                    name: None,
+                    descriptor: strip(&old.descriptor),
+                });
+            }
+        }
+        entries.retain(|e| !(e.name.is_none() && e.descriptor.digest == desc.digest));
+        entries.push(StoreEntry {
+            name: Some(name.clone()),
+            descriptor: strip(desc),
+        });
+        moved_from
+    }
+
+    /// Makes sure an untagged image stays in the store.
+    pub fn keep_untagged(entries: &mut Vec<StoreEntry>, desc: &Descriptor) {
+        if !entries.iter().any(|e| e.descriptor.digest == desc.digest) {
+            entries.push(StoreEntry {
+                name: None,
+                descriptor: strip(desc),
+            });
+        }
+    }
+
+    /// Image IDs (config digests) of the manifests that `entries` reference.
+    pub fn ids_of(&self, entries: &[StoreEntry]) -> Result<HashMap<Digest, Digest>> {
+        let mut out = HashMap::new();
+        for e in entries {
+            if out.contains_key(&e.descriptor.digest)
+                || media_type::is_index(&e.descriptor.media_type)
+            {
+                continue;
+            }
+            let b = self.read_json_blob(&e.descriptor.digest)?;
+            let m: Manifest = serde_json::from_slice(&b).map_err(|source| Error::Json {
+                what: format!("manifest {}", e.descriptor.digest),
+                source,
+            })?;
+            out.insert(e.descriptor.digest.clone(), m.config.digest);
+        }
+        Ok(out)
+    }
+}
+
+fn strip(d: &Descriptor) -> Descriptor {
+    Descriptor::new(&d.media_type, d.digest.clone(), d.size)
+}
+
+fn entry_of(d: Descriptor) -> StoreEntry {
+    let name = d
+        .annotation(ANNOTATION_CONTAINERD_NAME)
+        .or_else(|| d.annotation(ANNOTATION_REF_NAME))
+        .and_then(|n| Reference::parse_normalized(n).ok());
+    StoreEntry {
+        name,
+        descriptor: d,
+    }
+}
+
+fn descriptor_of(e: StoreEntry) -> Descriptor {
+    let mut d = e.descriptor;
+    d.annotations = e.name.map(|n| {
+        let full = n.to_string();
+        BTreeMap::from([
+            (ANNOTATION_CONTAINERD_NAME.to_string(), full.clone()),
+            (ANNOTATION_REF_NAME.to_string(), full),
+        ])
+    });
+    d
+}
+
+/// Serializes the store index with entries sorted (named first by name, then untagged by
+/// digest), so the same store content always gives the same `index.json`.
+fn index_bytes(index: &Index) -> Vec<u8> {
+    let mut index = index.clone();
+    index.manifests.sort_by(|a, b| {
+        let ka = (
+            a.annotation(ANNOTATION_REF_NAME).is_none(),
+            a.annotation(ANNOTATION_REF_NAME).map(str::to_string),
+            a.digest.clone(),
+        );
+        let kb = (
+            b.annotation(ANNOTATION_REF_NAME).is_none(),
+            b.annotation(ANNOTATION_REF_NAME).map(str::to_string),
+            b.digest.clone(),
+        );
+        ka.cmp(&kb)
+    });
+    serde_json::to_vec(&index).expect("an index always serializes")
+}
+
+/// Creates a uniquely named file in `dir`.
+pub(crate) fn tempfile_in(dir: &Path) -> Result<(PathBuf, File)> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    loop {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let p = dir.join(format!(".tmp-{}-{n}-{nanos}", std::process::id()));
+        match fs::OpenOptions::new().write(true).create_new(true).open(&p) {
+            Ok(f) => return Ok((p, f)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(Error::Io { path: p, source: e }),
+        }
+    }
+}
+
+/// fsyncs a directory so a rename in it is durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).at(dir)
+}

@@ -1,0 +1,215 @@
+//! Staging of new blobs: written and hashed in `hoist/tmp/<pid>-<n>/`, made visible by rename.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::PathBuf;
+
+use hoist_format::Digest;
+
+use super::{Store, sync_dir};
+use crate::compress::{self, Compression, IO_BUF_SIZE, Peeked};
+use crate::error::{Error, IoContext, Result};
+use crate::hashio::{HashingReader, HashingWriter, TeeReader};
+
+/// A blob written to the staging area, with what was learned while writing it.
+#[derive(Debug, Clone)]
+pub struct Staged {
+    /// The staged file.
+    pub path: PathBuf,
+    /// sha256 of the bytes.
+    pub digest: Digest,
+    /// Byte count.
+    pub size: u64,
+    /// Compression detected from the first bytes.
+    pub compression: Compression,
+    /// sha256 of the decompressed stream (= `digest` when uncompressed); `None` when the stream
+    /// looked compressed but did not decode (then `decode_error` says why).
+    pub diff_id: Option<Digest>,
+    /// Size of the decompressed stream.
+    pub uncompressed_size: u64,
+    /// Why decoding failed, for the error message if this blob turns out to be a layer.
+    pub decode_error: Option<String>,
+}
+
+/// A staging directory; everything in it is removed when it is dropped.
+#[derive(Debug)]
+pub struct Staging {
+    dir: PathBuf,
+    store: Store,
+    counter: u64,
+}
+
+impl Staging {
+    pub(super) fn new(store: &Store) -> Result<Staging> {
+        let base = store.hoist_dir().join("tmp");
+        let (probe, _) = super::tempfile_in(&base)?;
+        fs::remove_file(&probe).at(&probe)?;
+        let dir = probe.with_file_name(
+            probe
+                .file_name()
+                .map(|n| n.to_string_lossy().replace(".tmp-", "stage-"))
+                .unwrap_or_default(),
+        );
+        fs::create_dir(&dir).at(&dir)?;
+        Ok(Staging {
+            dir,
+            store: store.clone(),
+            counter: 0,
+        })
+    }
+
+    fn next_path(&mut self) -> PathBuf {
+        self.counter += 1;
+        self.dir.join(self.counter.to_string())
+    }
+
+    /// Writes a stream to the staging area, hashing it and, when it looks compressed, hashing
+    /// the decompressed stream too (the diff_id of a layer), in the same single pass.
+    /// `what` names the stream in errors.
+    pub fn stage(&mut self, r: impl Read, what: &str) -> Result<Staged> {
+        let path = self.next_path();
+        let file = File::create(&path).at(&path)?;
+        let mut out = HashingWriter::new(io::BufWriter::with_capacity(IO_BUF_SIZE, file));
+        let read_err = |source| Error::Read {
+            what: what.to_string(),
+            source,
+        };
+        let mut peeked = Peeked::new(r).map_err(read_err)?;
+        let compression = peeked.compression();
+        let (diff_id, uncompressed_size, decode_error) = if compression == Compression::None {
+            copy(&mut peeked, &mut out).map_err(|e| split_io(e, what, &path))?;
+            (None, 0, None)
+        } else {
+            let mut tee = TeeReader::new(peeked, Tagged(&mut out));
+            let decoded = {
+                let mut dec =
+                    HashingReader::new(compress::decoder(compression, &mut tee).map_err(read_err)?);
+                match compress::drain(&mut dec) {
+                    Ok(_) => {
+                        let (d, n, _) = dec.finish();
+                        Ok((d, n))
+                    }
+                    Err(e) => Err(e),
+                }
+            };
+            // Whatever the decoder did not consume (data after the compressed stream) is part
+            // of the blob too.
+            let (mut rest, _) = tee.into_inner();
+            copy(&mut rest, &mut out).map_err(|e| split_io(e, what, &path))?;
+            match decoded {
+                Ok((d, n)) => (Some(d), n, None),
+                Err(e) if is_write_side(&e) => return Err(Error::Io { path, source: e }),
+                Err(e) => (None, 0, Some(e.to_string())),
+            }
+        };
+        let (digest, size, w) = out.finish();
+        w.into_inner().map_err(|e| e.into_error()).at(&path)?;
+        let (diff_id, uncompressed_size) = match compression {
+            Compression::None => (Some(digest.clone()), size),
+            _ => (diff_id, uncompressed_size),
+        };
+        Ok(Staged {
+            path,
+            digest,
+            size,
+            compression,
+            diff_id,
+            uncompressed_size,
+            decode_error,
+        })
+    }
+
+    /// Stages bytes already in memory (configs, synthesized manifests).
+    pub fn stage_bytes(&mut self, bytes: &[u8]) -> Result<Staged> {
+        self.stage(bytes, "in-memory document")
+    }
+
+    /// Makes staged blobs visible in the store: fsync each, rename into `blobs/sha256/`, fsync
+    /// the directory. Blobs the store already has are left as they are.
+    pub fn commit<'a>(&self, blobs: impl IntoIterator<Item = &'a Staged>) -> Result<()> {
+        let mut renamed = false;
+        for s in blobs {
+            let dest = self.store.blob_path(&s.digest);
+            if dest.exists() || !s.path.exists() {
+                continue;
+            }
+            File::open(&s.path).and_then(|f| f.sync_all()).at(&s.path)?;
+            fs::rename(&s.path, &dest).at(&dest)?;
+            renamed = true;
+        }
+        if renamed {
+            sync_dir(&self.store.root.join("blobs/sha256"))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        // Best effort: a leftover staging dir is harmless and `gc` removes it.
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Marker for errors from the writing side of a copy, so they are not mistaken for bad input.
+#[derive(Debug)]
+struct WriteSide(io::Error);
+
+impl std::fmt::Display for WriteSide {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for WriteSide {}
+
+fn is_write_side(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|i| i.is::<WriteSide>())
+}
+
+fn split_io(e: io::Error, what: &str, path: &std::path::Path) -> Error {
+    if is_write_side(&e) {
+        Error::Io {
+            path: path.to_path_buf(),
+            source: e,
+        }
+    } else {
+        Error::Read {
+            what: what.to_string(),
+            source: e,
+        }
+    }
+}
+
+/// A writer that tags its errors as [`WriteSide`].
+struct Tagged<W>(W);
+
+impl<W: Write> Write for Tagged<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0
+            .write(buf)
+            .map_err(|e| io::Error::new(e.kind(), WriteSide(e)))
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0
+            .flush()
+            .map_err(|e| io::Error::new(e.kind(), WriteSide(e)))
+    }
+}
+
+/// Copies with a large buffer, tagging write errors so callers can tell them from read errors.
+fn copy(r: &mut dyn Read, w: &mut dyn Write) -> io::Result<u64> {
+    let mut buf = vec![0u8; IO_BUF_SIZE];
+    let mut total = 0;
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        w.write_all(&buf[..n])
+            .map_err(|e| io::Error::new(e.kind(), WriteSide(e)))?;
+        total += n as u64;
+    }
+}

@@ -1,0 +1,57 @@
+//! The command line: global options and the subcommands (one module each in `commands/`).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::commands;
+
+/// Daemonless container images: save, load, export, import, and the store behind them.
+///
+/// hoist reads and writes the archives of docker, podman, skopeo, containerd and umoci
+/// byte-compatibly, with no daemon. Images live in a store that is itself an OCI image
+/// layout (default: $XDG_DATA_HOME/hoist, else ~/.local/share/hoist; override with --root
+/// or $HOIST_ROOT).
+#[derive(Debug, Parser)]
+#[command(
+    name = "hoist",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// The store directory [default: $HOIST_ROOT, else $XDG_DATA_HOME/hoist, else ~/.local/share/hoist]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Print only what is data (IDs, archives), no progress or informational lines
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
+    /// The command to run
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// hoist's commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load images from an archive (docker, docker 25+/containerd, OCI, legacy v1; compressed or not)
+    Load(commands::load::Args),
+    /// Save images to one archive (docker 25+ shape by default)
+    Save(commands::save::Args),
+    /// List images
+    Images(commands::images::Args),
+    /// Give an image another name
+    Tag(commands::tag::Args),
+    /// Remove image names (the blobs are freed by `hoist gc`)
+    Rmi(commands::rmi::Args),
+    /// Show images as JSON, shaped like `docker inspect`
+    Inspect(commands::inspect::Args),
+    /// Show the history of an image
+    History(commands::history::Args),
+    /// Verify every blob and reference of the store
+    Fsck(commands::fsck::Args),
+    /// Remove blobs that no image uses any more
+    Gc(commands::gc::Args),
+    /// Print a shell completion script
+    Completions(commands::completions::Args),
+}

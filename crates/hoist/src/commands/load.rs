@@ -1,0 +1,91 @@
+//! `hoist load`.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use hoist_core::archive::{self, LoadOptions};
+use hoist_format::platform::Platform;
+use hoist_format::reference::Reference;
+
+use super::Ctx;
+use crate::ui::progress::Progress;
+
+/// Load images from an archive file, an OCI layout directory, or stdin.
+///
+/// The format is detected from the content: docker legacy v1, docker `manifest.json` archives
+/// (docker 1.10-24, skopeo, kaniko, crane), docker 25+ / containerd archives, OCI archives and
+/// OCI layout directories. The whole input may be gzip, zstd, xz or bzip2 compressed. Every
+/// blob and layer is verified; on any error the store is left exactly as it was.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Read from FILE or directory instead of stdin ("-" is stdin)
+    #[arg(short, long, value_name = "FILE|DIR|-")]
+    pub input: Option<PathBuf>,
+    /// Name the loaded image NAME[:TAG] instead of the names in the archive (repeatable;
+    /// with several images in the archive, give one per image, in archive order)
+    #[arg(short, long = "tag", value_name = "NAME[:TAG]")]
+    pub tags: Vec<String>,
+    /// Choose this platform from multi-platform archives and skip images of other platforms
+    /// [default: the host's, for multi-platform indexes only]
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<String>,
+}
+
+/// Runs `hoist load`.
+pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
+    let tags = args
+        .tags
+        .iter()
+        .map(|t| {
+            Reference::parse_normalized(t)
+                .map(Reference::with_default_tag)
+                .with_context(|| format!("invalid --tag {t:?}"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let platform = args.platform.as_deref().map(Platform::parse).transpose()?;
+    let store = ctx.store()?;
+    let bar = Progress::bytes(ctx.quiet, "Loading");
+    let cb = |n: u64| bar.set(n);
+    let opts = LoadOptions {
+        tags,
+        platform,
+        progress: Some(&cb),
+    };
+    let report = match args.input.as_deref() {
+        Some(p) if p.as_os_str() != "-" => if p.is_dir() {
+            archive::load_dir(&store, p, &opts)
+        } else {
+            let f = std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?;
+            bar.set_total(f.metadata().map(|m| m.len()).ok());
+            archive::load(&store, f, &opts)
+        }
+        .with_context(|| format!("loading {}", p.display()))?,
+        _ => {
+            let stdin = std::io::stdin();
+            if stdin.is_terminal() {
+                bail!("requested load from stdin, but stdin is a terminal: use -i FILE or a pipe");
+            }
+            archive::load(&store, stdin.lock(), &opts).context("loading from stdin")?
+        }
+    };
+    bar.finish();
+    let mut out = std::io::stdout().lock();
+    for img in &report.images {
+        for (name, old) in &img.moved {
+            writeln!(
+                out,
+                "The image {} already exists, renaming the old one with ID {} to empty string",
+                name.familiar(),
+                old
+            )?;
+        }
+        if img.names.is_empty() {
+            writeln!(out, "Loaded image ID: {}", img.id)?;
+        }
+        for n in &img.names {
+            writeln!(out, "Loaded image: {}", n.familiar())?;
+        }
+    }
+    Ok(())
+}
