@@ -1,5 +1,2585 @@
-//! Placeholder: the streaming flattener is being written.
-/// Placeholder error.
+//! Streaming flattener: merges an image's layer tars into one flat tar, the way
+//! `docker export` shows a container's root filesystem, without extracting anything.
+//!
+//! # How it works
+//!
+//! 1. **Scan** ([`final_tree`]): every layer's headers are read bottom-up (contents are skipped)
+//!    and applied to an in-memory metadata tree: path → node, hard links share an inode. The
+//!    result is a [`FinalTree`]: every surviving entry with its final metadata and the layer
+//!    entry that supplies its content, plus per-layer facts ([`LayerFacts`]).
+//! 2. **Write** ([`write_flat`]): directories are written first (depth-first, children sorted by
+//!    name), then every other inode in the order its content appears in the layers, each under
+//!    its smallest surviving path, followed by its other paths as hard links to it. File
+//!    contents are copied straight from a second, bottom-up read of the layers, so memory
+//!    depends on the number of entries, never on their sizes.
+//!
+//! # Layer semantics
+//!
+//! These follow the OCI image-spec `layer.md` and moby's `UnpackLayer`:
+//!
+//! - names are normalized (`./`, leading `/`, `//`, `a/../b`); a name that climbs out of the
+//!   root is refused;
+//! - an entry over an existing path unlinks and recreates it, except a directory over a
+//!   directory, which merges (the new entry's attributes win, xattrs are merged as `lsetxattr`
+//!   would);
+//! - `.wh.<name>` hides a lower-layer path (and everything below it); `.wh..wh..opq` hides
+//!   every lower-layer child of its directory, wherever it sits in the layer. Whiteouts never
+//!   hide entries of their own layer. A whiteout whose parent is missing or not a directory does
+//!   nothing;
+//! - `.wh.`, `.wh..` and `.wh...` are refused; other `.wh..wh.*` AUFS metadata is skipped, but
+//!   regular files in a top-level `.wh..wh.plnk/` serve as targets of hard links into it;
+//! - intermediate path components that are symlinks are followed inside the tree (absolute
+//!   targets start at the root, `..` stops at the root), as applying a layer in a chroot does;
+//!   the last component is never followed;
+//! - a hard link shares the inode of its target (which must exist at that point); as in moby,
+//!   the link header's owner, mode, mtime and xattrs are applied to that inode (mode and mtime
+//!   only when the target is not a symlink). Its content stays that of the entry that created
+//!   the inode, even when the target's path is later deleted or replaced;
+//! - duplicate paths in one layer: the last one wins;
+//! - parent directories no layer mentions are "implied": they appear in the tree (with
+//!   [`FinalEntry::source`] `None`) but are not written, so extractors create them.
+//!
+//! # Output format
+//!
+//! POSIX ustar headers with PAX extended records (`x`) only where a value does not fit: long
+//! names and link names, uid/gid ≥ 2^21, long uname/gname, sizes ≥ 8 GiB, negative, huge or
+//! sub-second mtimes, and xattrs (`SCHILY.xattr.*`). Owner ids and names, modes (including
+//! setuid, setgid, sticky) and mtimes are kept as the layers say. Directory names end in `/`,
+//! no name has a `./` prefix. The archive ends with exactly two zero blocks. The same layers
+//! always give the same bytes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+
+use hoist_format::whiteout::{Whiteout, classify};
+
+/// Tar block size.
+const BLOCK: usize = 512;
+/// Largest value an octal field of 8 bytes (7 digits + NUL) holds.
+const MAX_OCTAL_7: u64 = 0o7_777_777;
+/// Largest value an octal field of 12 bytes (11 digits + NUL) holds.
+const MAX_OCTAL_11: u64 = 0o77_777_777_777;
+/// Upper bound for the content of one PAX or GNU long-name header. Real ones are a few
+/// hundred bytes; xattrs can be larger (ACLs) but nowhere near this. Bounds memory on
+/// malicious input.
+const MAX_META_SIZE: u64 = 16 << 20;
+/// Symlinks followed while resolving one path, as Linux's `MAXSYMLINKS`.
+const MAX_SYMLINKS: u32 = 40;
+/// Buffer around layer streams: headers are read 512 bytes at a time.
+const READ_BUF: usize = 128 << 10;
+/// Chunk size when copying file contents.
+const COPY_BUF: usize = 64 << 10;
+/// Buffer around the output stream.
+const WRITE_BUF: usize = 128 << 10;
+
+/// The decompressed layer tars of one image, base layer first.
+///
+/// [`flatten`] opens every layer twice (once to scan headers, once to copy contents), so
+/// both openings must yield the same bytes.
+pub trait LayerSource {
+    /// Number of layers.
+    fn layer_count(&self) -> usize;
+    /// Opens layer `index` (0 = base) as an uncompressed tar stream.
+    fn open_layer(&self, index: usize) -> io::Result<Box<dyn Read + '_>>;
+}
+
+/// Layers held in memory (handy for tests and small images).
+impl<T: AsRef<[u8]>> LayerSource for [T] {
+    fn layer_count(&self) -> usize {
+        self.len()
+    }
+    fn open_layer(&self, index: usize) -> io::Result<Box<dyn Read + '_>> {
+        Ok(Box::new(self[index].as_ref()))
+    }
+}
+
+/// Which pass a [`Progress`] report belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Pass {
+    /// Reading headers to compute the final tree.
+    Scan,
+    /// Writing the flat tar.
+    Write,
+}
+
+/// Progress report: `pass` starts on `layer` (of `layers`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Progress {
+    /// The pass.
+    pub pass: Pass,
+    /// Layer about to be read, 0 = base.
+    pub layer: usize,
+    /// Number of layers.
+    pub layers: usize,
+}
+
+/// Options of [`flatten`] and [`final_tree`].
+#[derive(Default)]
+#[non_exhaustive]
+pub struct FlattenOptions<'a> {
+    /// Called when a pass starts reading a layer.
+    pub progress: Option<&'a dyn Fn(Progress)>,
+}
+
+impl<'a> FlattenOptions<'a> {
+    /// Options with a progress callback.
+    pub fn with_progress(progress: &'a dyn Fn(Progress)) -> Self {
+        FlattenOptions {
+            progress: Some(progress),
+        }
+    }
+
+    fn report(&self, pass: Pass, layer: usize, layers: usize) {
+        if let Some(p) = self.progress {
+            p(Progress {
+                pass,
+                layer,
+                layers,
+            });
+        }
+    }
+}
+
+impl fmt::Debug for FlattenOptions<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FlattenOptions")
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
+}
+
+/// What [`flatten`] wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FlattenStats {
+    /// Entries written (PAX headers not counted).
+    pub entries: u64,
+    /// Bytes of regular-file content written.
+    pub content_bytes: u64,
+    /// Total bytes of the output tar.
+    pub tar_bytes: u64,
+}
+
+/// Why flattening failed. Paths are shown lossily as UTF-8.
 #[derive(Debug, thiserror::Error)]
-#[error("flatten")]
-pub struct FlattenError;
+#[non_exhaustive]
+pub enum FlattenError {
+    /// A layer could not be opened.
+    #[error("layer {layer}: cannot open: {source}")]
+    Open {
+        /// Layer index (0 = base).
+        layer: usize,
+        /// The cause.
+        source: io::Error,
+    },
+    /// Reading a layer failed (I/O error or truncated stream).
+    #[error("layer {layer}: read error at entry {index}: {source}")]
+    Read {
+        /// Layer index.
+        layer: usize,
+        /// Index of the entry being read.
+        index: u64,
+        /// The cause.
+        source: io::Error,
+    },
+    /// A layer is not a valid tar stream.
+    #[error("layer {layer}: entry {index}: malformed tar: {reason}")]
+    Malformed {
+        /// Layer index.
+        layer: usize,
+        /// Index of the entry.
+        index: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An entry name or hard link target leaves the root (`../x`).
+    #[error("layer {layer}: entry {index} {path:?}: {what} {name:?} escapes the root")]
+    Escape {
+        /// Layer index.
+        layer: usize,
+        /// Index of the entry.
+        index: u64,
+        /// The entry's name as written in the layer.
+        path: String,
+        /// `"name"` or `"hard link target"`.
+        what: &'static str,
+        /// The offending name.
+        name: String,
+    },
+    /// A whiteout name that moby refuses (`.wh.`, `.wh..`, `.wh...`) or a path below one.
+    #[error("layer {layer}: entry {index} {path:?}: invalid whiteout name")]
+    InvalidWhiteout {
+        /// Layer index.
+        layer: usize,
+        /// Index of the entry.
+        index: u64,
+        /// The entry's name.
+        path: String,
+    },
+    /// An entry type hoist cannot flatten (sparse files, volume labels, …).
+    #[error("layer {layer}: entry {index} {path:?}: unsupported entry type {typeflag:?}")]
+    Unsupported {
+        /// Layer index.
+        layer: usize,
+        /// Index of the entry.
+        index: u64,
+        /// The entry's name.
+        path: String,
+        /// The type flag (or a description such as `GNU.sparse`).
+        typeflag: String,
+    },
+    /// A hard link whose target does not exist (yet) or is a directory.
+    #[error("layer {layer}: entry {index} {path:?}: hard link target {target:?} {reason}")]
+    HardlinkTarget {
+        /// Layer index.
+        layer: usize,
+        /// Index of the entry.
+        index: u64,
+        /// The link's name.
+        path: String,
+        /// The target as written.
+        target: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A parent component of an entry is an existing non-directory, or a dangling symlink.
+    #[error("layer {layer}: entry {index} {path:?}: a parent is not a directory")]
+    NotADirectory {
+        /// Layer index.
+        layer: usize,
+        /// Index of the entry.
+        index: u64,
+        /// The entry's name.
+        path: String,
+    },
+    /// Too many symlinks while resolving a parent.
+    #[error("layer {layer}: entry {index} {path:?}: too many levels of symbolic links")]
+    SymlinkLoop {
+        /// Layer index.
+        layer: usize,
+        /// Index of the entry.
+        index: u64,
+        /// The entry's name.
+        path: String,
+    },
+    /// The second reading of a layer differs from the first one.
+    #[error("layer {layer}: entry {index} differs between the two reads of the layer")]
+    LayerChanged {
+        /// Layer index.
+        layer: usize,
+        /// Index of the entry.
+        index: u64,
+    },
+    /// Writing the output failed.
+    #[error("writing the flat tar: {0}")]
+    Write(#[source] io::Error),
+}
+
+/// Identifies one entry of one layer: `index` counts the layer's entries from 0, PAX and GNU
+/// long-name headers folded into the entry they describe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EntryId {
+    /// Layer index, 0 = base.
+    pub layer: usize,
+    /// Entry index inside the layer.
+    pub index: u64,
+}
+
+/// A modification time: `seconds` since the epoch (floored) plus `nanos` (0..1e9).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Mtime {
+    /// Whole seconds, rounded towards negative infinity.
+    pub seconds: i64,
+    /// Nanoseconds past `seconds`.
+    pub nanos: u32,
+}
+
+/// Metadata of a final entry, as the layers say.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Metadata {
+    /// Permission bits including setuid, setgid and sticky (`& 0o7777`).
+    pub mode: u32,
+    /// Owner id.
+    pub uid: u64,
+    /// Group id.
+    pub gid: u64,
+    /// Owner name (may be empty).
+    pub uname: Vec<u8>,
+    /// Group name (may be empty).
+    pub gname: Vec<u8>,
+    /// Modification time.
+    pub mtime: Mtime,
+    /// Extended attributes (`SCHILY.xattr.<name>`), sorted by name.
+    pub xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// What a final entry is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FinalKind {
+    /// A directory.
+    Directory,
+    /// A regular file of `size` bytes.
+    Regular {
+        /// Content size.
+        size: u64,
+    },
+    /// Another name of the inode written earlier under `target` (a regular file, symlink,
+    /// device or fifo).
+    HardLink {
+        /// The inode's primary (smallest) path.
+        target: Vec<u8>,
+    },
+    /// A symbolic link.
+    Symlink {
+        /// The link target, verbatim.
+        target: Vec<u8>,
+    },
+    /// A character device.
+    CharDevice {
+        /// Major number.
+        major: u32,
+        /// Minor number.
+        minor: u32,
+    },
+    /// A block device.
+    BlockDevice {
+        /// Major number.
+        major: u32,
+        /// Minor number.
+        minor: u32,
+    },
+    /// A named pipe.
+    Fifo,
+}
+
+/// One path of the merged filesystem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FinalEntry {
+    /// Normalized path: no leading `/` or `./`, no trailing `/`.
+    pub path: Vec<u8>,
+    /// The entry type.
+    pub kind: FinalKind,
+    /// Final metadata.
+    pub meta: Metadata,
+    /// The layer entry that supplies the content (regular files, hard links: the entry that
+    /// created the inode) or the attributes (directories: the last entry that wrote them);
+    /// `None` for an implied directory, which no layer mentions and which is not written.
+    pub source: Option<EntryId>,
+}
+
+/// A regular-file entry whose content does not reach the final tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HiddenFile {
+    /// Entry index inside its layer.
+    pub index: u64,
+    /// The entry's normalized path.
+    pub path: Vec<u8>,
+    /// Content size (wasted bytes).
+    pub size: u64,
+    /// The layer whose entries removed or replaced the file's last path (may be its own
+    /// layer, for duplicates).
+    pub by_layer: usize,
+}
+
+/// What one layer did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LayerFacts {
+    /// Entries read (PAX and GNU long-name headers folded in).
+    pub entries: u64,
+    /// Entries that created a path that did not exist before.
+    pub added: u64,
+    /// Entries that replaced or merged into an existing path.
+    pub modified: u64,
+    /// Whiteout and opaque entries.
+    pub whiteouts: u64,
+    /// Paths (of lower layers) removed by this layer's whiteouts and opaque markers,
+    /// descendants included.
+    pub removed: u64,
+    /// Entries ignored: the root directory, AUFS metadata, PAX global headers.
+    pub skipped: u64,
+    /// Regular files of this layer whose content is not in the final tree.
+    pub hidden: Vec<HiddenFile>,
+}
+
+/// The merged filesystem of an image, computed from headers only.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FinalTree {
+    /// Every path, in output order: directories first (depth-first, children sorted by
+    /// name bytes), then every other inode in content order (by [`EntryId`]), each under its
+    /// smallest path followed by its other paths as [`FinalKind::HardLink`]s.
+    pub entries: Vec<FinalEntry>,
+    /// Per-layer facts, base first.
+    pub layers: Vec<LayerFacts>,
+}
+
+/// Flattens `layers` into one tar written to `out`.
+///
+/// Reads every layer twice; see the [module docs](self) for the semantics and the format.
+pub fn flatten(
+    layers: &(impl LayerSource + ?Sized),
+    out: impl Write,
+    opts: &FlattenOptions<'_>,
+) -> Result<FlattenStats, FlattenError> {
+    let tree = final_tree(layers, opts)?;
+    write_flat(layers, &tree, out, opts)
+}
+
+/// Computes the merged filesystem of `layers` from their headers (contents are skipped).
+pub fn final_tree(
+    layers: &(impl LayerSource + ?Sized),
+    opts: &FlattenOptions<'_>,
+) -> Result<FinalTree, FlattenError> {
+    let count = layers.layer_count();
+    let mut fs = Fs::new();
+    let mut facts = Vec::with_capacity(count);
+    for layer in 0..count {
+        opts.report(Pass::Scan, layer, count);
+        let stream = layers
+            .open_layer(layer)
+            .map_err(|source| FlattenError::Open { layer, source })?;
+        let mut reader = TarReader::new(BufReader::with_capacity(READ_BUF, stream), layer);
+        fs.begin_layer(layer);
+        while let Some(entry) = reader.next_entry()? {
+            fs.apply(&entry)?;
+            reader.skip_content()?;
+        }
+        fs.end_layer();
+        facts.push(std::mem::take(&mut fs.facts));
+    }
+    fs.finish(facts)
+}
+
+/// Writes the flat tar of `tree` (computed by [`final_tree`] from the same `layers`),
+/// reading file contents from `layers`.
+pub fn write_flat(
+    layers: &(impl LayerSource + ?Sized),
+    tree: &FinalTree,
+    out: impl Write,
+    opts: &FlattenOptions<'_>,
+) -> Result<FlattenStats, FlattenError> {
+    let mut w = TarWriter {
+        out: BufWriter::with_capacity(WRITE_BUF, out),
+        stats: FlattenStats::default(),
+    };
+    let first_other = tree
+        .entries
+        .iter()
+        .position(|e| e.kind != FinalKind::Directory)
+        .unwrap_or(tree.entries.len());
+    for e in &tree.entries[..first_other] {
+        if e.source.is_some() {
+            w.header(e).map_err(FlattenError::Write)?;
+        }
+    }
+    let rest = &tree.entries[first_other..];
+    let count = layers.layer_count();
+    let mut i = 0;
+    while i < rest.len() {
+        let layer = rest[i].source.map_or(usize::MAX, |s| s.layer);
+        let end = i + rest[i..]
+            .iter()
+            .take_while(|e| e.source.map_or(usize::MAX, |s| s.layer) == layer)
+            .count();
+        let group = &rest[i..end];
+        i = end;
+        let needs_content = group
+            .iter()
+            .any(|e| matches!(e.kind, FinalKind::Regular { size } if size > 0));
+        if !needs_content {
+            for e in group {
+                w.header(e).map_err(FlattenError::Write)?;
+            }
+            continue;
+        }
+        opts.report(Pass::Write, layer, count);
+        let stream = layers
+            .open_layer(layer)
+            .map_err(|source| FlattenError::Open { layer, source })?;
+        let mut reader = TarReader::new(BufReader::with_capacity(READ_BUF, stream), layer);
+        for e in group {
+            let Some(source) = e.source else { continue };
+            match e.kind {
+                FinalKind::Regular { size } if size > 0 => {
+                    // Advance to the entry that holds the content.
+                    loop {
+                        let entry = reader.next_entry()?;
+                        let Some(entry) = entry else {
+                            return Err(FlattenError::LayerChanged {
+                                layer,
+                                index: source.index,
+                            });
+                        };
+                        if entry.index == source.index {
+                            if entry.content_size() != Some(size) {
+                                return Err(FlattenError::LayerChanged {
+                                    layer,
+                                    index: source.index,
+                                });
+                            }
+                            break;
+                        }
+                        reader.skip_content()?;
+                    }
+                    w.header(e).map_err(FlattenError::Write)?;
+                    w.content(&mut reader, size)?;
+                }
+                _ => w.header(e).map_err(FlattenError::Write)?,
+            }
+        }
+    }
+    w.finish().map_err(FlattenError::Write)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading tar streams.
+// ---------------------------------------------------------------------------------------------
+
+/// One tar entry, extension headers applied.
+#[derive(Debug)]
+struct RawEntry {
+    layer: usize,
+    index: u64,
+    path: Vec<u8>,
+    link: Vec<u8>,
+    typeflag: u8,
+    meta: Metadata,
+    /// Bytes of data following the header (0 for header-only types).
+    size: u64,
+    devmajor: u32,
+    devminor: u32,
+    sparse: bool,
+}
+
+impl RawEntry {
+    fn is_regular(&self) -> bool {
+        matches!(self.typeflag, b'0' | b'7') || (self.typeflag == 0 && !self.path.ends_with(b"/"))
+    }
+
+    fn is_dir(&self) -> bool {
+        self.typeflag == b'5' || (self.typeflag == 0 && self.path.ends_with(b"/"))
+    }
+
+    /// Content size of a regular file.
+    fn content_size(&self) -> Option<u64> {
+        self.is_regular().then_some(self.size)
+    }
+
+    fn display(&self) -> String {
+        String::from_utf8_lossy(&self.path).into_owned()
+    }
+}
+
+/// A minimal streaming tar reader: ustar, GNU and PAX headers, binary-safe PAX records.
+///
+/// The `tar` crate's PAX parser splits records at newlines, which breaks binary xattr values,
+/// and its raw mode ignores PAX sizes, hence this reader.
+struct TarReader<R> {
+    r: R,
+    layer: usize,
+    next_index: u64,
+    /// Unread bytes of the current entry's data plus padding.
+    pending: u64,
+    done: bool,
+}
+
+fn parse_octal(field: &[u8]) -> Option<u64> {
+    if field.first().is_some_and(|b| b & 0x80 != 0) {
+        // GNU base-256; a set 0x40 bit means negative, which no field we read allows.
+        if field[0] & 0x40 != 0 {
+            return None;
+        }
+        let mut v: u64 = u64::from(field[0] & 0x3f);
+        for &b in &field[1..] {
+            v = v.checked_mul(256)?.checked_add(u64::from(b))?;
+        }
+        return Some(v);
+    }
+    let s: &[u8] = {
+        let start = field
+            .iter()
+            .position(|&b| b != b' ' && b != 0)
+            .unwrap_or(field.len());
+        let rest = &field[start..];
+        let end = rest
+            .iter()
+            .position(|&b| b == b' ' || b == 0)
+            .unwrap_or(rest.len());
+        &rest[..end]
+    };
+    let mut v: u64 = 0;
+    for &b in s {
+        if !(b'0'..=b'7').contains(&b) {
+            return None;
+        }
+        v = v.checked_mul(8)?.checked_add(u64::from(b - b'0'))?;
+    }
+    Some(v)
+}
+
+/// Signed numeric field (mtime): octal or GNU base-256 (two's complement), as Go's reader.
+fn parse_signed(field: &[u8]) -> Option<i64> {
+    if field.first().is_some_and(|b| b & 0x80 != 0) {
+        let inv: u8 = if field[0] & 0x40 != 0 { 0xff } else { 0 };
+        let mut x: u64 = 0;
+        for (i, &c) in field.iter().enumerate() {
+            let mut c = c ^ inv;
+            if i == 0 {
+                c &= 0x7f;
+            }
+            if x >> 56 > 0 {
+                return None;
+            }
+            x = x << 8 | u64::from(c);
+        }
+        if x >> 63 > 0 {
+            return None;
+        }
+        return Some(if inv == 0xff { !(x as i64) } else { x as i64 });
+    }
+    parse_octal(field).and_then(|v| i64::try_from(v).ok())
+}
+
+fn cstr(field: &[u8]) -> &[u8] {
+    let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
+    &field[..end]
+}
+
+/// Parses a PAX time value (`[-]secs[.frac]`).
+fn parse_pax_time(v: &[u8]) -> Option<Mtime> {
+    let s = std::str::from_utf8(v).ok()?;
+    let (neg, s) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s),
+    };
+    let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
+    if whole.is_empty()
+        || !whole.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let secs: i64 = whole.parse().ok()?;
+    let mut nanos: u32 = 0;
+    for (i, b) in frac.bytes().take(9).enumerate() {
+        nanos += u32::from(b - b'0') * 10u32.pow(8 - i as u32);
+    }
+    if !neg {
+        return Some(Mtime {
+            seconds: secs,
+            nanos,
+        });
+    }
+    if nanos == 0 {
+        Some(Mtime {
+            seconds: -secs,
+            nanos: 0,
+        })
+    } else {
+        Some(Mtime {
+            seconds: -secs - 1,
+            nanos: 1_000_000_000 - nanos,
+        })
+    }
+}
+
+/// Parses PAX records (`"<len> <key>=<value>\n"`), by declared length (binary-safe).
+/// PAX records (or xattrs): key, value.
+type Records = Vec<(Vec<u8>, Vec<u8>)>;
+
+fn parse_pax(mut data: &[u8]) -> Result<Records, String> {
+    let mut out = Vec::new();
+    while !data.is_empty() {
+        if data.iter().all(|&b| b == 0) {
+            break; // trailing NUL padding some writers leave
+        }
+        let sp = data
+            .iter()
+            .position(|&b| b == b' ')
+            .ok_or("PAX record without length")?;
+        let len: usize = std::str::from_utf8(&data[..sp])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or("bad PAX record length")?;
+        if len <= sp + 1 || len > data.len() || data[len - 1] != b'\n' {
+            return Err("bad PAX record length".into());
+        }
+        let rec = &data[sp + 1..len - 1];
+        let eq = rec
+            .iter()
+            .position(|&b| b == b'=')
+            .ok_or("PAX record without '='")?;
+        out.push((rec[..eq].to_vec(), rec[eq + 1..].to_vec()));
+        data = &data[len..];
+    }
+    Ok(out)
+}
+
+impl<R: Read> TarReader<R> {
+    fn new(r: R, layer: usize) -> Self {
+        TarReader {
+            r,
+            layer,
+            next_index: 0,
+            pending: 0,
+            done: false,
+        }
+    }
+
+    fn malformed(&self, reason: impl Into<String>) -> FlattenError {
+        FlattenError::Malformed {
+            layer: self.layer,
+            index: self.next_index,
+            reason: reason.into(),
+        }
+    }
+
+    fn io(&self, source: io::Error) -> FlattenError {
+        FlattenError::Read {
+            layer: self.layer,
+            index: self.next_index,
+            source,
+        }
+    }
+
+    /// Reads one block; `Ok(false)` at a clean end of stream.
+    fn block(&mut self, buf: &mut [u8; BLOCK]) -> Result<bool, FlattenError> {
+        let mut got = 0;
+        while got < BLOCK {
+            match self.r.read(&mut buf[got..]) {
+                Ok(0) if got == 0 => return Ok(false),
+                Ok(0) => return Err(self.malformed("stream ends inside a header")),
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.io(e)),
+            }
+        }
+        Ok(true)
+    }
+
+    fn skip_content(&mut self) -> Result<(), FlattenError> {
+        let n = self.pending;
+        self.pending = 0;
+        let copied =
+            io::copy(&mut (&mut self.r).take(n), &mut io::sink()).map_err(|e| self.io(e))?;
+        if copied != n {
+            return Err(self.malformed("stream ends inside an entry's data"));
+        }
+        Ok(())
+    }
+
+    fn read_meta(&mut self, size: u64) -> Result<Vec<u8>, FlattenError> {
+        if size > MAX_META_SIZE {
+            return Err(self.malformed(format!("extension header of {size} bytes")));
+        }
+        let mut data = vec![0; size as usize];
+        self.r.read_exact(&mut data).map_err(|e| match e.kind() {
+            io::ErrorKind::UnexpectedEof => {
+                self.malformed("stream ends inside an extension header")
+            }
+            _ => self.io(e),
+        })?;
+        self.pending = padding(size);
+        self.skip_content()?;
+        Ok(data)
+    }
+
+    /// Reads the next entry's header(s); the previous entry's data must have been consumed.
+    fn next_entry(&mut self) -> Result<Option<RawEntry>, FlattenError> {
+        self.skip_content()?;
+        if self.done {
+            return Ok(None);
+        }
+        let mut pax: Option<Records> = None;
+        let mut long_name: Option<Vec<u8>> = None;
+        let mut long_link: Option<Vec<u8>> = None;
+        let mut h = [0u8; BLOCK];
+        loop {
+            if !self.block(&mut h)? {
+                if pax.is_some() || long_name.is_some() || long_link.is_some() {
+                    return Err(self.malformed("extension header without a following entry"));
+                }
+                self.done = true;
+                return Ok(None);
+            }
+            if h.iter().all(|&b| b == 0) {
+                // End-of-archive marker; whatever follows (a second zero block, padding, an
+                // eStargz TOC) is not part of the archive.
+                self.done = true;
+                return Ok(None);
+            }
+            let stored =
+                parse_octal(&h[148..156]).ok_or_else(|| self.malformed("bad checksum field"))?;
+            let unsigned: u64 = h
+                .iter()
+                .enumerate()
+                .map(|(i, &b)| {
+                    if (148..156).contains(&i) {
+                        32
+                    } else {
+                        u64::from(b)
+                    }
+                })
+                .sum();
+            let signed: i64 = h
+                .iter()
+                .enumerate()
+                .map(|(i, &b)| {
+                    if (148..156).contains(&i) {
+                        32
+                    } else {
+                        i64::from(b as i8)
+                    }
+                })
+                .sum();
+            if stored != unsigned && i64::try_from(stored).ok() != Some(signed) {
+                return Err(self.malformed("header checksum mismatch"));
+            }
+            let typeflag = h[156];
+            let size = parse_octal(&h[124..136]).ok_or_else(|| self.malformed("bad size field"))?;
+            match typeflag {
+                b'x' => {
+                    if pax.is_some() {
+                        return Err(self.malformed("two PAX headers for one entry"));
+                    }
+                    let data = self.read_meta(size)?;
+                    pax = Some(parse_pax(&data).map_err(|r| self.malformed(r))?);
+                    continue;
+                }
+                b'g' => {
+                    // Global PAX headers (git archive comments, …) are accepted and never applied.
+                    self.read_meta(size)?;
+                    continue;
+                }
+                b'L' | b'K' => {
+                    let slot = if typeflag == b'L' {
+                        &long_name
+                    } else {
+                        &long_link
+                    };
+                    if slot.is_some() {
+                        return Err(self.malformed("two GNU long-name headers for one entry"));
+                    }
+                    let data = self.read_meta(size)?;
+                    let v = cstr(&data).to_vec();
+                    if typeflag == b'L' {
+                        long_name = Some(v);
+                    } else {
+                        long_link = Some(v);
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+            return self
+                .finish_entry(
+                    &h,
+                    typeflag,
+                    size,
+                    pax.unwrap_or_default(),
+                    long_name,
+                    long_link,
+                )
+                .map(Some);
+        }
+    }
+
+    fn finish_entry(
+        &mut self,
+        h: &[u8; BLOCK],
+        typeflag: u8,
+        header_size: u64,
+        pax: Records,
+        long_name: Option<Vec<u8>>,
+        long_link: Option<Vec<u8>>,
+    ) -> Result<RawEntry, FlattenError> {
+        let ustar = &h[257..263] == b"ustar\0";
+        let mut path = match long_name {
+            Some(n) => n,
+            None => {
+                let name = cstr(&h[0..100]);
+                let prefix = if ustar { cstr(&h[345..500]) } else { &[][..] };
+                if prefix.is_empty() {
+                    name.to_vec()
+                } else {
+                    [prefix, b"/", name].concat()
+                }
+            }
+        };
+        let mut link = long_link.unwrap_or_else(|| cstr(&h[157..257]).to_vec());
+        let mut meta = Metadata {
+            mode: parse_octal(&h[100..108]).ok_or_else(|| self.malformed("bad mode field"))? as u32
+                & 0o7777,
+            uid: parse_octal(&h[108..116]).ok_or_else(|| self.malformed("bad uid field"))?,
+            gid: parse_octal(&h[116..124]).ok_or_else(|| self.malformed("bad gid field"))?,
+            uname: cstr(&h[265..297]).to_vec(),
+            gname: cstr(&h[297..329]).to_vec(),
+            mtime: Mtime {
+                seconds: parse_signed(&h[136..148])
+                    .ok_or_else(|| self.malformed("bad mtime field"))?,
+                nanos: 0,
+            },
+            xattrs: Vec::new(),
+        };
+        let dev = |f: &[u8]| {
+            parse_octal(f)
+                .and_then(|v| u32::try_from(v).ok())
+                .unwrap_or(0)
+        };
+        let (devmajor, devminor) = (dev(&h[329..337]), dev(&h[337..345]));
+        let mut size = header_size;
+        let mut sparse = typeflag == b'S';
+        for (k, v) in pax {
+            let num = || {
+                std::str::from_utf8(&v)
+                    .ok()
+                    .and_then(|s| s.parse::<u64>().ok())
+            };
+            match &k[..] {
+                b"path" if !v.is_empty() => path = v,
+                b"linkpath" if !v.is_empty() => link = v,
+                b"size" => size = num().ok_or_else(|| self.malformed("bad PAX size"))?,
+                b"uid" => meta.uid = num().ok_or_else(|| self.malformed("bad PAX uid"))?,
+                b"gid" => meta.gid = num().ok_or_else(|| self.malformed("bad PAX gid"))?,
+                b"uname" => meta.uname = v,
+                b"gname" => meta.gname = v,
+                b"mtime" => {
+                    meta.mtime =
+                        parse_pax_time(&v).ok_or_else(|| self.malformed("bad PAX mtime"))?
+                }
+                _ if k.starts_with(b"SCHILY.xattr.") => {
+                    let name = k[b"SCHILY.xattr.".len()..].to_vec();
+                    meta.xattrs.retain(|(n, _)| *n != name);
+                    meta.xattrs.push((name, v));
+                }
+                _ if k.starts_with(b"GNU.sparse.") => sparse = true,
+                _ => {}
+            }
+        }
+        meta.xattrs.sort();
+        // As Go's archive/tar (docker's reader): these types carry no data, whatever the
+        // size field says.
+        if matches!(typeflag, b'1' | b'2' | b'3' | b'4' | b'5' | b'6') {
+            size = 0;
+        }
+        self.pending = size + padding(size);
+        let index = self.next_index;
+        self.next_index += 1;
+        Ok(RawEntry {
+            layer: self.layer,
+            index,
+            path,
+            link,
+            typeflag,
+            meta,
+            size,
+            devmajor,
+            devminor,
+            sparse,
+        })
+    }
+}
+
+fn padding(size: u64) -> u64 {
+    (BLOCK as u64 - size % BLOCK as u64) % BLOCK as u64
+}
+
+// ---------------------------------------------------------------------------------------------
+// The in-memory tree.
+// ---------------------------------------------------------------------------------------------
+
+type NodeId = u32;
+type InodeId = u32;
+const ROOT: NodeId = 0;
+/// `Node::layer` of a path no entry wrote (implied directory, root).
+const NO_LAYER: usize = usize::MAX;
+
+#[derive(Debug)]
+enum NodeKind {
+    Dir {
+        children: BTreeMap<Box<[u8]>, NodeId>,
+        meta: Metadata,
+        origin: Option<EntryId>,
+    },
+    Other {
+        inode: InodeId,
+    },
+    Dead,
+}
+
+#[derive(Debug)]
+struct Node {
+    parent: NodeId,
+    name: Box<[u8]>,
+    /// Layer of the last entry that wrote this path, [`NO_LAYER`] if none.
+    layer: usize,
+    kind: NodeKind,
+}
+
+#[derive(Debug, Clone)]
+enum InodeKind {
+    Regular { size: u64, path: Box<[u8]> },
+    Symlink(Vec<u8>),
+    Char(u32, u32),
+    Block(u32, u32),
+    Fifo,
+}
+
+#[derive(Debug)]
+struct Inode {
+    kind: InodeKind,
+    meta: Metadata,
+    /// The entry that created the inode (and holds a regular file's content).
+    origin: EntryId,
+    links: u32,
+}
+
+#[derive(Debug)]
+struct Fs {
+    nodes: Vec<Node>,
+    inodes: Vec<Inode>,
+    layer: usize,
+    facts: LayerFacts,
+    /// `.wh..wh.plnk/<name>` hard-link sources of the current layer.
+    plnk: HashMap<Vec<u8>, InodeId>,
+    /// Regular files whose last link went away: (layer of the file, fact).
+    hidden: Vec<(usize, HiddenFile)>,
+}
+
+enum Walk {
+    Dir(NodeId),
+    Missing,
+    NotDir,
+}
+
+/// Normalizes an entry name into components; `Ok(empty)` is the root, `Err` an escape.
+fn components(raw: &[u8]) -> Result<Vec<&[u8]>, ()> {
+    let mut out: Vec<&[u8]> = Vec::new();
+    for c in raw.split(|&b| b == b'/') {
+        match c {
+            b"" | b"." => {}
+            b".." => {
+                if out.pop().is_none() {
+                    return Err(());
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    Ok(out)
+}
+
+impl Fs {
+    fn new() -> Self {
+        Fs {
+            nodes: vec![Node {
+                parent: ROOT,
+                name: Box::default(),
+                layer: NO_LAYER,
+                kind: NodeKind::Dir {
+                    children: BTreeMap::new(),
+                    meta: implied_meta(),
+                    origin: None,
+                },
+            }],
+            inodes: Vec::new(),
+            layer: 0,
+            facts: LayerFacts::default(),
+            plnk: HashMap::new(),
+            hidden: Vec::new(),
+        }
+    }
+
+    fn begin_layer(&mut self, layer: usize) {
+        self.layer = layer;
+        self.facts = LayerFacts::default();
+        self.plnk.clear();
+    }
+
+    fn end_layer(&mut self) {
+        let plnk: Vec<InodeId> = self.plnk.drain().map(|(_, i)| i).collect();
+        for i in plnk {
+            // The plnk map held one reference.
+            self.unref_inode(i);
+        }
+    }
+
+    fn child(&self, dir: NodeId, name: &[u8]) -> Option<NodeId> {
+        match &self.nodes[dir as usize].kind {
+            NodeKind::Dir { children, .. } => children.get(name).copied(),
+            _ => None,
+        }
+    }
+
+    fn new_node(&mut self, parent: NodeId, name: &[u8], layer: usize, kind: NodeKind) -> NodeId {
+        let id = self.nodes.len() as NodeId;
+        self.nodes.push(Node {
+            parent,
+            name: name.into(),
+            layer,
+            kind,
+        });
+        if let NodeKind::Dir { children, .. } = &mut self.nodes[parent as usize].kind {
+            children.insert(name.into(), id);
+        }
+        id
+    }
+
+    /// Walks `comps` from `start`, following symlinks; creates missing directories as
+    /// implied ones when `create`.
+    fn walk(
+        &mut self,
+        start: NodeId,
+        comps: &[&[u8]],
+        create: bool,
+        depth: &mut u32,
+    ) -> Result<Walk, ()> {
+        let mut cur = start;
+        for &c in comps {
+            match c {
+                b"" | b"." => continue,
+                b".." => {
+                    cur = self.nodes[cur as usize].parent;
+                    continue;
+                }
+                _ => {}
+            }
+            let Some(child) = self.child(cur, c) else {
+                if !create {
+                    return Ok(Walk::Missing);
+                }
+                cur = self.new_node(
+                    cur,
+                    c,
+                    NO_LAYER,
+                    NodeKind::Dir {
+                        children: BTreeMap::new(),
+                        meta: implied_meta(),
+                        origin: None,
+                    },
+                );
+                continue;
+            };
+            match &self.nodes[child as usize].kind {
+                NodeKind::Dir { .. } => cur = child,
+                NodeKind::Other { inode } => {
+                    let InodeKind::Symlink(target) = &self.inodes[*inode as usize].kind else {
+                        return Ok(Walk::NotDir);
+                    };
+                    *depth += 1;
+                    if *depth > MAX_SYMLINKS {
+                        return Err(());
+                    }
+                    let target = target.clone();
+                    let from = if target.starts_with(b"/") { ROOT } else { cur };
+                    let tcomps: Vec<&[u8]> = target.split(|&b| b == b'/').collect();
+                    match self.walk(from, &tcomps, create, depth)? {
+                        Walk::Dir(d) => cur = d,
+                        other => return Ok(other),
+                    }
+                }
+                NodeKind::Dead => unreachable!("dead nodes are unlinked"),
+            }
+        }
+        Ok(Walk::Dir(cur))
+    }
+
+    fn unref_inode(&mut self, id: InodeId) {
+        let by_layer = self.layer;
+        let ino = &mut self.inodes[id as usize];
+        ino.links -= 1;
+        if ino.links == 0
+            && let InodeKind::Regular { size, path } = &mut ino.kind
+        {
+            let hidden = HiddenFile {
+                index: ino.origin.index,
+                path: std::mem::take(path).into(),
+                size: *size,
+                by_layer,
+            };
+            self.hidden.push((ino.origin.layer, hidden));
+        }
+    }
+
+    /// Unlinks `node` and everything below it.
+    fn remove(&mut self, node: NodeId) -> u64 {
+        let parent = self.nodes[node as usize].parent;
+        let name = std::mem::take(&mut self.nodes[node as usize].name);
+        if let NodeKind::Dir { children, .. } = &mut self.nodes[parent as usize].kind {
+            children.remove(&name);
+        }
+        self.drop_subtree(node)
+    }
+
+    fn drop_subtree(&mut self, node: NodeId) -> u64 {
+        let mut removed = 1;
+        match std::mem::replace(&mut self.nodes[node as usize].kind, NodeKind::Dead) {
+            NodeKind::Dir { children, .. } => {
+                for (_, c) in children {
+                    removed += self.drop_subtree(c);
+                }
+            }
+            NodeKind::Other { inode } => self.unref_inode(inode),
+            NodeKind::Dead => {}
+        }
+        removed
+    }
+
+    /// Hides lower-layer content below (and at) `node` for a whiteout of the current layer;
+    /// returns whether `node` survives (it or a descendant was written by this layer).
+    fn prune(&mut self, node: NodeId) -> bool {
+        let own = self.nodes[node as usize].layer == self.layer;
+        let children: Vec<NodeId> = match &self.nodes[node as usize].kind {
+            NodeKind::Dir { children, .. } => children.values().copied().collect(),
+            _ => return own,
+        };
+        let mut kept = false;
+        for c in children {
+            if self.prune(c) {
+                kept = true;
+            } else {
+                self.facts.removed += self.remove(c);
+            }
+        }
+        if own {
+            return true;
+        }
+        if kept {
+            // The lower directory is hidden; what remains is implied by this layer's entries.
+            if let NodeKind::Dir { meta, origin, .. } = &mut self.nodes[node as usize].kind {
+                *meta = implied_meta();
+                *origin = None;
+            }
+            self.nodes[node as usize].layer = NO_LAYER;
+        }
+        kept
+    }
+
+    fn apply(&mut self, e: &RawEntry) -> Result<(), FlattenError> {
+        self.facts.entries += 1;
+        let layer = self.layer;
+        let index = e.index;
+        let comps = components(&e.path).map_err(|()| FlattenError::Escape {
+            layer,
+            index,
+            path: e.display(),
+            what: "name",
+            name: e.display(),
+        })?;
+        let Some((&base, parents)) = comps.split_last() else {
+            self.facts.skipped += 1; // the root itself
+            return Ok(());
+        };
+        let invalid = || FlattenError::InvalidWhiteout {
+            layer,
+            index,
+            path: e.display(),
+        };
+        // AUFS metadata anywhere in the path: skipped, except hard-link sources in a top-level
+        // `.wh..wh.plnk/`.
+        for (i, &c) in comps.iter().enumerate() {
+            match classify_bytes(c) {
+                Whiteout::Meta => {
+                    if i == 0
+                        && comps.len() == 2
+                        && c == b".wh..wh.plnk"
+                        && e.is_regular()
+                        && !e.sparse
+                    {
+                        let id = self.new_inode(e)?;
+                        if let Some(old) = self.plnk.insert(base.to_vec(), id) {
+                            self.unref_inode(old);
+                        }
+                    }
+                    self.facts.skipped += 1;
+                    return Ok(());
+                }
+                Whiteout::None => {}
+                _ if i + 1 < comps.len() => return Err(invalid()),
+                _ => {}
+            }
+        }
+        if e.sparse {
+            return Err(FlattenError::Unsupported {
+                layer,
+                index,
+                path: e.display(),
+                typeflag: "GNU sparse".into(),
+            });
+        }
+        let mut depth = 0;
+        let loop_err = || FlattenError::SymlinkLoop {
+            layer,
+            index,
+            path: e.display(),
+        };
+        match classify_bytes(base) {
+            Whiteout::Invalid => return Err(invalid()),
+            Whiteout::Opaque => {
+                self.facts.whiteouts += 1;
+                if let Walk::Dir(dir) = self
+                    .walk(ROOT, parents, false, &mut depth)
+                    .map_err(|()| loop_err())?
+                {
+                    let children: Vec<NodeId> = match &self.nodes[dir as usize].kind {
+                        NodeKind::Dir { children, .. } => children.values().copied().collect(),
+                        _ => Vec::new(),
+                    };
+                    for c in children {
+                        if !self.prune(c) {
+                            self.facts.removed += self.remove(c);
+                        }
+                    }
+                }
+                return Ok(());
+            }
+            Whiteout::Remove(name) => {
+                self.facts.whiteouts += 1;
+                if let Walk::Dir(dir) = self
+                    .walk(ROOT, parents, false, &mut depth)
+                    .map_err(|()| loop_err())?
+                    && let Some(c) = self.child(dir, name.as_bytes())
+                    && !self.prune(c)
+                {
+                    self.facts.removed += self.remove(c);
+                }
+                return Ok(());
+            }
+            Whiteout::Meta | Whiteout::None => {}
+        }
+        let not_dir = || FlattenError::NotADirectory {
+            layer,
+            index,
+            path: e.display(),
+        };
+        let dir = match self
+            .walk(ROOT, parents, true, &mut depth)
+            .map_err(|()| loop_err())?
+        {
+            Walk::Dir(d) => d,
+            Walk::Missing | Walk::NotDir => return Err(not_dir()),
+        };
+        let existing = self.child(dir, base);
+        let id = EntryId { layer, index };
+        if e.is_dir() {
+            if let Some(node) = existing
+                && let NodeKind::Dir { meta, origin, .. } = &mut self.nodes[node as usize].kind
+            {
+                // Directory over directory: merge, the new attributes win.
+                let mut xattrs = std::mem::take(&mut meta.xattrs);
+                for (n, v) in &e.meta.xattrs {
+                    xattrs.retain(|(m, _)| m != n);
+                    xattrs.push((n.clone(), v.clone()));
+                }
+                xattrs.sort();
+                *meta = Metadata {
+                    xattrs,
+                    ..e.meta.clone()
+                };
+                *origin = Some(id);
+                self.nodes[node as usize].layer = layer;
+                self.facts.modified += 1;
+                return Ok(());
+            }
+            self.replace(existing);
+            self.new_node(
+                dir,
+                base,
+                layer,
+                NodeKind::Dir {
+                    children: BTreeMap::new(),
+                    meta: e.meta.clone(),
+                    origin: Some(id),
+                },
+            );
+            return Ok(());
+        }
+        if e.typeflag == b'1' {
+            let target = self.link_target(e)?;
+            if existing.is_some_and(|n| matches!(self.nodes[n as usize].kind, NodeKind::Other { inode } if inode == target))
+            {
+                // Linking a path to its own inode only applies the header's attributes.
+                self.facts.modified += 1;
+            } else {
+                self.inodes[target as usize].links += 1;
+                self.replace(existing);
+                self.new_node(dir, base, layer, NodeKind::Other { inode: target });
+            }
+            let ino = &mut self.inodes[target as usize];
+            ino.meta.uid = e.meta.uid;
+            ino.meta.gid = e.meta.gid;
+            ino.meta.uname.clone_from(&e.meta.uname);
+            ino.meta.gname.clone_from(&e.meta.gname);
+            if !matches!(ino.kind, InodeKind::Symlink(_)) {
+                ino.meta.mode = e.meta.mode;
+                ino.meta.mtime = e.meta.mtime;
+            }
+            for (n, v) in &e.meta.xattrs {
+                ino.meta.xattrs.retain(|(m, _)| m != n);
+                ino.meta.xattrs.push((n.clone(), v.clone()));
+            }
+            ino.meta.xattrs.sort();
+            return Ok(());
+        }
+        let inode = self.new_inode(e)?;
+        self.replace(existing);
+        self.new_node(dir, base, layer, NodeKind::Other { inode });
+        Ok(())
+    }
+
+    /// Unlinks an existing path about to be recreated; counts the entry as added or modified.
+    fn replace(&mut self, existing: Option<NodeId>) {
+        match existing {
+            Some(n) => {
+                self.remove(n);
+                self.facts.modified += 1;
+            }
+            None => self.facts.added += 1,
+        }
+    }
+
+    fn new_inode(&mut self, e: &RawEntry) -> Result<InodeId, FlattenError> {
+        let kind = match e.typeflag {
+            _ if e.is_regular() => {
+                let path = components(&e.path).unwrap_or_default().join(&b'/');
+                InodeKind::Regular {
+                    size: e.size,
+                    path: path.into(),
+                }
+            }
+            b'2' => InodeKind::Symlink(e.link.clone()),
+            b'3' => InodeKind::Char(e.devmajor, e.devminor),
+            b'4' => InodeKind::Block(e.devmajor, e.devminor),
+            b'6' => InodeKind::Fifo,
+            t => {
+                return Err(FlattenError::Unsupported {
+                    layer: e.layer,
+                    index: e.index,
+                    path: e.display(),
+                    typeflag: (t as char).escape_default().to_string(),
+                });
+            }
+        };
+        let id = self.inodes.len() as InodeId;
+        self.inodes.push(Inode {
+            kind,
+            meta: e.meta.clone(),
+            origin: EntryId {
+                layer: e.layer,
+                index: e.index,
+            },
+            links: 1,
+        });
+        Ok(id)
+    }
+
+    /// Resolves a hard link's target to an inode (without following its last component).
+    fn link_target(&mut self, e: &RawEntry) -> Result<InodeId, FlattenError> {
+        let err = |reason| FlattenError::HardlinkTarget {
+            layer: e.layer,
+            index: e.index,
+            path: e.display(),
+            target: String::from_utf8_lossy(&e.link).into_owned(),
+            reason,
+        };
+        let comps = components(&e.link).map_err(|()| FlattenError::Escape {
+            layer: e.layer,
+            index: e.index,
+            path: e.display(),
+            what: "hard link target",
+            name: String::from_utf8_lossy(&e.link).into_owned(),
+        })?;
+        let Some((&base, parents)) = comps.split_last() else {
+            return Err(err("is the root directory"));
+        };
+        if parents.len() == 1 && parents[0] == b".wh..wh.plnk" {
+            return self
+                .plnk
+                .get(base)
+                .copied()
+                .ok_or_else(|| err("is not in this layer's .wh..wh.plnk"));
+        }
+        let mut depth = 0;
+        let dir = match self.walk(ROOT, parents, false, &mut depth) {
+            Ok(Walk::Dir(d)) => d,
+            Ok(_) => return Err(err("does not exist")),
+            Err(()) => return Err(err("has too many levels of symbolic links")),
+        };
+        let node = self.child(dir, base).ok_or_else(|| err("does not exist"))?;
+        match self.nodes[node as usize].kind {
+            NodeKind::Other { inode } => Ok(inode),
+            _ => Err(err("is a directory")),
+        }
+    }
+
+    /// Turns the tree into a [`FinalTree`].
+    fn finish(mut self, mut facts: Vec<LayerFacts>) -> Result<FinalTree, FlattenError> {
+        for (layer, h) in std::mem::take(&mut self.hidden) {
+            facts[layer].hidden.push(h);
+        }
+        for f in &mut facts {
+            f.hidden.sort_by_key(|h| h.index);
+        }
+        let mut dirs = Vec::new();
+        // inode -> paths
+        let mut paths: HashMap<InodeId, Vec<Vec<u8>>> = HashMap::new();
+        let mut stack: Vec<(NodeId, Vec<u8>)> = Vec::new();
+        // Depth-first, children in name order (pushed reversed).
+        if let NodeKind::Dir { children, .. } = &self.nodes[ROOT as usize].kind {
+            for (name, &c) in children.iter().rev() {
+                stack.push((c, name.to_vec()));
+            }
+        }
+        while let Some((node, path)) = stack.pop() {
+            match &self.nodes[node as usize].kind {
+                NodeKind::Dir {
+                    children,
+                    meta,
+                    origin,
+                } => {
+                    for (name, &c) in children.iter().rev() {
+                        stack.push((c, [&path[..], b"/", name].concat()));
+                    }
+                    dirs.push(FinalEntry {
+                        path,
+                        kind: FinalKind::Directory,
+                        meta: meta.clone(),
+                        source: *origin,
+                    });
+                }
+                NodeKind::Other { inode } => paths.entry(*inode).or_default().push(path),
+                NodeKind::Dead => {}
+            }
+        }
+        let mut inodes: Vec<(InodeId, Vec<Vec<u8>>)> = paths.into_iter().collect();
+        inodes.sort_by_key(|(i, _)| self.inodes[*i as usize].origin);
+        let mut entries = dirs;
+        for (id, mut ps) in inodes {
+            ps.sort();
+            let ino = &mut self.inodes[id as usize];
+            let kind = match &ino.kind {
+                InodeKind::Regular { size, .. } => FinalKind::Regular { size: *size },
+                InodeKind::Symlink(t) => FinalKind::Symlink { target: t.clone() },
+                InodeKind::Char(a, b) => FinalKind::CharDevice {
+                    major: *a,
+                    minor: *b,
+                },
+                InodeKind::Block(a, b) => FinalKind::BlockDevice {
+                    major: *a,
+                    minor: *b,
+                },
+                InodeKind::Fifo => FinalKind::Fifo,
+            };
+            let source = Some(ino.origin);
+            let mut ps = ps.into_iter();
+            let primary = ps.next().expect("inodes in the map have a path");
+            let rest: Vec<Vec<u8>> = ps.collect();
+            entries.push(FinalEntry {
+                path: primary.clone(),
+                kind,
+                meta: ino.meta.clone(),
+                source,
+            });
+            for p in rest {
+                entries.push(FinalEntry {
+                    path: p,
+                    kind: FinalKind::HardLink {
+                        target: primary.clone(),
+                    },
+                    meta: ino.meta.clone(),
+                    source,
+                });
+            }
+        }
+        Ok(FinalTree {
+            entries,
+            layers: facts,
+        })
+    }
+}
+
+fn classify_bytes(name: &[u8]) -> Whiteout<'_> {
+    match std::str::from_utf8(name) {
+        Ok(s) => classify(s),
+        // Whiteout names are ASCII prefixes; a non-UTF-8 name starting with `.wh.` still is one.
+        Err(_) if name.starts_with(b".wh..wh.") => Whiteout::Meta,
+        Err(_) if name.starts_with(b".wh.") => Whiteout::Invalid,
+        Err(_) => Whiteout::None,
+    }
+}
+
+fn implied_meta() -> Metadata {
+    Metadata {
+        mode: 0o755,
+        ..Metadata::default()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing.
+// ---------------------------------------------------------------------------------------------
+
+struct TarWriter<W: Write> {
+    out: BufWriter<W>,
+    stats: FlattenStats,
+}
+
+fn put_str(field: &mut [u8], v: &[u8]) {
+    let n = v.len().min(field.len());
+    field[..n].copy_from_slice(&v[..n]);
+}
+
+/// Octal, zero-padded to `field.len() - 1` digits, NUL-terminated (as Go's archive/tar).
+fn put_octal(field: &mut [u8], v: u64) {
+    let digits = field.len() - 1;
+    let s = format!("{v:0digits$o}");
+    field[..digits].copy_from_slice(s.as_bytes());
+    field[digits] = 0;
+}
+
+/// GNU base-256 (for device numbers that exceed octal; PAX has no record for them).
+fn put_numeric(field: &mut [u8], v: u64) {
+    if v <= MAX_OCTAL_7 {
+        put_octal(field, v);
+    } else {
+        field.fill(0);
+        let bytes = v.to_be_bytes();
+        let n = field.len();
+        field[n - 8..].copy_from_slice(&bytes);
+        field[0] |= 0x80;
+    }
+}
+
+fn pax_record(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
+    // "<len> <key>=<value>\n" where <len> counts itself.
+    let body = key.len() + value.len() + 3; // ' ', '=', '\n'
+    let mut len = body + 1;
+    while len.to_string().len() + body != len {
+        len = body + len.to_string().len();
+    }
+    out.extend_from_slice(len.to_string().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(key);
+    out.push(b'=');
+    out.extend_from_slice(value);
+    out.push(b'\n');
+}
+
+fn format_pax_time(t: Mtime) -> String {
+    let total = i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos);
+    let sign = if total < 0 { "-" } else { "" };
+    let abs = total.unsigned_abs();
+    let (secs, nanos) = (abs / 1_000_000_000, abs % 1_000_000_000);
+    if nanos == 0 {
+        return format!("{sign}{secs}");
+    }
+    let frac = format!("{nanos:09}");
+    format!("{sign}{secs}.{}", frac.trim_end_matches('0'))
+}
+
+/// Splits a long name into ustar prefix (≤ 155) and name (≤ 100) at a `/`.
+fn split_ustar(path: &[u8]) -> Option<(&[u8], &[u8])> {
+    if path.len() <= 100 {
+        return Some((&[], path));
+    }
+    let start = path.len().saturating_sub(101);
+    let max = path.len().min(156);
+    for i in start..max {
+        if path[i] == b'/'
+            && i > 0
+            && i <= 155
+            && path.len() - i - 1 <= 100
+            && path.len() - i - 1 > 0
+        {
+            return Some((&path[..i], &path[i + 1..]));
+        }
+    }
+    None
+}
+
+impl<W: Write> TarWriter<W> {
+    fn write(&mut self, b: &[u8]) -> io::Result<()> {
+        self.stats.tar_bytes += b.len() as u64;
+        self.out.write_all(b)
+    }
+
+    /// Writes the header (and PAX header, if needed) of `e`; regular content follows.
+    fn header(&mut self, e: &FinalEntry) -> io::Result<()> {
+        let mut name = e.path.clone();
+        let (typeflag, size, link): (u8, u64, &[u8]) = match &e.kind {
+            FinalKind::Directory => {
+                name.push(b'/');
+                (b'5', 0, b"")
+            }
+            FinalKind::Regular { size } => (b'0', *size, b""),
+            FinalKind::HardLink { target } => (b'1', 0, target),
+            FinalKind::Symlink { target } => (b'2', 0, target),
+            FinalKind::CharDevice { .. } => (b'3', 0, b""),
+            FinalKind::BlockDevice { .. } => (b'4', 0, b""),
+            FinalKind::Fifo => (b'6', 0, b""),
+        };
+        let (major, minor) = match e.kind {
+            FinalKind::CharDevice { major, minor } | FinalKind::BlockDevice { major, minor } => {
+                (major, minor)
+            }
+            _ => (0, 0),
+        };
+        let m = &e.meta;
+        let mut pax: Records = Vec::new();
+        let mut h = [0u8; BLOCK];
+        match split_ustar(&name) {
+            Some((prefix, n)) => {
+                put_str(&mut h[0..100], n);
+                put_str(&mut h[345..500], prefix);
+            }
+            None => {
+                put_str(&mut h[0..100], &name);
+                pax.push((b"path".to_vec(), name.clone()));
+            }
+        }
+        put_str(&mut h[157..257], link);
+        if link.len() > 100 {
+            pax.push((b"linkpath".to_vec(), link.to_vec()));
+        }
+        put_octal(&mut h[100..108], u64::from(m.mode & 0o7777));
+        for (range, v, key) in [(108..116, m.uid, &b"uid"[..]), (116..124, m.gid, b"gid")] {
+            if v <= MAX_OCTAL_7 {
+                put_octal(&mut h[range], v);
+            } else {
+                put_octal(&mut h[range], 0);
+                pax.push((key.to_vec(), v.to_string().into_bytes()));
+            }
+        }
+        if size <= MAX_OCTAL_11 {
+            put_octal(&mut h[124..136], size);
+        } else {
+            put_octal(&mut h[124..136], 0);
+            pax.push((b"size".to_vec(), size.to_string().into_bytes()));
+        }
+        let secs_fit = u64::try_from(m.mtime.seconds).is_ok_and(|s| s <= MAX_OCTAL_11);
+        put_octal(
+            &mut h[136..148],
+            if secs_fit { m.mtime.seconds as u64 } else { 0 },
+        );
+        if !secs_fit || m.mtime.nanos != 0 {
+            pax.push((b"mtime".to_vec(), format_pax_time(m.mtime).into_bytes()));
+        }
+        h[156] = typeflag;
+        h[257..263].copy_from_slice(b"ustar\0");
+        h[263..265].copy_from_slice(b"00");
+        for (range, v, key) in [
+            (265..297, &m.uname, &b"uname"[..]),
+            (297..329, &m.gname, b"gname"),
+        ] {
+            put_str(&mut h[range], v);
+            if v.len() > 32 {
+                pax.push((key.to_vec(), v.clone()));
+            }
+        }
+        put_numeric(&mut h[329..337], u64::from(major));
+        put_numeric(&mut h[337..345], u64::from(minor));
+        for (n, v) in &m.xattrs {
+            pax.push(([&b"SCHILY.xattr."[..], n].concat(), v.clone()));
+        }
+        if pax
+            .iter()
+            .any(|(k, v)| (k == b"path" || k == b"linkpath") && std::str::from_utf8(v).is_err())
+        {
+            // PAX values are UTF-8 unless the header says otherwise (GNU tar does the same).
+            pax.push((b"hdrcharset".to_vec(), b"BINARY".to_vec()));
+        }
+        if !pax.is_empty() {
+            pax.sort();
+            let mut data = Vec::new();
+            for (k, v) in &pax {
+                pax_record(&mut data, k, v);
+            }
+            // Go's archive/tar naming: <dir>/PaxHeaders.0/<base>.
+            let (dir, base) = match e.path.iter().rposition(|&b| b == b'/') {
+                Some(i) => (&e.path[..=i], &e.path[i + 1..]),
+                None => (&b""[..], &e.path[..]),
+            };
+            let mut x = [0u8; BLOCK];
+            put_str(&mut x[0..100], &[dir, b"PaxHeaders.0/", base].concat());
+            put_octal(&mut x[100..108], 0);
+            put_octal(&mut x[108..116], 0);
+            put_octal(&mut x[116..124], 0);
+            put_octal(&mut x[124..136], data.len() as u64);
+            put_octal(&mut x[136..148], 0);
+            x[156] = b'x';
+            x[257..263].copy_from_slice(b"ustar\0");
+            x[263..265].copy_from_slice(b"00");
+            put_octal(&mut x[329..337], 0);
+            put_octal(&mut x[337..345], 0);
+            checksum(&mut x);
+            self.write(&x)?;
+            let pad = padding(data.len() as u64) as usize;
+            data.resize(data.len() + pad, 0);
+            self.write(&data)?;
+        }
+        checksum(&mut h);
+        self.write(&h)?;
+        self.stats.entries += 1;
+        Ok(())
+    }
+
+    /// Copies exactly `size` bytes of the current entry of `reader`, then pads.
+    fn content<R: Read>(
+        &mut self,
+        reader: &mut TarReader<R>,
+        size: u64,
+    ) -> Result<(), FlattenError> {
+        let mut buf = vec![0u8; COPY_BUF];
+        let mut left = size;
+        while left > 0 {
+            let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            let n = match reader.r.read(&mut buf[..want]) {
+                Ok(0) => return Err(reader.malformed("stream ends inside an entry's data")),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(reader.io(e)),
+            };
+            self.out.write_all(&buf[..n]).map_err(FlattenError::Write)?;
+            left -= n as u64;
+        }
+        reader.pending -= size;
+        self.stats.tar_bytes += size;
+        self.stats.content_bytes += size;
+        let pad = padding(size) as usize;
+        self.write(&[0u8; BLOCK][..pad])
+            .map_err(FlattenError::Write)?;
+        Ok(())
+    }
+
+    fn finish(mut self) -> io::Result<FlattenStats> {
+        self.write(&[0u8; 2 * BLOCK])?;
+        self.out.flush()?;
+        Ok(self.stats)
+    }
+}
+
+fn checksum(h: &mut [u8; BLOCK]) {
+    h[148..156].fill(b' ');
+    let sum: u64 = h.iter().map(|&b| u64::from(b)).sum();
+    let s = format!("{sum:06o}\0 ");
+    h[148..156].copy_from_slice(s.as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tar::{EntryType, Header};
+
+    /// Builds one layer tar with the `tar` crate, writing names verbatim.
+    struct L(tar::Builder<Vec<u8>>);
+
+    fn header(name: &[u8], kind: EntryType, mode: u32, size: u64) -> Header {
+        let mut h = Header::new_ustar();
+        h.as_old_mut().name[..name.len()].copy_from_slice(name);
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_size(size);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(1000);
+        h
+    }
+
+    impl L {
+        fn new() -> Self {
+            L(tar::Builder::new(Vec::new()))
+        }
+        fn raw(mut self, mut h: Header, data: &[u8]) -> Self {
+            h.set_cksum();
+            self.0.append(&h, data).unwrap();
+            self
+        }
+        fn file(self, name: &str, data: &str) -> Self {
+            self.file_mode(name, 0o644, data)
+        }
+        fn file_mode(self, name: &str, mode: u32, data: &str) -> Self {
+            let h = header(name.as_bytes(), EntryType::Regular, mode, data.len() as u64);
+            self.raw(h, data.as_bytes())
+        }
+        fn dir(self, name: &str) -> Self {
+            self.dir_mode(name, 0o755)
+        }
+        fn dir_mode(self, name: &str, mode: u32) -> Self {
+            let h = header(name.as_bytes(), EntryType::Directory, mode, 0);
+            self.raw(h, b"")
+        }
+        fn link(self, kind: EntryType, mode: u32, name: &str, target: &str) -> Self {
+            let mut h = header(name.as_bytes(), kind, mode, 0);
+            h.as_old_mut().linkname[..target.len()].copy_from_slice(target.as_bytes());
+            self.raw(h, b"")
+        }
+        fn symlink(self, name: &str, target: &str) -> Self {
+            self.link(EntryType::Symlink, 0o777, name, target)
+        }
+        fn hardlink(self, name: &str, target: &str) -> Self {
+            self.link(EntryType::Link, 0o644, name, target)
+        }
+        fn wh(self, name: &str) -> Self {
+            self.file(name, "")
+        }
+        fn pax(mut self, records: &[(&str, &[u8])]) -> Self {
+            self.0
+                .append_pax_extensions(records.iter().map(|(k, v)| (*k, *v)))
+                .unwrap();
+            self
+        }
+        fn done(self) -> Vec<u8> {
+            self.0.into_inner().unwrap()
+        }
+    }
+
+    fn flat(layers: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        flatten(layers, &mut out, &FlattenOptions::default()).unwrap();
+        out
+    }
+
+    fn err(layers: &[Vec<u8>]) -> FlattenError {
+        flatten(layers, io::sink(), &FlattenOptions::default()).unwrap_err()
+    }
+
+    /// One line per output entry, in order, read back with our reader:
+    /// `<type> <path> <mode> <uid>:<gid> [<content> | -> <symlink> | => <hardlink>]`.
+    fn listing(tar: &[u8]) -> Vec<String> {
+        assert_eq!(tar.len() % BLOCK, 0);
+        assert!(tar.ends_with(&[0; 2 * BLOCK]), "ends with two zero blocks");
+        let mut r = TarReader::new(tar, 0);
+        let mut out = Vec::new();
+        while let Some(e) = r.next_entry().unwrap() {
+            let path = String::from_utf8_lossy(&e.path).into_owned();
+            let link = String::from_utf8_lossy(&e.link).into_owned();
+            let m = &e.meta;
+            let head = format!("{path} {:04o} {}:{}", m.mode, m.uid, m.gid);
+            out.push(match e.typeflag {
+                b'0' => {
+                    let mut data = vec![0; e.size as usize];
+                    r.r.read_exact(&mut data).unwrap();
+                    r.pending -= e.size;
+                    format!("f {head} ={}", String::from_utf8_lossy(&data))
+                }
+                b'1' => format!("h {head} => {link}"),
+                b'2' => format!("l {head} -> {link}"),
+                b'3' => format!("c {head} {},{}", e.devmajor, e.devminor),
+                b'4' => format!("b {head} {},{}", e.devmajor, e.devminor),
+                b'5' => format!("d {head}"),
+                b'6' => format!("p {head}"),
+                t => panic!("unexpected type {t}"),
+            });
+        }
+        // Nothing after the end marker but its second block.
+        assert_eq!(r.r.len(), BLOCK);
+        out
+    }
+
+    fn check(layers: &[Vec<u8>], want: &[&str]) {
+        let got = listing(&flat(layers));
+        assert_eq!(got, want, "\n got: {got:#?}\nwant: {want:#?}");
+    }
+
+    #[test]
+    fn basic_types_modes_and_order() {
+        let mut dev = header(b"dev/null", EntryType::Char, 0o666, 0);
+        dev.set_device_major(1).unwrap();
+        dev.set_device_minor(3).unwrap();
+        let mut blk = header(b"dev/sda", EntryType::Block, 0o660, 0);
+        blk.set_device_major(8).unwrap();
+        blk.set_device_minor(0).unwrap();
+        let l0 = L::new()
+            .dir("bin/")
+            .file_mode("bin/su", 0o4755, "su")
+            .dir_mode("tmp/", 0o1777)
+            .dir_mode("shared/", 0o2775)
+            .symlink("bin/sh", "busybox")
+            .raw(dev, b"")
+            .raw(blk, b"")
+            .raw(header(b"run/fifo", EntryType::Fifo, 0o600, 0), b"")
+            .done();
+        check(
+            &[l0],
+            &[
+                "d bin/ 0755 0:0",
+                "d shared/ 2775 0:0",
+                "d tmp/ 1777 0:0",
+                "f bin/su 4755 0:0 =su",
+                "l bin/sh 0777 0:0 -> busybox",
+                "c dev/null 0666 0:0 1,3",
+                "b dev/sda 0660 0:0 8,0",
+                "p run/fifo 0600 0:0",
+            ],
+        );
+    }
+
+    #[test]
+    fn owner_names_and_mtime_are_kept() {
+        let mut h = header(b"f", EntryType::Regular, 0o640, 1);
+        h.set_uid(1000);
+        h.set_gid(50);
+        h.set_username("alice").unwrap();
+        h.set_groupname("staff").unwrap();
+        h.set_mtime(1_700_000_000);
+        let out = flat(&[L::new().raw(h, b"x").done()]);
+        let tree = final_tree(&[out][..], &FlattenOptions::default()).unwrap();
+        let m = &tree.entries[0].meta;
+        assert_eq!(
+            (m.uid, m.gid, &m.uname[..], &m.gname[..]),
+            (1000, 50, &b"alice"[..], &b"staff"[..])
+        );
+        assert_eq!(
+            m.mtime,
+            Mtime {
+                seconds: 1_700_000_000,
+                nanos: 0
+            }
+        );
+    }
+
+    #[test]
+    fn hardlink_to_lower_layer_file() {
+        let l0 = L::new().dir("a/").file("a/f", "one").done();
+        let l1 = L::new()
+            .hardlink("b", "a/f")
+            .hardlink("./a/g", "/a/f")
+            .done();
+        check(
+            &[l0, l1],
+            &[
+                "d a/ 0755 0:0",
+                "f a/f 0644 0:0 =one",
+                "h a/g 0644 0:0 => a/f",
+                "h b 0644 0:0 => a/f",
+            ],
+        );
+    }
+
+    #[test]
+    fn hardlink_keeps_content_when_original_is_deleted() {
+        let l0 = L::new().file("z", "old").hardlink("a", "z").done();
+        let l1 = L::new().wh(".wh.z").done();
+        check(&[l0, l1], &["f a 0644 0:0 =old"]);
+    }
+
+    #[test]
+    fn hardlink_keeps_content_when_original_is_replaced() {
+        let l0 = L::new().file("a", "old").hardlink("b", "a").done();
+        let l1 = L::new().file("a", "new").done();
+        check(&[l0, l1], &["f b 0644 0:0 =old", "f a 0644 0:0 =new"]);
+        // Same within one layer: the link was made before the replacement.
+        let l0 = L::new()
+            .file("a", "old")
+            .hardlink("b", "a")
+            .file("a", "new")
+            .done();
+        check(&[l0], &["f b 0644 0:0 =old", "f a 0644 0:0 =new"]);
+    }
+
+    #[test]
+    fn hardlink_header_attributes_apply_to_the_inode() {
+        let l0 = L::new().file("a", "x").done();
+        let l1 = L::new().link(EntryType::Link, 0o777, "b", "a").done();
+        check(&[l0, l1], &["f a 0777 0:0 =x", "h b 0777 0:0 => a"]);
+    }
+
+    #[test]
+    fn hardlink_errors() {
+        let e = err(&[L::new().hardlink("b", "missing").done()]);
+        assert!(
+            matches!(
+                e,
+                FlattenError::HardlinkTarget {
+                    layer: 0,
+                    index: 0,
+                    reason: "does not exist",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let e = err(&[L::new().dir("d/").hardlink("b", "d").done()]);
+        assert!(
+            matches!(
+                e,
+                FlattenError::HardlinkTarget {
+                    index: 1,
+                    reason: "is a directory",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let e = err(&[L::new().file("a", "").hardlink("b", "../a").done()]);
+        assert!(
+            matches!(
+                e,
+                FlattenError::Escape {
+                    what: "hard link target",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn opaque_dir_applies_to_lower_layers_wherever_it_sits() {
+        let l0 = L::new()
+            .dir("d/")
+            .file("d/old", "1")
+            .dir("d/sub/")
+            .file("d/sub/deep", "2")
+            .done();
+        for l1 in [
+            L::new()
+                .dir_mode("d/", 0o700)
+                .wh("d/.wh..wh..opq")
+                .file("d/new", "3")
+                .done(),
+            L::new()
+                .dir_mode("d/", 0o700)
+                .file("d/new", "3")
+                .wh("d/.wh..wh..opq")
+                .done(),
+        ] {
+            check(&[l0.clone(), l1], &["d d/ 0700 0:0", "f d/new 0644 0:0 =3"]);
+        }
+        // A same-layer subdirectory survives, its lower children do not.
+        let l1 = L::new()
+            .dir("d/sub/")
+            .file("d/sub/x", "4")
+            .wh("d/.wh..wh..opq")
+            .done();
+        check(
+            &[l0, l1],
+            &[
+                "d d/ 0755 0:0",
+                "d d/sub/ 0755 0:0",
+                "f d/sub/x 0644 0:0 =4",
+            ],
+        );
+    }
+
+    #[test]
+    fn whiteouts() {
+        let l0 = L::new()
+            .dir("d/")
+            .file("d/a", "1")
+            .dir("d/e/")
+            .file("d/e/b", "2")
+            .file("keep", "k")
+            .done();
+        // Whole directory.
+        check(
+            &[l0.clone(), L::new().wh(".wh.d").done()],
+            &["f keep 0644 0:0 =k"],
+        );
+        // One file; a whiteout of something missing (or below a file) does nothing.
+        let l1 = L::new()
+            .wh("d/.wh.a")
+            .wh("nope/.wh.x")
+            .wh("keep/.wh.y")
+            .wh(".wh.ghost")
+            .done();
+        check(
+            &[l0.clone(), l1],
+            &[
+                "d d/ 0755 0:0",
+                "d d/e/ 0755 0:0",
+                "f d/e/b 0644 0:0 =2",
+                "f keep 0644 0:0 =k",
+            ],
+        );
+        // Whiteouts never hide entries of their own layer, before or after them.
+        let l1 = L::new()
+            .file("d/n1", "n")
+            .wh(".wh.d")
+            .dir("d/")
+            .file("d/n2", "m")
+            .done();
+        check(
+            &[l0, l1],
+            &[
+                "d d/ 0755 0:0",
+                "f keep 0644 0:0 =k",
+                "f d/n1 0644 0:0 =n",
+                "f d/n2 0644 0:0 =m",
+            ],
+        );
+    }
+
+    #[test]
+    fn type_changes() {
+        let l0 = L::new()
+            .dir("dir2file/")
+            .file("dir2file/x", "x")
+            .file("file2dir", "f")
+            .symlink("link2dir", "/elsewhere")
+            .dir_mode("merge/", 0o700)
+            .file("merge/old", "o")
+            .done();
+        let l1 = L::new()
+            .file("dir2file", "now a file")
+            .dir("file2dir/")
+            .file("file2dir/y", "y")
+            .dir("link2dir/")
+            .dir_mode("merge/", 0o750)
+            .file("merge/new", "n")
+            .done();
+        check(
+            &[l0, l1],
+            &[
+                "d file2dir/ 0755 0:0",
+                "d link2dir/ 0755 0:0",
+                "d merge/ 0750 0:0",
+                "f merge/old 0644 0:0 =o",
+                "f dir2file 0644 0:0 =now a file",
+                "f file2dir/y 0644 0:0 =y",
+                "f merge/new 0644 0:0 =n",
+            ],
+        );
+    }
+
+    #[test]
+    fn duplicate_paths_last_wins() {
+        let l0 = L::new()
+            .file("a", "first")
+            .file_mode("a", 0o600, "second")
+            .dir_mode("d/", 0o700)
+            .dir("d/")
+            .done();
+        check(&[l0], &["d d/ 0755 0:0", "f a 0600 0:0 =second"]);
+    }
+
+    #[test]
+    fn names_are_normalized() {
+        let l0 = L::new()
+            .dir("./a/")
+            .file("/a/b", "1")
+            .file("a//c", "2")
+            .file("./x/../d", "3")
+            .dir("./")
+            .done();
+        check(
+            &[l0],
+            &[
+                "d a/ 0755 0:0",
+                "f a/b 0644 0:0 =1",
+                "f a/c 0644 0:0 =2",
+                "f d 0644 0:0 =3",
+            ],
+        );
+    }
+
+    #[test]
+    fn escapes_are_refused() {
+        for name in ["../x", "/../x", "a/../../x"] {
+            let l1 = L::new().file("ok", "").file(name, "evil").done();
+            let e = err(&[L::new().done(), l1]);
+            match &e {
+                FlattenError::Escape {
+                    layer: 1,
+                    index: 1,
+                    path,
+                    what: "name",
+                    ..
+                } => assert_eq!(path, name),
+                _ => panic!("{name}: {e}"),
+            }
+            assert!(
+                e.to_string().contains("layer 1") && e.to_string().contains(name),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn whiteout_names() {
+        for name in [".wh.", "d/.wh..", ".wh...", ".wh.x/y"] {
+            let e = err(&[L::new().wh(name).done()]);
+            assert!(
+                matches!(
+                    e,
+                    FlattenError::InvalidWhiteout {
+                        layer: 0,
+                        index: 0,
+                        ..
+                    }
+                ),
+                "{name}: {e}"
+            );
+        }
+        // Other AUFS metadata is skipped.
+        let l0 = L::new()
+            .dir(".wh..wh.plnk/")
+            .wh(".wh..wh..tmp")
+            .file("d/.wh..wh.aufs", "")
+            .file("a", "1")
+            .done();
+        let tree = final_tree(&[l0.clone()][..], &FlattenOptions::default()).unwrap();
+        assert_eq!(tree.layers[0].skipped, 3);
+        check(&[l0], &["f a 0644 0:0 =1"]);
+    }
+
+    #[test]
+    fn aufs_plnk_hardlinks() {
+        let l0 = L::new()
+            .file(".wh..wh.plnk/123.456", "shared")
+            .hardlink("a", ".wh..wh.plnk/123.456")
+            .hardlink("b", "/.wh..wh.plnk/123.456")
+            .done();
+        check(&[l0], &["f a 0644 0:0 =shared", "h b 0644 0:0 => a"]);
+    }
+
+    #[test]
+    fn parent_symlinks_are_followed_inside_the_root() {
+        let l0 = L::new()
+            .dir("usr/")
+            .dir("usr/lib/")
+            .symlink("lib", "usr/lib")
+            .symlink("abs", "/usr")
+            .done();
+        let l1 = L::new()
+            .file("lib/a", "1")
+            .file("abs/lib/b", "2")
+            .wh("lib/.wh.gone")
+            .done();
+        check(
+            &[l0, l1],
+            &[
+                "d usr/ 0755 0:0",
+                "d usr/lib/ 0755 0:0",
+                "l lib 0777 0:0 -> usr/lib",
+                "l abs 0777 0:0 -> /usr",
+                "f usr/lib/a 0644 0:0 =1",
+                "f usr/lib/b 0644 0:0 =2",
+            ],
+        );
+        let e = err(&[L::new()
+            .symlink("a", "b")
+            .symlink("b", "a")
+            .file("a/x", "")
+            .done()]);
+        assert!(
+            matches!(e, FlattenError::SymlinkLoop { index: 2, .. }),
+            "{e}"
+        );
+        let e = err(&[L::new().file("f", "").file("f/x", "").done()]);
+        assert!(
+            matches!(e, FlattenError::NotADirectory { index: 1, .. }),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn long_names_big_ids_subsecond_mtime_and_xattrs() {
+        let long_dir = "d".repeat(120);
+        let long = format!("{long_dir}/{}", "n".repeat(120));
+        let mut gnu = Header::new_gnu();
+        gnu.set_entry_type(EntryType::Regular);
+        gnu.set_size(4);
+        gnu.set_mode(0o644);
+        gnu.set_mtime(5);
+        let mut b = tar::Builder::new(Vec::new());
+        // GNU long name (`././@LongLink`) and long link name.
+        b.append_data(&mut gnu, &long, &b"gnu!"[..]).unwrap();
+        let mut sym = Header::new_gnu();
+        sym.set_entry_type(EntryType::Symlink);
+        sym.set_size(0);
+        b.append_link(&mut sym, "sym", &long).unwrap();
+        let l0 = b.into_inner().unwrap();
+        let xattr: &[u8] = b"\x01\n\x00\xff";
+        let l1 = L::new()
+            .pax(&[
+                ("path", format!("{long_dir}/pax").as_bytes()),
+                ("uid", b"718322462"),
+                ("gid", b"4000000"),
+                ("mtime", b"1700000000.123456789"),
+                ("SCHILY.xattr.security.capability", xattr),
+                ("SCHILY.xattr.user.a", b"1"),
+                ("atime", b"1.5"),
+            ])
+            .file("short-name-overridden", "pax")
+            .done();
+        let out = flat(&[l0, l1]);
+        let tree = final_tree(&[out.clone()][..], &FlattenOptions::default()).unwrap();
+        let by_path = |p: &str| {
+            tree.entries
+                .iter()
+                .find(|e| e.path == p.as_bytes())
+                .unwrap()
+        };
+        assert_eq!(by_path(&long).kind, FinalKind::Regular { size: 4 });
+        assert_eq!(
+            by_path("sym").kind,
+            FinalKind::Symlink {
+                target: long.clone().into_bytes()
+            }
+        );
+        let pax = by_path(&format!("{long_dir}/pax"));
+        assert_eq!((pax.meta.uid, pax.meta.gid), (718_322_462, 4_000_000));
+        assert_eq!(
+            pax.meta.mtime,
+            Mtime {
+                seconds: 1_700_000_000,
+                nanos: 123_456_789
+            }
+        );
+        assert_eq!(
+            pax.meta.xattrs,
+            vec![
+                (b"security.capability".to_vec(), xattr.to_vec()),
+                (b"user.a".to_vec(), b"1".to_vec())
+            ]
+        );
+        // The PAX header holds exactly what does not fit, sorted; atime is dropped.
+        let recs: &[u8] = b"41 SCHILY.xattr.security.capability=\x01\n\x00\xff\n25 SCHILY.xattr.user.a=1\n15 gid=4000000\n30 mtime=1700000000.123456789\n";
+        assert!(
+            out.windows(recs.len()).any(|w| w == recs),
+            "{}",
+            String::from_utf8_lossy(&out).replace('\0', "")
+        );
+        assert!(!out.windows(5).any(|w| w == b"atime"));
+        // GNU tar's listing of the same output agrees on the long names.
+        let names: Vec<String> = listing(&out)
+            .into_iter()
+            .map(|l| l.split(' ').nth(1).unwrap().to_owned())
+            .collect();
+        assert_eq!(
+            names,
+            [long.clone(), "sym".into(), format!("{long_dir}/pax")]
+        );
+    }
+
+    #[test]
+    fn empty_truncated_and_padded_layers() {
+        let full = L::new().file("a", "1").done();
+        let no_marker = full[..full.len() - 2 * BLOCK].to_vec();
+        assert!(!no_marker.is_empty());
+        let mut trailing = L::new().file("b", "2").done();
+        trailing.extend_from_slice(b"eStargz TOC and other data after the end marker");
+        check(
+            &[Vec::new(), no_marker, Vec::new(), trailing],
+            &["f a 0644 0:0 =1", "f b 0644 0:0 =2"],
+        );
+        assert_eq!(flat(&[Vec::<u8>::new()]), vec![0; 2 * BLOCK]);
+        assert_eq!(flat(&[] as &[Vec<u8>]), vec![0; 2 * BLOCK]);
+        // A stream cut inside an entry is an error naming the layer.
+        let e = err(&[full[..BLOCK + 1].to_vec()]);
+        assert!(matches!(e, FlattenError::Malformed { layer: 0, .. }), "{e}");
+    }
+
+    #[test]
+    fn deterministic() {
+        let l0 = L::new()
+            .dir("z/")
+            .file("z/1", "1")
+            .file("a", "a")
+            .hardlink("b", "a")
+            .done();
+        let l1 = L::new().file("c", "c").hardlink("0", "a").done();
+        let layers = [l0, l1];
+        let one = flat(&layers);
+        assert_eq!(one, flat(&layers));
+        check(
+            &layers,
+            &[
+                "d z/ 0755 0:0",
+                "f z/1 0644 0:0 =1",
+                "f 0 0644 0:0 =a",
+                "h a 0644 0:0 => 0",
+                "h b 0644 0:0 => 0",
+                "f c 0644 0:0 =c",
+            ],
+        );
+    }
+
+    #[test]
+    fn layer_facts() {
+        let l0 = L::new()
+            .dir("d/")
+            .file("d/a", "12345")
+            .file("big", "xx")
+            .file("dup", "1")
+            .file("dup", "22")
+            .done();
+        let l1 = L::new()
+            .wh(".wh.d")
+            .file("big", "yyy")
+            .file("new", "")
+            .dir("e/")
+            .done();
+        let tree = final_tree(&[l0, l1][..], &FlattenOptions::default()).unwrap();
+        let (f0, f1) = (&tree.layers[0], &tree.layers[1]);
+        assert_eq!(
+            (f0.entries, f0.added, f0.modified, f0.whiteouts, f0.removed),
+            (5, 4, 1, 0, 0)
+        );
+        assert_eq!(
+            (f1.entries, f1.added, f1.modified, f1.whiteouts, f1.removed),
+            (4, 2, 1, 1, 2)
+        );
+        let hidden: Vec<(u64, &[u8], u64, usize)> = f0
+            .hidden
+            .iter()
+            .map(|h| (h.index, &h.path[..], h.size, h.by_layer))
+            .collect();
+        assert_eq!(
+            hidden,
+            [(1, &b"d/a"[..], 5, 1), (2, b"big", 2, 1), (3, b"dup", 1, 0)]
+        );
+        assert!(f1.hidden.is_empty());
+        let paths: Vec<&[u8]> = tree.entries.iter().map(|e| &e.path[..]).collect();
+        assert_eq!(paths, [&b"e"[..], b"dup", b"big", b"new"]);
+        assert_eq!(tree.entries[1].source, Some(EntryId { layer: 0, index: 4 }));
+    }
+
+    #[test]
+    fn implied_parents_are_in_the_tree_but_not_written() {
+        let l0 = L::new().file("a/b/c", "1").done();
+        let tree = final_tree(&[l0.clone()][..], &FlattenOptions::default()).unwrap();
+        assert_eq!(tree.entries[0].source, None);
+        assert_eq!(tree.entries[0].path, b"a");
+        check(&[l0], &["f a/b/c 0644 0:0 =1"]);
+    }
+
+    #[test]
+    fn layer_changed_between_reads() {
+        struct Flaky(std::cell::Cell<u32>);
+        impl LayerSource for Flaky {
+            fn layer_count(&self) -> usize {
+                1
+            }
+            fn open_layer(&self, _: usize) -> io::Result<Box<dyn Read + '_>> {
+                self.0.set(self.0.get() + 1);
+                let data = if self.0.get() == 1 { "one" } else { "four" };
+                Ok(Box::new(io::Cursor::new(L::new().file("a", data).done())))
+            }
+        }
+        let e = flatten(&Flaky(0.into()), io::sink(), &FlattenOptions::default()).unwrap_err();
+        assert!(
+            matches!(e, FlattenError::LayerChanged { layer: 0, index: 0 }),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn progress_reports() {
+        let seen = std::cell::RefCell::new(Vec::new());
+        let cb = |p: Progress| seen.borrow_mut().push((p.pass, p.layer));
+        let layers = [
+            L::new().file("a", "1").done(),
+            L::new().symlink("b", "a").done(),
+        ];
+        flatten(&layers[..], io::sink(), &FlattenOptions::with_progress(&cb)).unwrap();
+        assert_eq!(
+            *seen.borrow(),
+            [(Pass::Scan, 0), (Pass::Scan, 1), (Pass::Write, 0)]
+        );
+    }
+}

@@ -1,1 +1,29 @@
+//! hoist's one integration-test binary: a module per command or concern.
 
+mod common;
+
+mod test_bad_input;
+mod test_crash;
+mod test_images;
+mod test_interop;
+mod test_load;
+mod test_save;
+
+/// Every `tests/test_*.rs` file must be registered above, or it silently never runs.
+#[test]
+fn no_forgotten_test_files() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let runner = std::fs::read_to_string(dir.join("runner.rs")).unwrap();
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().to_string();
+        if let Some(m) = name
+            .strip_prefix("test_")
+            .and_then(|n| n.strip_suffix(".rs"))
+        {
+            assert!(
+                runner.contains(&format!("mod test_{m};")),
+                "tests/{name} is not in runner.rs"
+            );
+        }
+    }
+}

@@ -1,0 +1,287 @@
+//! Shared test plumbing: a temporary store, running the hoist binary, the corpus fixtures, and
+//! the real peers (docker, podman, skopeo, umoci, ctr). Peers may be missing on a laptop (the
+//! test then says so and returns), but with `CI=true` a missing peer fails the test.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+/// The hoist binary under test.
+pub fn hoist_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_hoist")
+}
+
+/// A fixture in `tests/data/`.
+pub fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
+}
+
+/// The corpus' `expected.json`.
+pub fn expected() -> &'static serde_json::Value {
+    static E: OnceLock<serde_json::Value> = OnceLock::new();
+    E.get_or_init(|| {
+        serde_json::from_slice(&std::fs::read(data("expected.json")).unwrap()).unwrap()
+    })
+}
+
+/// The `expected.json` item for a corpus file.
+pub fn expected_item(file: &str) -> &'static serde_json::Value {
+    expected()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["file"] == file)
+        .unwrap_or_else(|| panic!("{file} not in expected.json"))
+}
+
+/// True in CI, where every peer must be present.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// A temporary directory with a store in it.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub root: PathBuf,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        let dir = tempfile::Builder::new()
+            .prefix("hoist-test-")
+            .tempdir()
+            .unwrap();
+        let root = dir.path().join("store");
+        Env { dir, root }
+    }
+
+    /// A path inside the temporary directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// `hoist --root <store> ARGS`.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(hoist_bin());
+        c.arg("--root").arg(&self.root).args(args);
+        c.stdin(Stdio::null());
+        c
+    }
+
+    /// Runs hoist and asserts success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.cmd(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "hoist {args:?} failed: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs hoist and asserts it fails with exit code 1; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.cmd(args).output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "hoist {args:?} should fail with 1: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(!err.contains("panicked"), "hoist {args:?} panicked: {err}");
+        err
+    }
+
+    /// Runs hoist with `input` on stdin.
+    pub fn with_stdin(&self, args: &[&str], input: &[u8]) -> Output {
+        use std::io::Write;
+        let mut child = self
+            .cmd(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let input = input.to_vec();
+        let writer = std::thread::spawn(move || {
+            // The child may exit early on bad input; a broken pipe here is expected then.
+            let _ = stdin.write_all(&input);
+        });
+        let out = child.wait_with_output().unwrap();
+        writer.join().unwrap();
+        out
+    }
+
+    /// `hoist inspect` of one image, parsed.
+    pub fn inspect(&self, image: &str) -> serde_json::Value {
+        let v: serde_json::Value = serde_json::from_str(&self.ok(&["inspect", image])).unwrap();
+        v[0].clone()
+    }
+
+    /// Every file of the store with the sha256 of its content (for "unchanged" checks).
+    pub fn snapshot(&self) -> BTreeMap<String, String> {
+        snapshot_tree(&self.root)
+    }
+}
+
+/// Every file under `root` (relative path -> sha256 of content; symlinks -> target).
+pub fn snapshot_tree(root: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd {
+            let e = e.unwrap();
+            let p = e.path();
+            let rel = p.strip_prefix(root).unwrap().to_string_lossy().to_string();
+            let ft = e.file_type().unwrap();
+            if ft.is_dir() {
+                out.insert(format!("{rel}/"), String::new());
+                stack.push(p);
+            } else if ft.is_symlink() {
+                out.insert(
+                    rel,
+                    format!("-> {}", std::fs::read_link(&p).unwrap().display()),
+                );
+            } else {
+                out.insert(rel, sha256_file(&p));
+            }
+        }
+    }
+    out
+}
+
+/// sha256 hex of a file.
+pub fn sha256_file(p: &Path) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    let mut f = std::fs::File::open(p).unwrap();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = std::io::Read::read(&mut f, &mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    hex::encode(h.finalize())
+}
+
+/// sha256 hex of bytes.
+pub fn sha256(b: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(b))
+}
+
+/// A peer program on PATH (or at an absolute path), or `None` with a note. In CI a missing peer
+/// panics: the interop tests must run there.
+pub fn peer(name: &str) -> Option<PathBuf> {
+    let found = if name.starts_with('/') {
+        Some(PathBuf::from(name)).filter(|p| p.exists())
+    } else {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join(name))
+                .find(|p| p.is_file())
+        })
+    };
+    if found.is_none() {
+        assert!(!in_ci(), "{name} is required in CI but was not found");
+        eprintln!("skipped: {name} not found");
+    }
+    found
+}
+
+/// The docker CLI talking to a running dockerd (`DOCKER_HOST`), or `None` outside CI.
+pub fn docker() -> Option<Docker> {
+    static D: OnceLock<Option<PathBuf>> = OnceLock::new();
+    let bin = D
+        .get_or_init(|| {
+            // The Debian client matches dockerd 20.10; a newer client elsewhere on PATH would
+            // have to negotiate the API down.
+            let bin = std::env::var_os("HOIST_TEST_DOCKER")
+                .map(PathBuf::from)
+                .or_else(|| peer("/usr/bin/docker"))
+                .or_else(|| peer("docker"))?;
+            let ok = Command::new(&bin)
+                .args(["version", "--format", "{{.Server.Version}}"])
+                .output()
+                .ok()
+                .filter(|o| o.status.success());
+            if ok.is_none() {
+                assert!(
+                    !in_ci(),
+                    "dockerd is required in CI but `docker version` failed (is DOCKER_HOST set?)"
+                );
+                eprintln!("skipped: no running dockerd");
+                return None;
+            }
+            Some(bin)
+        })
+        .clone()?;
+    Some(Docker { bin })
+}
+
+/// A docker CLI.
+pub struct Docker {
+    pub bin: PathBuf,
+}
+
+impl Docker {
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.args(args);
+        c
+    }
+
+    /// Runs docker, asserting success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.cmd(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "docker {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs docker, ignoring failure (cleanup).
+    pub fn quiet(&self, args: &[&str]) {
+        // Cleanup of something that may not exist: failure is fine.
+        let _ = self.cmd(args).output();
+    }
+}
+
+/// Runs a peer command, asserting success; returns stdout.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A unique suffix for names in shared peers (docker's store is shared by concurrent tests).
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}

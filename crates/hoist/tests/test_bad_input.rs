@@ -1,0 +1,161 @@
+//! Bad input never panics, exits 1 with a message that names the problem, and leaves every
+//! file of the store exactly as it was.
+
+use crate::common::{self, Env};
+
+/// A store with one image in it, and its snapshot.
+fn env_with_image() -> (Env, std::collections::BTreeMap<String, String>) {
+    let env = Env::new();
+    env.ok(&[
+        "load",
+        "-i",
+        common::data("docker-v1.2_docker24_scalibr-symlinks.tar")
+            .to_str()
+            .unwrap(),
+    ]);
+    let snap = env.snapshot();
+    (env, snap)
+}
+
+fn assert_refused(
+    env: &Env,
+    snap: &std::collections::BTreeMap<String, String>,
+    file: &std::path::Path,
+    needle: &str,
+) {
+    let err = env.fails(&["load", "-i", file.to_str().unwrap()]);
+    assert!(err.starts_with("hoist: error: "), "{err}");
+    assert!(err.contains(needle), "expected {needle:?} in: {err}");
+    assert_eq!(
+        &env.snapshot(),
+        snap,
+        "the store changed after refusing {}",
+        file.display()
+    );
+}
+
+#[test]
+fn truncated_archive() {
+    let (env, snap) = env_with_image();
+    let bytes = std::fs::read(common::data("docker-v1.2_docker18_dive-test.tar")).unwrap();
+    for cut in [bytes.len() / 2, bytes.len() - 3000, 700] {
+        let f = env.path("cut.tar");
+        std::fs::write(&f, &bytes[..cut]).unwrap();
+        let err = env.fails(&["load", "-i", f.to_str().unwrap()]);
+        assert!(
+            err.contains("cut.tar")
+                && (err.contains("truncated")
+                    || err.contains("not in the archive")
+                    || err.contains("not a readable tar")),
+            "cut at {cut}: {err}"
+        );
+        assert_eq!(env.snapshot(), snap);
+    }
+}
+
+#[test]
+fn flipped_byte_inside_a_layer() {
+    let (env, snap) = env_with_image();
+    let path = common::data("docker-v1.2_docker18_dive-test.tar");
+    let mut bytes = std::fs::read(&path).unwrap();
+    // Find the biggest layer.tar and flip a byte in the middle of its data.
+    let mut archive = tar::Archive::new(std::fs::File::open(&path).unwrap());
+    let (mut pos, mut size, mut name) = (0u64, 0u64, String::new());
+    for e in archive.entries().unwrap() {
+        let e = e.unwrap();
+        if e.path().unwrap().to_string_lossy().ends_with("layer.tar") && e.size() > size {
+            pos = e.raw_file_position();
+            size = e.size();
+            name = e.path().unwrap().to_string_lossy().to_string();
+        }
+    }
+    let at = (pos + size / 2) as usize;
+    bytes[at] ^= 0x40;
+    let f = env.path("flipped.tar");
+    std::fs::write(&f, &bytes).unwrap();
+    let err = env.fails(&["load", "-i", f.to_str().unwrap()]);
+    assert!(
+        err.contains("invalid diffID for layer") && err.contains(&name),
+        "{err}"
+    );
+    assert_eq!(env.snapshot(), snap);
+}
+
+#[test]
+fn flipped_byte_inside_an_oci_blob() {
+    let (env, snap) = env_with_image();
+    let path = common::data("oci-archive_buildkit-gzip_dive.tar");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mut archive = tar::Archive::new(std::fs::File::open(&path).unwrap());
+    let mut target = None;
+    for e in archive.entries().unwrap() {
+        let e = e.unwrap();
+        if e.size() > 4000 {
+            target = Some((
+                e.raw_file_position(),
+                e.size(),
+                e.path().unwrap().to_string_lossy().to_string(),
+            ));
+        }
+    }
+    let (pos, size, name) = target.unwrap();
+    bytes[(pos + size / 2) as usize] ^= 1;
+    let f = env.path("flipped-oci.tar");
+    std::fs::write(&f, &bytes).unwrap();
+    let err = env.fails(&["load", "-i", f.to_str().unwrap()]);
+    assert!(
+        err.contains("digest mismatch") && err.contains(&name),
+        "{err}"
+    );
+    assert_eq!(env.snapshot(), snap);
+}
+
+#[test]
+fn random_bytes_empty_file_and_missing_file() {
+    let (env, snap) = env_with_image();
+    // Deterministic pseudo-random bytes (xorshift).
+    let mut x: u64 = 0x9e3779b97f4a7c15;
+    let random: Vec<u8> = (0..100_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let f = env.path("random.bin");
+    std::fs::write(&f, &random).unwrap();
+    assert_refused(&env, &snap, &f, "not a readable tar stream");
+
+    let f = env.path("empty.tar");
+    std::fs::write(&f, b"").unwrap();
+    assert_refused(&env, &snap, &f, "the input is empty");
+
+    let missing = env.path("no-such-file.tar");
+    let err = env.fails(&["load", "-i", missing.to_str().unwrap()]);
+    assert!(
+        err.contains("no-such-file.tar") && err.contains("No such file"),
+        "{err}"
+    );
+    assert_eq!(env.snapshot(), snap);
+}
+
+#[test]
+fn truncated_stdin() {
+    let (env, snap) = env_with_image();
+    let bytes = std::fs::read(common::data("docker-v1.2_gzip_trivy-alpine-310.tar.gz")).unwrap();
+    let out = env.with_stdin(&["load"], &bytes[..bytes.len() * 2 / 3]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("stdin") && !err.contains("panicked"), "{err}");
+    assert_eq!(env.snapshot(), snap);
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let env = Env::new();
+    let out = env.cmd(&["load", "--no-such-flag"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = env.cmd(&["save"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
