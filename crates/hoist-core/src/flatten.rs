@@ -75,8 +75,8 @@ const WRITE_BUF: usize = 128 << 10;
 
 /// The decompressed layer tars of one image, base layer first.
 ///
-/// [`flatten`] opens every layer twice (once to scan headers, once to copy contents), so
-/// both openings must yield the same bytes.
+/// [`flatten`] opens a layer up to twice (once to scan headers, once more if it holds
+/// file contents that reach the output), so both openings must yield the same bytes.
 pub trait LayerSource {
     /// Number of layers.
     fn layer_count(&self) -> usize;
@@ -418,7 +418,7 @@ pub struct FinalTree {
 
 /// Flattens `layers` into one tar written to `out`.
 ///
-/// Reads every layer twice; see the [module docs](self) for the semantics and the format.
+/// Reads the layers up to twice; see the [module docs](self) for the semantics and the format.
 pub fn flatten(
     layers: &(impl LayerSource + ?Sized),
     out: impl Write,
@@ -464,6 +464,7 @@ pub fn write_flat(
     let mut w = TarWriter {
         out: BufWriter::with_capacity(WRITE_BUF, out),
         stats: FlattenStats::default(),
+        buf: vec![0; COPY_BUF],
     };
     let first_other = tree
         .entries
@@ -813,30 +814,15 @@ impl<R: Read> TarReader<R> {
             }
             let stored =
                 parse_octal(&h[148..156]).ok_or_else(|| self.malformed("bad checksum field"))?;
-            let unsigned: u64 = h
-                .iter()
-                .enumerate()
-                .map(|(i, &b)| {
-                    if (148..156).contains(&i) {
-                        32
-                    } else {
-                        u64::from(b)
-                    }
-                })
-                .sum();
-            let signed: i64 = h
-                .iter()
-                .enumerate()
-                .map(|(i, &b)| {
-                    if (148..156).contains(&i) {
-                        32
-                    } else {
-                        i64::from(b as i8)
-                    }
-                })
-                .sum();
-            if stored != unsigned && i64::try_from(stored).ok() != Some(signed) {
-                return Err(self.malformed("header checksum mismatch"));
+            // The checksum treats its own field as spaces; some old writers summed signed bytes.
+            let field: u64 = h[148..156].iter().map(|&b| u64::from(b)).sum();
+            let unsigned = h.iter().map(|&b| u64::from(b)).sum::<u64>() - field + 8 * 32;
+            if stored != unsigned {
+                let field: i64 = h[148..156].iter().map(|&b| i64::from(b as i8)).sum();
+                let signed = h.iter().map(|&b| i64::from(b as i8)).sum::<i64>() - field + 8 * 32;
+                if i64::try_from(stored).ok() != Some(signed) {
+                    return Err(self.malformed("header checksum mismatch"));
+                }
             }
             let typeflag = h[156];
             let size = parse_octal(&h[124..136]).ok_or_else(|| self.malformed("bad size field"))?;
@@ -1001,7 +987,8 @@ const NO_LAYER: usize = usize::MAX;
 enum NodeKind {
     Dir {
         children: BTreeMap<Box<[u8]>, NodeId>,
-        meta: Metadata,
+        /// Boxed: most nodes are not directories.
+        meta: Box<Metadata>,
         origin: Option<EntryId>,
     },
     Other {
@@ -1081,7 +1068,7 @@ impl Fs {
                 layer: NO_LAYER,
                 kind: NodeKind::Dir {
                     children: BTreeMap::new(),
-                    meta: implied_meta(),
+                    meta: Box::new(implied_meta()),
                     origin: None,
                 },
             }],
@@ -1157,7 +1144,7 @@ impl Fs {
                     NO_LAYER,
                     NodeKind::Dir {
                         children: BTreeMap::new(),
-                        meta: implied_meta(),
+                        meta: Box::new(implied_meta()),
                         origin: None,
                     },
                 );
@@ -1250,7 +1237,7 @@ impl Fs {
         if kept {
             // The lower directory is hidden; what remains is implied by this layer's entries.
             if let NodeKind::Dir { meta, origin, .. } = &mut self.nodes[node as usize].kind {
-                *meta = implied_meta();
+                **meta = implied_meta();
                 *origin = None;
             }
             self.nodes[node as usize].layer = NO_LAYER;
@@ -1375,7 +1362,7 @@ impl Fs {
                     xattrs.push((n.clone(), v.clone()));
                 }
                 xattrs.sort();
-                *meta = Metadata {
+                **meta = Metadata {
                     xattrs,
                     ..e.meta.clone()
                 };
@@ -1391,7 +1378,7 @@ impl Fs {
                 layer,
                 NodeKind::Dir {
                     children: BTreeMap::new(),
-                    meta: e.meta.clone(),
+                    meta: Box::new(e.meta.clone()),
                     origin: Some(id),
                 },
             );
@@ -1546,7 +1533,7 @@ impl Fs {
                     dirs.push(FinalEntry {
                         path,
                         kind: FinalKind::Directory,
-                        meta: meta.clone(),
+                        meta: (**meta).clone(),
                         source: *origin,
                     });
                 }
@@ -1625,6 +1612,8 @@ fn implied_meta() -> Metadata {
 struct TarWriter<W: Write> {
     out: BufWriter<W>,
     stats: FlattenStats,
+    /// Reused for every file's content.
+    buf: Vec<u8>,
 }
 
 fn put_str(field: &mut [u8], v: &[u8]) {
@@ -1832,7 +1821,7 @@ impl<W: Write> TarWriter<W> {
         reader: &mut TarReader<R>,
         size: u64,
     ) -> Result<(), FlattenError> {
-        let mut buf = vec![0u8; COPY_BUF];
+        let buf = &mut self.buf;
         let mut left = size;
         while left > 0 {
             let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
@@ -2472,6 +2461,10 @@ mod tests {
         // A stream cut inside an entry is an error naming the layer.
         let e = err(&[full[..BLOCK + 1].to_vec()]);
         assert!(matches!(e, FlattenError::Malformed { layer: 0, .. }), "{e}");
+        let mut corrupt = full.clone();
+        corrupt[0] = b'b';
+        let e = err(&[corrupt]);
+        assert!(e.to_string().contains("checksum"), "{e}");
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod compress;
 pub mod error;
 pub mod flatten;
 pub mod hashio;
+pub mod ops;
 pub mod store;
 
 pub use error::{Error, Result};

@@ -38,6 +38,10 @@ pub enum Command {
     Load(commands::load::Args),
     /// Save images to one archive (docker 25+ shape by default)
     Save(commands::save::Args),
+    /// Write an image's (or container's) merged filesystem as one flat tar
+    Export(commands::export::Args),
+    /// Make a one-layer image from a root filesystem tar, URL or directory
+    Import(commands::import::Args),
     /// List images
     Images(commands::images::Args),
     /// Give an image another name

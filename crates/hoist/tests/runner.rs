@@ -1,4 +1,5 @@
 //! hoist's one integration-test binary: a module per command or concern.
+#![allow(unreachable_pub)] // a test binary: `pub` only shares helpers between modules
 
 mod common;
 

@@ -97,7 +97,6 @@ fn kill_during_load_leaves_a_clean_store() {
             .spawn()
             .unwrap();
         std::thread::sleep(Duration::from_millis(delay_ms));
-        let finished = child.try_wait().unwrap().is_some();
         // SIGKILL: no chance to clean up.
         child.kill().unwrap();
         child.wait().unwrap();
@@ -107,10 +106,9 @@ fn kill_during_load_leaves_a_clean_store() {
             "after kill at {delay_ms} ms: {fsck}"
         );
         let imgs = images(&env);
+        // Either the load had not committed (nothing new is visible) or it had (the image is whole).
         assert!(
-            imgs == ["symlinks:latest"]
-                || (imgs == ["big:1", "symlinks:latest"] && finished)
-                || imgs == ["big:1", "symlinks:latest"],
+            imgs == ["symlinks:latest"] || imgs == ["big:1", "symlinks:latest"],
             "after kill at {delay_ms} ms: {imgs:?}"
         );
         if imgs.contains(&"big:1".to_string()) {

@@ -42,10 +42,11 @@ fn wants(item: &serde_json::Value) -> Vec<Want> {
                 .map(|a| a.iter().map(|t| familiar(t.as_str().unwrap())).collect())
                 .unwrap_or_default();
             // OCI layouts: a full name in ref.name (podman/skopeo style) is a name; a bare tag is not.
-            if let Some(r) = im["ref_name"].as_str() {
-                if r.contains('/') || r.contains(':') {
-                    names.push(familiar(r.strip_prefix("docker.io/library/").unwrap_or(r)));
-                }
+            if let Some(r) = im["ref_name"]
+                .as_str()
+                .filter(|r| r.contains('/') || r.contains(':'))
+            {
+                names.push(familiar(r.strip_prefix("docker.io/library/").unwrap_or(r)));
             }
             Want {
                 id,

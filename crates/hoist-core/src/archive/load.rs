@@ -171,10 +171,10 @@ fn commit(
         for (p, desc) in planned.iter().zip(&descs) {
             let mut moved = Vec::new();
             for n in &p.names {
-                if let Some(old) = Store::tag_entries(entries, n, desc, &ids) {
-                    if old != p.config_digest {
-                        moved.push((n.clone(), old));
-                    }
+                if let Some(old) =
+                    Store::tag_entries(entries, n, desc, &ids).filter(|old| old != &p.config_digest)
+                {
+                    moved.push((n.clone(), old));
                 }
             }
             if p.names.is_empty() {
@@ -447,10 +447,8 @@ fn plan_oci(
         verify_bytes(&config_bytes, &manifest.config, &cfg_path)?;
         let config = ImageConfig::parse(&config_bytes)
             .map_err(|e| Error::InvalidArchive(format!("{cfg_path}: {e}")))?;
-        if let Some(want) = &opts.platform {
-            if !want.matches(&config.platform()) {
-                return Ok(None);
-            }
+        if skipped_platform(opts, &config) {
+            return Ok(None);
         }
         let mut sources = Vec::new();
         for l in &manifest.layers {
@@ -499,6 +497,13 @@ fn plan_oci(
         "indexes nested too deeply below {}",
         desc.digest
     )))
+}
+
+/// With an explicit `--platform`, images of other platforms are skipped (docker load does so).
+fn skipped_platform(opts: &LoadOptions<'_>, config: &ImageConfig) -> bool {
+    opts.platform
+        .as_ref()
+        .is_some_and(|want| !want.matches(&config.platform()))
 }
 
 fn verify_bytes(bytes: &[u8], desc: &Descriptor, path: &str) -> Result<()> {
@@ -626,10 +631,8 @@ fn plan_docker_item(
     let config_bytes = c.bytes(&item.config)?;
     let config = ImageConfig::parse(&config_bytes)
         .map_err(|e| Error::InvalidArchive(format!("{}: {e}", item.config)))?;
-    if let Some(want) = &opts.platform {
-        if !want.matches(&config.platform()) {
-            return Ok(None);
-        }
+    if skipped_platform(opts, &config) {
+        return Ok(None);
     }
     let mut sources = Vec::new();
     for l in &item.layers {
@@ -720,10 +723,8 @@ fn plan_legacy(
             .map_err(|e| Error::InvalidArchive(format!("image {top}: {e}")))?;
         let config = ImageConfig::parse(&config_bytes)
             .map_err(|e| Error::InvalidArchive(format!("image {top}: {e}")))?;
-        if let Some(want) = &opts.platform {
-            if !want.matches(&config.platform()) {
-                continue;
-            }
+        if skipped_platform(opts, &config) {
+            continue;
         }
         let layers = check_layers(&config, sources, &format!("image {top}"))?;
         let manifest_bytes = synthesize_manifest(&config_bytes, &config, &layers)?;

@@ -268,7 +268,7 @@ impl Store {
         let mut index = self.read_index()?;
         let mut entries: Vec<StoreEntry> = index.manifests.drain(..).map(entry_of).collect();
         let out = f(&mut entries)?;
-        index.manifests = entries.into_iter().map(|e| descriptor_of(e)).collect();
+        index.manifests = entries.into_iter().map(descriptor_of).collect();
         self.write_atomic(&self.index_path(), &index_bytes(&index))?;
         Ok(out)
     }

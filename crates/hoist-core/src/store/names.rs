@@ -67,10 +67,8 @@ impl Store {
                     }
                     entries.retain(|e| {
                         let hit = same_image(&e.descriptor.digest);
-                        if hit {
-                            if let Some(n) = &e.name {
-                                events.push(RemoveEvent::Untagged(n.clone()));
-                            }
+                        if let Some(n) = e.name.as_ref().filter(|_| hit) {
+                            events.push(RemoveEvent::Untagged(n.clone()));
                         }
                         !hit
                     });

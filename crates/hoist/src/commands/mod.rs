@@ -1,12 +1,16 @@
 //! One module per subcommand; each has `Args` (its `--help`) and `run`.
 
 pub mod completions;
+pub mod container;
+pub mod export;
 pub mod fsck;
 pub mod gc;
 pub mod history;
 pub mod images;
+pub mod import;
 pub mod inspect;
 pub mod load;
+mod output;
 pub mod rmi;
 pub mod save;
 pub mod tag;
@@ -44,6 +48,8 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Load(a) => load::run(a, &ctx),
         Command::Save(a) => save::run(a, &ctx),
+        Command::Export(a) => export::run(a, &ctx),
+        Command::Import(a) => import::run(a, &ctx),
         Command::Images(a) => images::run(a, &ctx),
         Command::Tag(a) => tag::run(a, &ctx),
         Command::Rmi(a) => rmi::run(a, &ctx),

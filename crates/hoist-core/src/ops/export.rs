@@ -1,0 +1,48 @@
+//! `export` of an image: its merged filesystem as one flat tar, streamed from the layer blobs.
+
+use std::io::{self, Read, Write};
+
+use crate::error::Result;
+use crate::flatten::{FlattenOptions, FlattenStats, LayerSource, flatten};
+use crate::store::{Image, Store};
+
+/// An image's layers, opened decompressed from the store.
+#[derive(Debug)]
+pub struct StoreLayers<'a> {
+    store: &'a Store,
+    image: &'a Image,
+}
+
+impl<'a> StoreLayers<'a> {
+    /// The layers of `image`.
+    pub fn new(store: &'a Store, image: &'a Image) -> Self {
+        StoreLayers { store, image }
+    }
+}
+
+impl LayerSource for StoreLayers<'_> {
+    fn layer_count(&self) -> usize {
+        self.image.manifest.layers.len()
+    }
+
+    fn open_layer(&self, index: usize) -> io::Result<Box<dyn Read + '_>> {
+        let desc = &self.image.manifest.layers[index];
+        let f = self
+            .store
+            .open_blob(&desc.digest)
+            .map_err(io::Error::other)?;
+        let (_, r) = crate::compress::auto_decompress(f)?;
+        Ok(r)
+    }
+}
+
+/// Writes the flat root filesystem of `image` to `out`: no whiteouts, owners, modes, devices,
+/// xattrs and hardlinks exactly as the layers say, deterministic.
+pub fn export_image(
+    store: &Store,
+    image: &Image,
+    out: impl Write,
+    opts: &FlattenOptions<'_>,
+) -> Result<FlattenStats> {
+    Ok(flatten(&StoreLayers::new(store, image), out, opts)?)
+}

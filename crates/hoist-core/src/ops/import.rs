@@ -1,0 +1,270 @@
+//! `import`: a root filesystem tar becomes a new one-layer image, configured like `docker import`.
+//!
+//! The (decompressed) input is stored as the layer exactly as given, so its diff_id is the
+//! sha256 of the decompressed input, as with docker. While it streams into the store every
+//! entry is checked: an entry that would land outside the root (`..`, a hardlink out, a path
+//! through a symlink of the same tar) is refused with its name, and nothing is stored.
+
+use std::collections::HashSet;
+use std::io::{self, Read, Write};
+
+use hoist_format::change::{Compat, ImportConfigOptions, import_config};
+use hoist_format::config::ImageConfig;
+use hoist_format::oci::Descriptor;
+use hoist_format::platform::Platform;
+use hoist_format::reference::Reference;
+use hoist_format::whiteout::{Whiteout, classify};
+use hoist_format::{Digest, media_type};
+
+use crate::compress::{Compression, Peeked};
+use crate::error::{Error, Result};
+use crate::hashio::{ProgressReader, TeeReader};
+use crate::store::Store;
+
+/// Options of [`import`].
+#[derive(Default)]
+pub struct ImportOptions<'a> {
+    /// `--change` instructions (CMD, ENV, …).
+    pub changes: Vec<String>,
+    /// The history comment (`--message`); default docker's `Imported from -`.
+    pub message: Option<String>,
+    /// The image's platform; default the host's.
+    pub platform: Option<Platform>,
+    /// Name for the new image; untagged when `None`.
+    pub name: Option<Reference>,
+    /// Creation time, RFC 3339 (the caller's clock; tests fix it).
+    pub created: String,
+    /// Called with input bytes read so far.
+    pub progress: Option<&'a dyn Fn(u64)>,
+}
+
+impl std::fmt::Debug for ImportOptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportOptions")
+            .field("changes", &self.changes)
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+/// What [`import`] made.
+#[derive(Debug, Clone)]
+pub struct ImportReport {
+    /// The new image's ID.
+    pub id: Digest,
+    /// The layer's diff_id.
+    pub diff_id: Digest,
+    /// The name it got.
+    pub name: Option<Reference>,
+    /// The ID of the image the name was taken from, if any.
+    pub moved_from: Option<Digest>,
+}
+
+/// Imports a root filesystem tar (plain, gzip, zstd, xz or bzip2) as a new image.
+pub fn import(store: &Store, input: impl Read, opts: &ImportOptions<'_>) -> Result<ImportReport> {
+    // Validate the config options before reading anything.
+    let platform = opts.platform.clone().unwrap_or_else(Platform::host);
+    let probe = import_config(&ImportConfigOptions {
+        changes: &opts.changes,
+        comment: opts.message.as_deref(),
+        platform: &platform,
+        created: &opts.created,
+        diff_id: &Digest::empty(),
+        docker_version: None,
+        compat: Compat::default(),
+    });
+    if let Err(e) = probe {
+        return Err(Error::Conflict(e.to_string()));
+    }
+
+    let _ingest = store.ingest_lock()?;
+    let mut staging = store.staging()?;
+    let noop = |_: u64| {};
+    let input = ProgressReader::new(input, opts.progress.unwrap_or(&noop));
+    let peeked = Peeked::new(input).map_err(|source| Error::Read {
+        what: "the input".into(),
+        source,
+    })?;
+    if peeked.is_empty() {
+        return Err(Error::InvalidArchive("the input is empty".into()));
+    }
+    let compression = peeked.compression();
+    let decoded = crate::compress::decoder(compression, peeked).map_err(|source| Error::Read {
+        what: "the input".into(),
+        source,
+    })?;
+
+    // One pass: the tar reader walks the entries (checking each) while every byte it pulls is
+    // staged as the layer.
+    let (pipe_r, pipe_w) = io::pipe().map_err(|source| Error::Io {
+        path: "pipe".into(),
+        source,
+    })?;
+    let staged = std::thread::scope(|s| -> Result<_> {
+        let stager = s.spawn(move || {
+            staging
+                .stage(pipe_r, "the imported layer")
+                .map(|st| (st, staging))
+        });
+        let mut tee = TeeReader::new(
+            decoded,
+            io::BufWriter::with_capacity(crate::compress::IO_BUF_SIZE, pipe_w),
+        );
+        let checked = check_entries(&mut tee);
+        // The rest (end-of-archive padding, anything after it) belongs to the layer too.
+        let rest = checked.and_then(|()| {
+            crate::compress::drain(&mut tee)
+                .map(|_| ())
+                .map_err(|source| Error::Read {
+                    what: "the input".into(),
+                    source,
+                })
+        });
+        let (_, mut w) = tee.into_inner();
+        let flushed = w.flush();
+        drop(w);
+        let stage_result = stager.join().expect("the staging thread does not panic");
+        rest?;
+        flushed.map_err(|source| Error::Read {
+            what: "the input".into(),
+            source,
+        })?;
+        stage_result
+    })?;
+    let (layer, staging) = staged;
+    let diff_id = layer.digest.clone();
+
+    let config_bytes = import_config(&ImportConfigOptions {
+        changes: &opts.changes,
+        comment: opts.message.as_deref(),
+        platform: &platform,
+        created: &opts.created,
+        diff_id: &diff_id,
+        docker_version: None,
+        compat: Compat::default(),
+    })
+    .map_err(|e| Error::Conflict(e.to_string()))?;
+    let config =
+        ImageConfig::parse(&config_bytes).map_err(|e| Error::InvalidArchive(e.to_string()))?;
+    let mut layer_for_manifest = layer.clone();
+    layer_for_manifest.compression = Compression::None;
+    let manifest_bytes = crate::archive::load::synthesize_manifest(
+        &config_bytes,
+        &config,
+        &[(layer_for_manifest, diff_id.clone())],
+    )?;
+    let mut staging = staging;
+    let m = staging.stage_bytes(&manifest_bytes)?;
+    let c = staging.stage_bytes(&config_bytes)?;
+    staging.commit([&layer, &m, &c])?;
+    let desc = Descriptor::new(media_type::OCI_MANIFEST, m.digest.clone(), m.size);
+    let id = c.digest.clone();
+    let moved_from = store.update_index(|entries| {
+        let ids = store.ids_of(entries)?;
+        Ok(match &opts.name {
+            Some(n) => Store::tag_entries(entries, n, &desc, &ids),
+            None => {
+                Store::keep_untagged(entries, &desc);
+                None
+            }
+        })
+    })?;
+    Ok(ImportReport {
+        id,
+        diff_id,
+        name: opts.name.clone(),
+        moved_from,
+    })
+}
+
+/// Walks the tar entries, refusing any that would land outside the root.
+fn check_entries(input: &mut impl Read) -> Result<()> {
+    let mut archive = tar::Archive::new(input);
+    let bad = |e: io::Error| Error::InvalidArchive(format!("not a readable tar stream: {e}"));
+    let mut symlinks: HashSet<String> = HashSet::new();
+    for entry in archive.entries().map_err(bad)? {
+        let mut entry = entry.map_err(bad)?;
+        let raw = String::from_utf8_lossy(&entry.path_bytes()).to_string();
+        let Some(path) = clean(&raw).map_err(|()| {
+            Error::InvalidArchive(format!("entry {raw:?} escapes the root filesystem"))
+        })?
+        else {
+            continue;
+        };
+        // A parent that is a symlink of this same tar would make the entry land wherever it points.
+        let mut parent = path.as_str();
+        while let Some((p, _)) = parent.rsplit_once('/') {
+            if symlinks.contains(p) {
+                return Err(Error::InvalidArchive(format!(
+                    "entry {raw:?} would be written through the symlink {p:?} of the same tar"
+                )));
+            }
+            parent = p;
+        }
+        let base = path.rsplit('/').next().unwrap_or(&path);
+        if classify(base) == Whiteout::Invalid {
+            return Err(Error::InvalidArchive(format!(
+                "entry {raw:?} is an invalid whiteout name"
+            )));
+        }
+        match entry.header().entry_type() {
+            tar::EntryType::Symlink => {
+                symlinks.insert(path.clone());
+            }
+            tar::EntryType::Link => {
+                let target = entry
+                    .link_name_bytes()
+                    .map(|b| String::from_utf8_lossy(&b).to_string())
+                    .unwrap_or_default();
+                if clean(&target).is_err() {
+                    return Err(Error::InvalidArchive(format!(
+                        "hardlink {raw:?} points outside the root filesystem ({target:?})"
+                    )));
+                }
+                symlinks.remove(&path);
+            }
+            _ => {
+                symlinks.remove(&path);
+            }
+        }
+        // Content is skipped by reading it (the bytes flow to the staged layer).
+        crate::compress::drain(&mut entry)
+            .map_err(|e| Error::InvalidArchive(format!("entry {raw:?} is truncated: {e}")))?;
+    }
+    Ok(())
+}
+
+/// Cleans a tar path as docker's applier does (strip `/`, resolve `.` and `..`); `Err` when it
+/// climbs above the root, `Ok(None)` for the root itself.
+fn clean(raw: &str) -> std::result::Result<Option<String>, ()> {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in raw.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop().ok_or(())?;
+            }
+            c => parts.push(c),
+        }
+    }
+    Ok(if parts.is_empty() {
+        None
+    } else {
+        Some(parts.join("/"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clean;
+
+    #[test]
+    fn clean_paths() {
+        assert_eq!(clean("./a/b/"), Ok(Some("a/b".into())));
+        assert_eq!(clean("/etc/passwd"), Ok(Some("etc/passwd".into())));
+        assert_eq!(clean("a/../b"), Ok(Some("b".into())));
+        assert_eq!(clean("./"), Ok(None));
+        assert_eq!(clean("../x"), Err(()));
+        assert_eq!(clean("a/../../x"), Err(()));
+    }
+}

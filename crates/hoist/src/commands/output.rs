@@ -1,0 +1,56 @@
+//! Writing a command's data output to `-o FILE` (atomically) or to stdout (never a terminal).
+
+use std::fs::File;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+/// Runs `write` against the destination (for outputs written through a buffer anyway; `save`
+/// keeps the concrete file type for the kernel copy fast paths): `-o FILE` is written next to FILE and renamed into
+/// place at the end, so a failure never leaves a truncated file under the requested name;
+/// without `-o` (or with `-`) stdout is used, refusing a terminal.
+pub fn write_to(
+    output: Option<&Path>,
+    what: &str,
+    write: impl FnOnce(&mut dyn Write) -> Result<()>,
+) -> Result<()> {
+    match output {
+        Some(p) if p.as_os_str() != "-" => {
+            let dir = p
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            let tmp: PathBuf = dir.join(format!(".{name}.hoist-tmp-{}", std::process::id()));
+            let mut f =
+                File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+            let result = write(&mut f).and_then(|()| {
+                f.sync_all()
+                    .with_context(|| format!("syncing {}", tmp.display()))
+            });
+            if let Err(e) = result {
+                // The temp file is ours and useless now; failing to remove it changes nothing.
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e).with_context(|| format!("writing {}", p.display()));
+            }
+            std::fs::rename(&tmp, p)
+                .with_context(|| format!("renaming {} to {}", tmp.display(), p.display()))
+        }
+        _ => {
+            let stdout = std::io::stdout();
+            if stdout.is_terminal() {
+                bail!(
+                    "cowardly refusing to write {what} to a terminal. Use the -o flag or redirect"
+                );
+            }
+            let mut lock = stdout.lock();
+            write(&mut lock).with_context(|| format!("writing {what} to stdout"))?;
+            lock.flush()?;
+            Ok(())
+        }
+    }
+}
