@@ -14,24 +14,30 @@
 
 pub mod archive;
 pub mod compress;
+pub mod container;
 pub mod error;
 pub mod flatten;
 pub mod hashio;
 pub mod ops;
+pub mod rootfs;
 pub mod store;
 
 pub use error::{Error, Result};
 pub use store::Store;
 
 /// Manifests that must survive `gc` although no name reaches them (images of containers).
-pub(crate) fn extra_roots(_store: &Store) -> Result<Vec<hoist_format::Digest>> {
-    Ok(Vec::new())
+pub(crate) fn extra_roots(store: &Store) -> Result<Vec<hoist_format::Digest>> {
+    container::manifests_in_use(store)
 }
 
 /// IDs of containers whose image is `image_id` (they keep it from being deleted).
 pub(crate) fn containers_using(
-    _store: &Store,
-    _image_id: &hoist_format::Digest,
+    store: &Store,
+    image_id: &hoist_format::Digest,
 ) -> Result<Vec<String>> {
-    Ok(Vec::new())
+    Ok(container::list(store)?
+        .into_iter()
+        .filter(|c| &c.state.image == image_id)
+        .map(|c| c.state.id[..12].to_string())
+        .collect())
 }

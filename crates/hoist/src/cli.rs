@@ -44,6 +44,18 @@ pub enum Command {
     Import(commands::import::Args),
     /// List images
     Images(commands::images::Args),
+    /// Create a container: unpack an image into a runtime bundle
+    Create(commands::create::Args),
+    /// Create a container and run it with runc or crun
+    Run(commands::run::Args),
+    /// List containers
+    Ps(commands::ps::Args),
+    /// Remove containers
+    Rm(commands::rm::Args),
+    /// Show what changed in a container's filesystem (A/C/D)
+    Diff(commands::diff::Args),
+    /// Make a new image from a container's changes
+    Commit(commands::commit::Args),
     /// Give an image another name
     Tag(commands::tag::Args),
     /// Remove image names (the blobs are freed by `hoist gc`)

@@ -6,7 +6,7 @@
 //! OCI archives and OCI layout directories (nested indexes, platform selection). The input may
 //! be compressed as a whole (gzip, zstd, xz, bzip2).
 //!
-//! The input is read once ([`super::collect`]). Every blob is checked against its digest and
+//! The input is read once (`collect`). Every blob is checked against its digest and
 //! every layer against the config's diff_ids *before* anything becomes visible in the store;
 //! then blobs are renamed into place and `index.json` is replaced, so a failure at any point
 //! leaves the store as it was.

@@ -81,12 +81,19 @@ impl Store {
                 if in_use.is_empty() {
                     entries.retain(|e| !same_image(&e.descriptor.digest));
                     events.push(RemoveEvent::Deleted(id.clone()));
-                } else if by_name.is_none() && !force {
-                    return Err(Error::Conflict(format!(
-                        "conflict: unable to delete {} (cannot be forced) - image is being used by container {}",
-                        id.short(),
-                        in_use[0]
-                    )));
+                } else if !force {
+                    return Err(Error::Conflict(match &by_name {
+                        Some(n) => format!(
+                            "conflict: unable to remove repository reference \"{n}\" (must force) - container {} is using its referenced image {}",
+                            in_use[0],
+                            id.short()
+                        ),
+                        None => format!(
+                            "conflict: unable to delete {} (must be forced) - image is being used by stopped container {}",
+                            id.short(),
+                            in_use[0]
+                        ),
+                    }));
                 } else if !entries.iter().any(|e| same_image(&e.descriptor.digest)) {
                     let desc = hoist_format::oci::Descriptor::new(&img.manifest_media_type, img.manifest_digest.clone(), img.manifest_bytes.len() as u64);
                     Store::keep_untagged(entries, &desc);

@@ -133,7 +133,9 @@ impl Staging {
             if dest.exists() || !s.path.exists() {
                 continue;
             }
-            File::open(&s.path).and_then(|f| f.sync_all()).at(&s.path)?;
+            if std::env::var_os("HOIST_NOSYNC").is_none() {
+                File::open(&s.path).and_then(|f| f.sync_all()).at(&s.path)?;
+            }
             fs::rename(&s.path, &dest).at(&dest)?;
             renamed = true;
         }

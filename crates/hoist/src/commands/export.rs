@@ -27,12 +27,14 @@ pub struct Args {
 /// Runs `hoist export`.
 pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     let store = ctx.store()?;
-    if let Some(c) = super::container::find(&store, &args.target)? {
-        return write_to(args.output.as_deref(), "an export", |w| c.export(w));
+    if let Some(c) = hoist_core::container::find(&store, &args.target)? {
+        return write_to(args.output.as_deref(), "an export", |mut w| {
+            Ok(c.export(w.as_dyn())?)
+        });
     }
     let (img, _) = store.resolve(&args.target)?;
-    write_to(args.output.as_deref(), "an export", |w| {
-        export_image(&store, &img, w, &FlattenOptions::default())?;
+    write_to(args.output.as_deref(), "an export", |mut w| {
+        export_image(&store, &img, w.as_dyn(), &FlattenOptions::default())?;
         Ok(())
     })
 }

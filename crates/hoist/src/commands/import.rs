@@ -1,7 +1,6 @@
 //! `hoist import`.
 
 use std::io::{IsTerminal, Read, Write};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use hoist_core::ops::import::{ImportOptions, import};
@@ -59,7 +58,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
         message,
         platform,
         name,
-        created: now_rfc3339(),
+        created: super::now_rfc3339(),
         progress: Some(&cb),
     };
     let report = if args.source == "-" {
@@ -109,31 +108,14 @@ fn import_dir(
     dir: &std::path::Path,
     opts: &ImportOptions<'_>,
 ) -> Result<hoist_core::ops::import::ImportReport> {
-    let _ = (store, opts);
-    bail!("importing a directory ({}) is not wired yet", dir.display())
-}
-
-/// Now as RFC 3339 with nanoseconds, trailing zeros trimmed, as Go formats `created`.
-fn now_rfc3339() -> String {
-    let d = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = d.as_secs() as i64;
-    let days = secs.div_euclid(86400);
-    let rem = secs.rem_euclid(86400);
-    let (y, m, dd) = crate::ui::human::civil_from_days(days);
-    let mut s = format!(
-        "{y:04}-{m:02}-{dd:02}T{:02}:{:02}:{:02}",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    );
-    let nanos = d.subsec_nanos();
-    if nanos != 0 {
-        let frac = format!("{nanos:09}");
-        s.push('.');
-        s.push_str(frac.trim_end_matches('0'));
-    }
-    s.push('Z');
-    s
+    let (r, w) = std::io::pipe()?;
+    std::thread::scope(|s| {
+        let packer = s.spawn(move || {
+            hoist_core::rootfs::pack_dir(dir, w, &hoist_core::rootfs::PackOptions::default())
+        });
+        let imported = import(store, r, opts);
+        let packed = packer.join().expect("the packing thread does not panic");
+        packed.with_context(|| format!("packing {}", dir.display()))?;
+        imported.with_context(|| format!("importing {}", dir.display()))
+    })
 }

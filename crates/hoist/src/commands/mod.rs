@@ -1,7 +1,9 @@
 //! One module per subcommand; each has `Args` (its `--help`) and `run`.
 
+pub mod commit;
 pub mod completions;
-pub mod container;
+pub mod create;
+pub mod diff;
 pub mod export;
 pub mod fsck;
 pub mod gc;
@@ -11,7 +13,10 @@ pub mod import;
 pub mod inspect;
 pub mod load;
 mod output;
+pub mod ps;
+pub mod rm;
 pub mod rmi;
+pub mod run;
 pub mod save;
 pub mod tag;
 
@@ -39,6 +44,30 @@ impl Ctx {
     }
 }
 
+/// Now as RFC 3339 with nanoseconds, trailing zeros trimmed, as Go formats `created`.
+pub fn now_rfc3339() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = d.as_secs() as i64;
+    let (y, m, dd) = crate::ui::human::civil_from_days(secs.div_euclid(86400));
+    let rem = secs.rem_euclid(86400);
+    let mut s = format!(
+        "{y:04}-{m:02}-{dd:02}T{:02}:{:02}:{:02}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    );
+    let nanos = d.subsec_nanos();
+    if nanos != 0 {
+        s.push('.');
+        s.push_str(format!("{nanos:09}").trim_end_matches('0'));
+    }
+    s.push('Z');
+    s
+}
+
 /// Dispatches to the subcommand.
 pub fn run(cli: Cli) -> Result<()> {
     let ctx = Ctx {
@@ -51,6 +80,12 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Export(a) => export::run(a, &ctx),
         Command::Import(a) => import::run(a, &ctx),
         Command::Images(a) => images::run(a, &ctx),
+        Command::Create(a) => create::run(a, &ctx),
+        Command::Run(a) => run::run(a, &ctx),
+        Command::Ps(a) => ps::run(a, &ctx),
+        Command::Rm(a) => rm::run(a, &ctx),
+        Command::Diff(a) => diff::run(a, &ctx),
+        Command::Commit(a) => commit::run(a, &ctx),
         Command::Tag(a) => tag::run(a, &ctx),
         Command::Rmi(a) => rmi::run(a, &ctx),
         Command::Inspect(a) => inspect::run(a, &ctx),

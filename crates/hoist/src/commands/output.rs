@@ -1,19 +1,38 @@
 //! Writing a command's data output to `-o FILE` (atomically) or to stdout (never a terminal).
 
 use std::fs::File;
-use std::io::{IsTerminal, Write};
+use std::io::{IsTerminal, StdoutLock, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-/// Runs `write` against the destination (for outputs written through a buffer anyway; `save`
-/// keeps the concrete file type for the kernel copy fast paths): `-o FILE` is written next to FILE and renamed into
-/// place at the end, so a failure never leaves a truncated file under the requested name;
-/// without `-o` (or with `-`) stdout is used, refusing a terminal.
+/// Where the data goes. The concrete types are kept (not `dyn Write`) so that
+/// `std::io::copy` can use its kernel fast paths (copy_file_range to a file, splice to a pipe).
+#[derive(Debug)]
+pub enum Dest<'a> {
+    /// `-o FILE` (a temporary file next to it until the end).
+    File(&'a mut File),
+    /// Standard output.
+    Stdout(&'a mut StdoutLock<'static>),
+}
+
+impl Dest<'_> {
+    /// As a plain writer, for outputs that are written through a buffer anyway.
+    pub fn as_dyn(&mut self) -> &mut dyn Write {
+        match self {
+            Dest::File(f) => *f,
+            Dest::Stdout(s) => *s,
+        }
+    }
+}
+
+/// Runs `write` against the destination. `-o FILE` is written next to FILE and renamed into
+/// place at the end, so a failure never leaves a truncated file under the requested name (like
+/// `cp`, it is not fsynced); without `-o` (or with `-`) stdout is used, refusing a terminal.
 pub fn write_to(
     output: Option<&Path>,
     what: &str,
-    write: impl FnOnce(&mut dyn Write) -> Result<()>,
+    write: impl FnOnce(Dest<'_>) -> Result<()>,
 ) -> Result<()> {
     match output {
         Some(p) if p.as_os_str() != "-" => {
@@ -28,11 +47,7 @@ pub fn write_to(
             let tmp: PathBuf = dir.join(format!(".{name}.hoist-tmp-{}", std::process::id()));
             let mut f =
                 File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-            let result = write(&mut f).and_then(|()| {
-                f.sync_all()
-                    .with_context(|| format!("syncing {}", tmp.display()))
-            });
-            if let Err(e) = result {
+            if let Err(e) = write(Dest::File(&mut f)) {
                 // The temp file is ours and useless now; failing to remove it changes nothing.
                 let _ = std::fs::remove_file(&tmp);
                 return Err(e).with_context(|| format!("writing {}", p.display()));
@@ -48,7 +63,7 @@ pub fn write_to(
                 );
             }
             let mut lock = stdout.lock();
-            write(&mut lock).with_context(|| format!("writing {what} to stdout"))?;
+            write(Dest::Stdout(&mut lock)).with_context(|| format!("writing {what} to stdout"))?;
             lock.flush()?;
             Ok(())
         }

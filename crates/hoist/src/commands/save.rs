@@ -1,13 +1,13 @@
 //! `hoist save`.
 
-use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use hoist_core::archive::save::{SaveFormat, SaveOptions, resolve_for_save, save};
 use hoist_format::media_type::Compression;
 
 use super::Ctx;
+use super::output::{Dest, write_to};
 use crate::ui::progress::Progress;
 
 /// Save one or more images to an archive (stdout by default).
@@ -73,45 +73,13 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
         }),
         progress: Some(&cb),
     };
-    match args.output.as_deref() {
-        Some(p) if p.as_os_str() != "-" => {
-            // Write next to the destination and rename at the end: a failed save never leaves
-            // a truncated archive under the requested name.
-            let dir = p
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-                .unwrap_or(std::path::Path::new("."));
-            let name = p
-                .file_name()
-                .map(|n| n.to_string_lossy().to_string())
-                .unwrap_or_default();
-            let tmp = dir.join(format!(".{name}.hoist-tmp-{}", std::process::id()));
-            let f = std::fs::File::create(&tmp)
-                .with_context(|| format!("creating {}", tmp.display()))?;
-            let result = save(&store, &items, &f, &opts).and_then(|()| {
-                f.sync_all().map_err(|source| hoist_core::Error::Io {
-                    path: tmp.clone(),
-                    source,
-                })
-            });
-            if let Err(e) = result {
-                // Best effort: the temp file is ours and useless now.
-                let _ = std::fs::remove_file(&tmp);
-                return Err(e).with_context(|| format!("saving to {}", p.display()));
-            }
-            std::fs::rename(&tmp, p)
-                .with_context(|| format!("renaming {} to {}", tmp.display(), p.display()))?;
+    write_to(args.output.as_deref(), "an archive", |dest| {
+        match dest {
+            Dest::File(f) => save(&store, &items, f, &opts)?,
+            Dest::Stdout(s) => save(&store, &items, s, &opts)?,
         }
-        _ => {
-            let stdout = std::io::stdout();
-            if stdout.is_terminal() {
-                bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
-            }
-            let mut lock = stdout.lock();
-            save(&store, &items, &mut lock, &opts).context("saving to stdout")?;
-            lock.flush()?;
-        }
-    }
+        Ok(())
+    })?;
     bar.finish();
     Ok(())
 }
