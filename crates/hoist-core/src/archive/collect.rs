@@ -87,7 +87,7 @@ fn join(dir: &str, target: &str) -> String {
 
 impl Collected {
     /// Reads a tar stream (already decompressed) in one pass.
-    pub(crate) fn from_tar(input: impl Read, staging: &mut Staging) -> Result<Collected> {
+    pub(crate) fn from_tar(input: impl Read, staging: &Staging) -> Result<Collected> {
         let mut out = Collected::default();
         let mut in_memory = 0u64;
         let mut archive = tar::Archive::new(input);
@@ -143,6 +143,114 @@ impl Collected {
                 _ => continue,
             };
             out.nodes.insert(path, node);
+        }
+        Ok(out)
+    }
+
+    /// Reads an uncompressed archive file: headers are scanned by seeking, small files read,
+    /// and the big files (the layers) staged by a few threads at once, each hashing while it
+    /// copies, so a multi-layer archive loads at the speed of the disk, not of one sha256.
+    pub(crate) fn from_tar_file(
+        file: &File,
+        staging: &Staging,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<Collected> {
+        let mut out = Collected::default();
+        let mut in_memory = 0u64;
+        let mut jobs: Vec<(String, u64, u64)> = Vec::new();
+        let mut archive = tar::Archive::new(file);
+        let bad = |e: io::Error| Error::InvalidArchive(format!("not a readable tar stream: {e}"));
+        for entry in archive.entries_with_seek().map_err(bad)? {
+            let mut entry = entry.map_err(bad)?;
+            let raw_path = String::from_utf8_lossy(&entry.path_bytes()).to_string();
+            let Some(path) = normalize(&raw_path)? else {
+                continue;
+            };
+            let kind = entry.header().entry_type();
+            let node = match kind {
+                tar::EntryType::Regular | tar::EntryType::Continuous => {
+                    let size = entry.size();
+                    if size <= SMALL_FILE_MAX && in_memory + size <= MEMORY_BUDGET {
+                        let mut buf = Vec::with_capacity(size as usize);
+                        entry
+                            .read_to_end(&mut buf)
+                            .map_err(|e| truncated(&path, e))?;
+                        if buf.len() as u64 != size {
+                            return Err(truncated(
+                                &path,
+                                io::Error::from(io::ErrorKind::UnexpectedEof),
+                            ));
+                        }
+                        in_memory += size;
+                        Node::Mem(buf)
+                    } else {
+                        jobs.push((path, entry.raw_file_position(), size));
+                        continue;
+                    }
+                }
+                tar::EntryType::Symlink | tar::EntryType::Link => link_node(&entry, &path, kind)?,
+                tar::EntryType::GNUSparse => {
+                    return Err(Error::InvalidArchive(format!(
+                        "archive entry {path} is a sparse file"
+                    )));
+                }
+                _ => continue,
+            };
+            out.nodes.insert(path, node);
+        }
+        let file_len = file.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
+        let queue = std::sync::Mutex::new(jobs);
+        let done = std::sync::atomic::AtomicU64::new(0);
+        let workers = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .clamp(1, MAX_STAGING_THREADS);
+        let staged: Vec<Result<(String, Staged)>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut mine = Vec::new();
+                        loop {
+                            let Some((path, pos, size)) =
+                                queue.lock().expect("never poisoned").pop()
+                            else {
+                                break;
+                            };
+                            if pos.saturating_add(size) > file_len {
+                                mine.push(Err(truncated(
+                                    &path,
+                                    io::Error::from(io::ErrorKind::UnexpectedEof),
+                                )));
+                                break;
+                            }
+                            let r = RangeReader {
+                                file,
+                                pos,
+                                end: pos + size,
+                            };
+                            let res = staging
+                                .stage(r, &format!("archive entry {path}"))
+                                .map(|st| (path, st));
+                            let failed = res.is_err();
+                            mine.push(res);
+                            progress(
+                                done.fetch_add(size, std::sync::atomic::Ordering::Relaxed) + size,
+                            );
+                            if failed {
+                                break;
+                            }
+                        }
+                        mine
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("a staging thread does not panic"))
+                .collect()
+        });
+        for r in staged {
+            let (path, st) = r?;
+            out.nodes.insert(path, Node::Staged(st));
         }
         Ok(out)
     }
@@ -240,12 +348,12 @@ impl Collected {
     }
 
     /// The digest of a file's bytes.
-    pub(crate) fn digest_of(&self, path: &str, staging: &mut Staging) -> Result<Digest> {
+    pub(crate) fn digest_of(&self, path: &str, staging: &Staging) -> Result<Digest> {
         Ok(self.blob(path, staging)?.digest)
     }
 
     /// The file as a staged blob (staging it now if it is in memory or in an input directory).
-    pub(crate) fn blob(&self, path: &str, staging: &mut Staging) -> Result<Staged> {
+    pub(crate) fn blob(&self, path: &str, staging: &Staging) -> Result<Staged> {
         let (p, node) = self.resolve(path)?;
         if let Some(s) = self.staged.borrow().get(&p) {
             return Ok(s.clone());
@@ -261,6 +369,44 @@ impl Collected {
         };
         self.staged.borrow_mut().insert(p, staged.clone());
         Ok(staged)
+    }
+}
+
+/// Staging threads for an archive file: two big layers at once already keep the disk busy.
+const MAX_STAGING_THREADS: usize = 4;
+
+fn link_node<R: Read>(entry: &tar::Entry<'_, R>, path: &str, kind: tar::EntryType) -> Result<Node> {
+    let target = entry
+        .link_name_bytes()
+        .map(|b| String::from_utf8_lossy(&b).to_string())
+        .ok_or_else(|| Error::InvalidArchive(format!("link {path} has no target")))?;
+    Ok(if kind == tar::EntryType::Symlink {
+        Node::Symlink(target)
+    } else {
+        Node::Hardlink(normalize(&target)?.unwrap_or_default())
+    })
+}
+
+/// A byte range of a file, read with `pread` so several threads can share the file.
+struct RangeReader<'a> {
+    file: &'a File,
+    pos: u64,
+    end: u64,
+}
+
+impl Read for RangeReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let want = buf.len().min((self.end - self.pos) as usize);
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.pos)?;
+        if n == 0 {
+            return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
+        }
+        self.pos += n as u64;
+        Ok(n)
     }
 }
 

@@ -42,7 +42,7 @@ pub struct LoadOptions<'a> {
     /// explicitly, images of other platforms are skipped, as `docker load --platform` does.
     pub platform: Option<Platform>,
     /// Called with the number of input bytes read so far.
-    pub progress: Option<&'a dyn Fn(u64)>,
+    pub progress: Option<&'a (dyn Fn(u64) + Sync)>,
 }
 
 impl std::fmt::Debug for LoadOptions<'_> {
@@ -108,10 +108,41 @@ pub fn load(store: &Store, input: impl Read, opts: &LoadOptions<'_>) -> Result<L
         what: "the archive".into(),
         source,
     })?;
-    let mut collected = Collected::from_tar(tar, &mut staging)?;
+    let mut collected = Collected::from_tar(tar, &staging)?;
     collected.outer = Some(outer);
     let mut report = commit(store, &mut staging, &collected, opts)?;
     report.outer_compression = Some(outer);
+    Ok(report)
+}
+
+/// Loads every image of an archive file. An uncompressed file is read by several threads at
+/// once (headers by seeking, each layer staged with `pread`); a compressed one as a stream.
+pub fn load_file(
+    store: &Store,
+    file: &std::fs::File,
+    opts: &LoadOptions<'_>,
+) -> Result<LoadReport> {
+    let mut head = [0u8; 6];
+    let n = {
+        use std::os::unix::fs::FileExt;
+        file.read_at(&mut head, 0).map_err(|source| Error::Read {
+            what: "the archive".into(),
+            source,
+        })?
+    };
+    if n == 0
+        || Compression::sniff(&head[..n]) != Compression::None
+        || !file.metadata().is_ok_and(|m| m.is_file())
+    {
+        return load(store, file, opts);
+    }
+    let _ingest = store.ingest_lock()?;
+    let mut staging = store.staging()?;
+    let noop = |_: u64| {};
+    let progress: &(dyn Fn(u64) + Sync) = opts.progress.unwrap_or(&noop);
+    let collected = Collected::from_tar_file(file, &staging, progress)?;
+    let mut report = commit(store, &mut staging, &collected, opts)?;
+    report.outer_compression = Some(Compression::None);
     Ok(report)
 }
 
@@ -217,7 +248,7 @@ fn apply_tags(planned: &mut [Planned], tags: &[Reference]) -> Result<()> {
 }
 
 /// Works out the images of the archive and stages/verifies their blobs.
-fn plan(c: &Collected, staging: &mut Staging, opts: &LoadOptions<'_>) -> Result<Vec<Planned>> {
+fn plan(c: &Collected, staging: &Staging, opts: &LoadOptions<'_>) -> Result<Vec<Planned>> {
     let has = |p: &str| c.exists(p);
     let docker_items = if has("manifest.json") {
         Some(
@@ -414,7 +445,7 @@ fn choose_platform<'d>(
 /// Resolves an index.json descriptor to one image manifest and plans it.
 fn plan_oci(
     c: &Collected,
-    staging: &mut Staging,
+    staging: &Staging,
     desc: &Descriptor,
     opts: &LoadOptions<'_>,
 ) -> Result<Option<Planned>> {
@@ -603,7 +634,7 @@ pub(crate) fn synthesize_manifest(
 
 /// Layers compressed with bzip2 or xz (possible inside docker archives, since docker
 /// decompresses anything) have no OCI media type: store them decompressed.
-fn storable(s: Staged, staging: &mut Staging, c: &Collected, path: &str) -> Result<Staged> {
+fn storable(s: Staged, staging: &Staging, c: &Collected, path: &str) -> Result<Staged> {
     if matches!(s.compression, Compression::Bzip2 | Compression::Xz) {
         let raw: Box<dyn Read> = match c.resolve(path)?.1 {
             Node::Mem(b) => Box::new(std::io::Cursor::new(b.clone())),
@@ -623,7 +654,7 @@ fn storable(s: Staged, staging: &mut Staging, c: &Collected, path: &str) -> Resu
 
 fn plan_docker_item(
     c: &Collected,
-    staging: &mut Staging,
+    staging: &Staging,
     i: usize,
     item: &docker::ManifestItem,
     opts: &LoadOptions<'_>,
@@ -663,11 +694,7 @@ fn plan_docker_item(
     }))
 }
 
-fn plan_legacy(
-    c: &Collected,
-    staging: &mut Staging,
-    opts: &LoadOptions<'_>,
-) -> Result<Vec<Planned>> {
+fn plan_legacy(c: &Collected, staging: &Staging, opts: &LoadOptions<'_>) -> Result<Vec<Planned>> {
     let repos: Repositories = json(&c.bytes("repositories")?, "repositories")?;
     // One image per distinct top id, with every name:tag that points at it.
     let mut tops: Vec<(String, Vec<String>)> = Vec::new();

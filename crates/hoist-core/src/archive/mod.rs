@@ -4,5 +4,5 @@ mod collect;
 pub mod load;
 pub mod save;
 
-pub use load::{LoadOptions, LoadReport, LoadedImage, load, load_dir};
+pub use load::{LoadOptions, LoadReport, LoadedImage, load, load_dir, load_file};
 pub use save::{SaveFormat, SaveOptions, save};

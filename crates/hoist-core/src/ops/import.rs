@@ -78,7 +78,7 @@ pub fn import(store: &Store, input: impl Read, opts: &ImportOptions<'_>) -> Resu
     }
 
     let _ingest = store.ingest_lock()?;
-    let mut staging = store.staging()?;
+    let staging = store.staging()?;
     let noop = |_: u64| {};
     let input = ProgressReader::new(input, opts.progress.unwrap_or(&noop));
     let peeked = Peeked::new(input).map_err(|source| Error::Read {

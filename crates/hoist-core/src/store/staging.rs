@@ -36,8 +36,24 @@ pub struct Staged {
 pub struct Staging {
     dir: PathBuf,
     store: Store,
-    counter: u64,
+    counter: std::sync::atomic::AtomicU64,
+    /// fsyncs started in the background as soon as a big blob was written, so that flushing
+    /// one blob overlaps with reading the next; [`Staging::commit`] waits for them.
+    syncing: std::sync::Mutex<Vec<(PathBuf, std::thread::JoinHandle<io::Result<()>>)>>,
 }
+
+/// Blobs at least this big get their fsync started in the background right after staging:
+/// for small ones a thread costs more than it saves.
+const BACKGROUND_SYNC_MIN: u64 = 8 * 1024 * 1024;
+
+/// Chunk size of the pipelined copy: big enough to amortize the hand-off between threads.
+const PIPE_CHUNK: usize = 1024 * 1024;
+
+/// How often a big blob's writeback is started while it is written.
+const EARLY_SYNC_STEP: u64 = 32 * 1024 * 1024;
+
+/// Chunks in flight between the reading thread and the hashing thread.
+const PIPE_DEPTH: usize = 8;
 
 impl Staging {
     pub(super) fn new(store: &Store) -> Result<Staging> {
@@ -54,19 +70,23 @@ impl Staging {
         Ok(Staging {
             dir,
             store: store.clone(),
-            counter: 0,
+            counter: std::sync::atomic::AtomicU64::new(0),
+            syncing: std::sync::Mutex::new(Vec::new()),
         })
     }
 
-    fn next_path(&mut self) -> PathBuf {
-        self.counter += 1;
-        self.dir.join(self.counter.to_string())
+    fn next_path(&self) -> PathBuf {
+        let n = self
+            .counter
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        self.dir.join(n.to_string())
     }
 
     /// Writes a stream to the staging area, hashing it and, when it looks compressed, hashing
     /// the decompressed stream too (the diff_id of a layer), in the same single pass.
     /// `what` names the stream in errors.
-    pub fn stage(&mut self, r: impl Read, what: &str) -> Result<Staged> {
+    pub fn stage(&self, r: impl Read, what: &str) -> Result<Staged> {
         let path = self.next_path();
         let file = File::create(&path).at(&path)?;
         let mut out = HashingWriter::new(io::BufWriter::with_capacity(IO_BUF_SIZE, file));
@@ -76,10 +96,27 @@ impl Staging {
         };
         let mut peeked = Peeked::new(r).map_err(read_err)?;
         let compression = peeked.compression();
-        let (diff_id, uncompressed_size, decode_error) = if compression == Compression::None {
-            copy(&mut peeked, &mut out).map_err(|e| split_io(e, what, &path))?;
-            (None, 0, None)
-        } else {
+        if compression == Compression::None {
+            drop(out);
+            let file = File::options()
+                .write(true)
+                .truncate(true)
+                .open(&path)
+                .at(&path)?;
+            let (digest, size, file) =
+                copy_hashing(&mut peeked, file).map_err(|e| split_io(e, what, &path))?;
+            self.sync_later(&path, file, size);
+            return Ok(Staged {
+                path,
+                digest: digest.clone(),
+                size,
+                compression,
+                diff_id: Some(digest),
+                uncompressed_size: size,
+                decode_error: None,
+            });
+        }
+        let (diff_id, uncompressed_size, decode_error) = {
             let mut tee = TeeReader::new(peeked, Tagged(&mut out));
             let decoded = {
                 let mut dec =
@@ -103,7 +140,8 @@ impl Staging {
             }
         };
         let (digest, size, w) = out.finish();
-        w.into_inner().map_err(|e| e.into_error()).at(&path)?;
+        let file = w.into_inner().map_err(|e| e.into_error()).at(&path)?;
+        self.sync_later(&path, file, size);
         let (diff_id, uncompressed_size) = match compression {
             Compression::None => (Some(digest.clone()), size),
             _ => (diff_id, uncompressed_size),
@@ -119,21 +157,46 @@ impl Staging {
         })
     }
 
+    /// Starts the fsync of a big staged blob in the background.
+    fn sync_later(&self, path: &std::path::Path, file: File, size: u64) {
+        if size >= BACKGROUND_SYNC_MIN {
+            let handle = std::thread::spawn(move || file.sync_all());
+            self.syncing
+                .lock()
+                .expect("the sync list is never poisoned")
+                .push((path.to_path_buf(), handle));
+        }
+    }
+
     /// Stages bytes already in memory (configs, synthesized manifests).
-    pub fn stage_bytes(&mut self, bytes: &[u8]) -> Result<Staged> {
+    pub fn stage_bytes(&self, bytes: &[u8]) -> Result<Staged> {
         self.stage(bytes, "in-memory document")
     }
 
     /// Makes staged blobs visible in the store: fsync each, rename into `blobs/sha256/`, fsync
     /// the directory. Blobs the store already has are left as they are.
-    pub fn commit<'a>(&self, blobs: impl IntoIterator<Item = &'a Staged>) -> Result<()> {
+    pub fn commit<'a>(&mut self, blobs: impl IntoIterator<Item = &'a Staged>) -> Result<()> {
+        let mut synced = std::collections::HashSet::new();
+        let pending = std::mem::take(
+            &mut *self
+                .syncing
+                .lock()
+                .expect("the sync list is never poisoned"),
+        );
+        for (path, handle) in pending {
+            handle
+                .join()
+                .expect("an fsync thread does not panic")
+                .at(&path)?;
+            synced.insert(path);
+        }
         let mut renamed = false;
         for s in blobs {
             let dest = self.store.blob_path(&s.digest);
             if dest.exists() || !s.path.exists() {
                 continue;
             }
-            if std::env::var_os("HOIST_NOSYNC").is_none() {
+            if !synced.contains(&s.path) {
                 File::open(&s.path).and_then(|f| f.sync_all()).at(&s.path)?;
             }
             fs::rename(&s.path, &dest).at(&dest)?;
@@ -151,6 +214,71 @@ impl Drop for Staging {
         // Best effort: a leftover staging dir is harmless and `gc` removes it.
         let _ = fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Copies `r` into `file` while another thread hashes the same bytes: on big blobs the sha256
+/// and the I/O each take a core instead of adding up.
+fn copy_hashing(r: &mut dyn Read, mut file: File) -> io::Result<(Digest, u64, File)> {
+    use std::sync::mpsc;
+    let (to_hash, chunks) = mpsc::sync_channel::<Vec<u8>>(PIPE_DEPTH);
+    let (recycle, free) = mpsc::channel::<Vec<u8>>();
+    // Writeback starts while the blob is still being written, so the final fsync has little
+    // left to do: every EARLY_SYNC_STEP bytes a syncer thread flushes what is there so far.
+    let (kick, kicks) = mpsc::channel::<()>();
+    let sync_fd = file.try_clone()?;
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            while kicks.recv().is_ok() {
+                while kicks.try_recv().is_ok() {}
+                // A failure here shows again in the final fsync, which is checked.
+                let _ = sync_fd.sync_data();
+            }
+        });
+        let hasher = s.spawn(move || {
+            let mut h = hoist_format::Sha256::new();
+            for chunk in chunks {
+                h.update(&chunk);
+                // The reader may have finished already; then the buffer is simply dropped.
+                let _ = recycle.send(chunk);
+            }
+            h.finish()
+        });
+        let mut total = 0u64;
+        let result = (|| loop {
+            let mut buf = free
+                .try_recv()
+                .unwrap_or_else(|_| Vec::with_capacity(PIPE_CHUNK));
+            buf.resize(PIPE_CHUNK, 0);
+            let mut filled = 0;
+            while filled < PIPE_CHUNK {
+                match r.read(&mut buf[filled..]) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if filled == 0 {
+                return Ok(());
+            }
+            buf.truncate(filled);
+            file.write_all(&buf)
+                .map_err(|e| io::Error::new(e.kind(), WriteSide(e)))?;
+            total += filled as u64;
+            if total % EARLY_SYNC_STEP < filled as u64 {
+                // The syncer only stops when this sender is dropped.
+                let _ = kick.send(());
+            }
+            if to_hash.send(buf).is_err() {
+                return Err(io::Error::other("the hashing thread stopped"));
+            }
+        })();
+        drop(to_hash);
+        drop(kick);
+        let digest = hasher.join().expect("the hashing thread does not panic");
+        result.map(|()| (digest, total))
+    })
+    .map(|(d, n)| (d, n, file))
 }
 
 /// Marker for errors from the writing side of a copy, so they are not mistaken for bad input.

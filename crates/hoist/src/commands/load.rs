@@ -58,7 +58,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
         } else {
             let f = std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?;
             bar.set_total(f.metadata().map(|m| m.len()).ok());
-            archive::load(&store, f, &opts)
+            archive::load_file(&store, &f, &opts)
         }
         .with_context(|| format!("loading {}", p.display()))?,
         _ => {
