@@ -4,8 +4,11 @@
 mod common;
 
 mod test_bad_input;
+mod test_containers;
 mod test_crash;
+mod test_export;
 mod test_images;
+mod test_import;
 mod test_interop;
 mod test_load;
 mod test_save;
