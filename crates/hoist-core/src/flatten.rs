@@ -403,6 +403,8 @@ pub struct LayerFacts {
     pub skipped: u64,
     /// Regular files of this layer whose content is not in the final tree.
     pub hidden: Vec<HiddenFile>,
+    /// Sum of the content sizes of this layer's regular-file entries (hard links count 0).
+    pub file_bytes: u64,
 }
 
 /// The merged filesystem of an image, computed from headers only.
@@ -533,6 +535,70 @@ pub fn write_flat(
         }
     }
     w.finish().map_err(FlattenError::Write)
+}
+
+/// The sha256 of the content of every final regular file with content, keyed by path (hard
+/// links share their target's digest under their own path). Reads each layer at most once.
+pub fn content_digests(
+    layers: &(impl LayerSource + ?Sized),
+    tree: &FinalTree,
+) -> Result<std::collections::HashMap<Vec<u8>, hoist_format::Digest>, FlattenError> {
+    let mut by_source: std::collections::BTreeMap<EntryId, (&[u8], u64)> =
+        std::collections::BTreeMap::new();
+    for e in &tree.entries {
+        if let (FinalKind::Regular { size }, Some(src)) = (&e.kind, e.source) {
+            by_source.insert(src, (&e.path, *size));
+        }
+    }
+    let mut out = std::collections::HashMap::new();
+    let mut buf = vec![0u8; COPY_BUF];
+    let mut wanted = by_source.into_iter().peekable();
+    while let Some((first, _)) = wanted.peek().map(|(k, v)| (*k, *v)) {
+        let layer = first.layer;
+        let stream = layers
+            .open_layer(layer)
+            .map_err(|source| FlattenError::Open { layer, source })?;
+        let mut reader = TarReader::new(BufReader::with_capacity(READ_BUF, stream), layer);
+        while let Some((src, (path, size))) = wanted.next_if(|(k, _)| k.layer == layer) {
+            loop {
+                let Some(entry) = reader.next_entry()? else {
+                    return Err(FlattenError::LayerChanged {
+                        layer,
+                        index: src.index,
+                    });
+                };
+                if entry.index == src.index {
+                    break;
+                }
+                reader.skip_content()?;
+            }
+            let mut h = hoist_format::Sha256::new();
+            let mut left = size;
+            while left > 0 {
+                let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                let n = match reader.r.read(&mut buf[..want]) {
+                    Ok(0) => return Err(reader.malformed("stream ends inside an entry's data")),
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(reader.io(e)),
+                };
+                h.update(&buf[..n]);
+                left -= n as u64;
+            }
+            reader.pending -= size;
+            reader.skip_content()?;
+            out.insert(path.to_vec(), h.finish());
+        }
+    }
+    // Hard links name the same content.
+    for e in &tree.entries {
+        if let FinalKind::HardLink { target } = &e.kind {
+            if let Some(d) = out.get(target).cloned() {
+                out.insert(e.path.clone(), d);
+            }
+        }
+    }
+    Ok(out)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1247,6 +1313,7 @@ impl Fs {
 
     fn apply(&mut self, e: &RawEntry) -> Result<(), FlattenError> {
         self.facts.entries += 1;
+        self.facts.file_bytes += e.content_size().unwrap_or(0);
         let layer = self.layer;
         let index = e.index;
         let comps = components(&e.path).map_err(|()| FlattenError::Escape {

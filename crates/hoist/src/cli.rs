@@ -52,10 +52,14 @@ pub enum Command {
     Ps(commands::ps::Args),
     /// Remove containers
     Rm(commands::rm::Args),
-    /// Show what changed in a container's filesystem (A/C/D)
+    /// Show what changed in a container, or between two images (A/C/D)
     Diff(commands::diff::Args),
     /// Make a new image from a container's changes
     Commit(commands::commit::Args),
+    /// Show what an image's layers add, change, remove and waste
+    Analyze(commands::analyze::Args),
+    /// Merge all (or the top N) layers into one, keeping the config
+    Squash(commands::squash::Args),
     /// Give an image another name
     Tag(commands::tag::Args),
     /// Remove image names (the blobs are freed by `hoist gc`)

@@ -3,6 +3,7 @@
 
 mod common;
 
+mod test_analyze;
 mod test_bad_input;
 mod test_containers;
 mod test_crash;

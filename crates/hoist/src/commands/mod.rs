@@ -1,5 +1,6 @@
 //! One module per subcommand; each has `Args` (its `--help`) and `run`.
 
+pub mod analyze;
 pub mod commit;
 pub mod completions;
 pub mod create;
@@ -18,6 +19,7 @@ pub mod rm;
 pub mod rmi;
 pub mod run;
 pub mod save;
+pub mod squash;
 pub mod tag;
 
 use std::path::PathBuf;
@@ -86,6 +88,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Rm(a) => rm::run(a, &ctx),
         Command::Diff(a) => diff::run(a, &ctx),
         Command::Commit(a) => commit::run(a, &ctx),
+        Command::Analyze(a) => analyze::run(a, &ctx),
+        Command::Squash(a) => squash::run(a, &ctx),
         Command::Tag(a) => tag::run(a, &ctx),
         Command::Rmi(a) => rmi::run(a, &ctx),
         Command::Inspect(a) => inspect::run(a, &ctx),

@@ -1,0 +1,236 @@
+//! `squash`: merge all layers (or the top N) into one, keeping the config.
+//!
+//! The new layer is the changeset between the kept lower layers and the whole image: every
+//! final entry that the squashed layers wrote, plus whiteouts for the lower paths they deleted.
+//! With all layers squashed it is exactly the image's flat export. Runtime config, labels and
+//! everything else stay as they are; `rootfs.diff_ids` and `history` are rewritten
+//! consistently (the squashed steps stay as `empty_layer` entries, one entry is added for the
+//! new layer, dated like the image so that squashing is deterministic).
+
+use std::collections::{HashMap, HashSet};
+use std::io::{self, Write};
+
+use hoist_format::config::History;
+use hoist_format::oci::{Descriptor, Manifest};
+use hoist_format::reference::Reference;
+use hoist_format::{Digest, media_type};
+
+use crate::error::{Error, Result};
+use crate::flatten::{FinalTree, FlattenOptions, LayerSource, final_tree, write_flat};
+use crate::ops::export::StoreLayers;
+use crate::store::{Image, Store};
+
+/// Options of [`squash`].
+#[derive(Debug, Default)]
+pub struct SquashOptions {
+    /// Squash only the top N layers (all when `None` or when N ≥ the layer count).
+    pub last: Option<usize>,
+    /// Name for the new image.
+    pub name: Option<Reference>,
+}
+
+/// What [`squash`] made.
+#[derive(Debug, Clone)]
+pub struct SquashReport {
+    /// The new image ID.
+    pub id: Digest,
+    /// Layers merged.
+    pub squashed: usize,
+    /// The new layer's size.
+    pub layer_size: u64,
+}
+
+/// The first `n` layers of an image.
+struct Prefix<'a, L: LayerSource + ?Sized>(&'a L, usize);
+
+impl<L: LayerSource + ?Sized> LayerSource for Prefix<'_, L> {
+    fn layer_count(&self) -> usize {
+        self.1
+    }
+    fn open_layer(&self, index: usize) -> io::Result<Box<dyn io::Read + '_>> {
+        self.0.open_layer(index)
+    }
+}
+
+/// Writes the changeset layer from the lower tree to the full tree.
+fn write_changeset(
+    layers: &StoreLayers<'_>,
+    full: &FinalTree,
+    lower: &FinalTree,
+    out: impl Write,
+) -> Result<()> {
+    let low: HashMap<&[u8], &crate::flatten::FinalEntry> = lower
+        .entries
+        .iter()
+        .map(|e| (e.path.as_slice(), e))
+        .collect();
+    let high: HashSet<&[u8]> = full.entries.iter().map(|e| e.path.as_slice()).collect();
+    let changed = FinalTree {
+        entries: full
+            .entries
+            .iter()
+            .filter(|e| match low.get(e.path.as_slice()) {
+                None => true,
+                Some(l) => l.kind != e.kind || l.meta != e.meta || l.source != e.source,
+            })
+            .cloned()
+            .collect(),
+        layers: full.layers.clone(),
+    };
+    // Whiteouts for lower paths that are gone, once per deleted subtree.
+    let mut gone: Vec<&[u8]> = lower
+        .entries
+        .iter()
+        .map(|e| e.path.as_slice())
+        .filter(|p| !high.contains(p))
+        .collect();
+    gone.sort();
+    let mut whiteouts = tar::Builder::new(Vec::new());
+    let mut last: Option<&[u8]> = None;
+    for p in gone {
+        if let Some(l) = last {
+            if p.starts_with(l) && p.get(l.len()) == Some(&b'/') {
+                continue;
+            }
+        }
+        last = Some(p);
+        let (dir, base) = match p.iter().rposition(|&b| b == b'/') {
+            Some(i) => (&p[..=i], &p[i + 1..]),
+            None => (&b""[..], p),
+        };
+        let mut name = dir.to_vec();
+        name.extend_from_slice(b".wh.");
+        name.extend_from_slice(base);
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_size(0);
+        h.set_mode(0o600);
+        h.set_mtime(0);
+        let path = String::from_utf8_lossy(&name).to_string();
+        whiteouts
+            .append_data(&mut h, &path, io::empty())
+            .map_err(|e| Error::Write {
+                what: "the squashed layer".into(),
+                source: e,
+            })?;
+    }
+    let mut bytes = whiteouts.into_inner().map_err(|e| Error::Write {
+        what: "the squashed layer".into(),
+        source: e,
+    })?;
+    // Drop the end-of-archive marker: the flat part continues the same tar.
+    bytes.truncate(bytes.len() - 1024);
+    let mut out = out;
+    out.write_all(&bytes).map_err(|e| Error::Write {
+        what: "the squashed layer".into(),
+        source: e,
+    })?;
+    write_flat(layers, &changed, out, &FlattenOptions::default())?;
+    Ok(())
+}
+
+/// Squashes `image` into a new image.
+pub fn squash(store: &Store, image: &Image, opts: &SquashOptions) -> Result<SquashReport> {
+    let count = image.manifest.layers.len();
+    let n = opts.last.unwrap_or(count).min(count);
+    if n == 0 {
+        return Err(Error::Conflict(
+            "nothing to squash: the image has no layers".into(),
+        ));
+    }
+    let keep = count - n;
+    let layers = StoreLayers::new(store, image);
+    let full = final_tree(&layers, &FlattenOptions::default())?;
+    let lower = if keep == 0 {
+        FinalTree::default()
+    } else {
+        final_tree(&Prefix(&layers, keep), &FlattenOptions::default())?
+    };
+
+    let _ingest = store.ingest_lock()?;
+    let mut staging = store.staging()?;
+    let (r, w) = io::pipe().map_err(|source| Error::Io {
+        path: "pipe".into(),
+        source,
+    })?;
+    let layer = std::thread::scope(|s| -> Result<_> {
+        let writer = s.spawn(|| write_changeset(&layers, &full, &lower, w));
+        let staged = staging.stage(r, "the squashed layer");
+        writer.join().expect("the squash writer does not panic")?;
+        staged
+    })?;
+    let diff_id = layer.digest.clone();
+
+    let mut cfg: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&image.config_bytes).map_err(|source| Error::Json {
+            what: format!("config of {}", image.id()),
+            source,
+        })?;
+    let mut ids: Vec<serde_json::Value> = image.config.rootfs.diff_ids[..keep]
+        .iter()
+        .map(|d| d.to_string().into())
+        .collect();
+    ids.push(diff_id.to_string().into());
+    cfg.insert(
+        "rootfs".into(),
+        serde_json::json!({"type": "layers", "diff_ids": ids}),
+    );
+    let mut history = Vec::new();
+    let mut seen_layers = 0;
+    for h in &image.config.history {
+        let mut h = h.clone();
+        if !h.empty_layer {
+            if seen_layers >= keep {
+                h.empty_layer = true;
+            }
+            seen_layers += 1;
+        }
+        history.push(h);
+    }
+    history.push(History {
+        created: image.config.created.clone(),
+        created_by: Some(format!("hoist squash: {n} layers")),
+        author: None,
+        comment: None,
+        empty_layer: false,
+    });
+    cfg.insert(
+        "history".into(),
+        serde_json::to_value(history).expect("history serializes"),
+    );
+    let config_bytes = serde_json::to_vec(&cfg).expect("a config serializes");
+
+    let mut new_layers = image.manifest.layers[..keep].to_vec();
+    new_layers.push(Descriptor::new(media_type::OCI_LAYER, diff_id, layer.size));
+    let mut config_desc = image.manifest.config.clone();
+    config_desc.media_type = media_type::OCI_CONFIG.into();
+    config_desc.digest = Digest::of(&config_bytes);
+    config_desc.size = config_bytes.len() as u64;
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: Some(media_type::OCI_MANIFEST.into()),
+        config: config_desc,
+        layers: new_layers,
+        annotations: None,
+    };
+    let manifest_bytes = serde_json::to_vec(&manifest).expect("a manifest serializes");
+    let m = staging.stage_bytes(&manifest_bytes)?;
+    let c = staging.stage_bytes(&config_bytes)?;
+    staging.commit([&layer, &m, &c])?;
+    let desc = Descriptor::new(media_type::OCI_MANIFEST, m.digest.clone(), m.size);
+    store.update_index(|entries| {
+        let ids = store.ids_of(entries)?;
+        match &opts.name {
+            Some(name) => {
+                Store::tag_entries(entries, name, &desc, &ids);
+            }
+            None => Store::keep_untagged(entries, &desc),
+        }
+        Ok(())
+    })?;
+    Ok(SquashReport {
+        id: c.digest,
+        squashed: n,
+        layer_size: layer.size,
+    })
+}
