@@ -592,13 +592,18 @@ pub fn content_digests(
     }
     // Hard links name the same content.
     for e in &tree.entries {
-        if let FinalKind::HardLink { target } = &e.kind {
-            if let Some(d) = out.get(target).cloned() {
-                out.insert(e.path.clone(), d);
-            }
+        if let FinalKind::HardLink { target } = &e.kind
+            && let Some(d) = out.get(target).cloned()
+        {
+            out.insert(e.path.clone(), d);
         }
     }
     Ok(out)
+}
+
+/// Whether `path` lies below the directory `dir` (both normalized, no leading `/`).
+pub fn is_below(path: &[u8], dir: &[u8]) -> bool {
+    path.len() > dir.len() && path.starts_with(dir) && path[dir.len()] == b'/'
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -3,19 +3,21 @@
 use std::collections::BTreeMap;
 
 use crate::error::Result;
-use crate::flatten::{FinalEntry, FinalKind, FlattenOptions, content_digests, final_tree};
+use crate::flatten::{
+    FinalEntry, FinalKind, FlattenOptions, content_digests, final_tree, is_below,
+};
 use crate::ops::export::StoreLayers;
 use crate::rootfs::{Change, ChangeKind};
 use crate::store::{Image, Store};
 
-/// A (tree, content digests) of one image.
-fn tree_of(
-    store: &Store,
-    image: &Image,
-) -> Result<(
+/// An image's final entries by path, and the content digests of its files.
+type TreeAndDigests = (
     BTreeMap<Vec<u8>, FinalEntry>,
     std::collections::HashMap<Vec<u8>, hoist_format::Digest>,
-)> {
+);
+
+/// The final tree and content digests of one image.
+fn tree_of(store: &Store, image: &Image) -> Result<TreeAndDigests> {
     let layers = StoreLayers::new(store, image);
     let tree = final_tree(&layers, &FlattenOptions::default())?;
     let digests = content_digests(&layers, &tree)?;
@@ -40,10 +42,8 @@ pub fn diff_images(store: &Store, a: &Image, b: &Image) -> Result<Vec<Change>> {
         if tb.contains_key(p) {
             continue;
         }
-        if let Some(d) = &deleted_dir {
-            if p.starts_with(d) && p.get(d.len()) == Some(&b'/') {
-                continue;
-            }
+        if deleted_dir.as_deref().is_some_and(|d| is_below(p, d)) {
+            continue;
         }
         if ea.kind == FinalKind::Directory {
             deleted_dir = Some(p.clone());

@@ -16,7 +16,7 @@ use hoist_format::reference::Reference;
 use hoist_format::{Digest, media_type};
 
 use crate::error::{Error, Result};
-use crate::flatten::{FinalTree, FlattenOptions, LayerSource, final_tree, write_flat};
+use crate::flatten::{FinalTree, FlattenOptions, LayerSource, final_tree, is_below, write_flat};
 use crate::ops::export::StoreLayers;
 use crate::store::{Image, Store};
 
@@ -88,10 +88,8 @@ fn write_changeset(
     let mut whiteouts = tar::Builder::new(Vec::new());
     let mut last: Option<&[u8]> = None;
     for p in gone {
-        if let Some(l) = last {
-            if p.starts_with(l) && p.get(l.len()) == Some(&b'/') {
-                continue;
-            }
+        if last.is_some_and(|l| is_below(p, l)) {
+            continue;
         }
         last = Some(p);
         let (dir, base) = match p.iter().rposition(|&b| b == b'/') {
