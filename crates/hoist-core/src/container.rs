@@ -14,7 +14,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use hoist_format::config::History;
-use hoist_format::oci::{Descriptor, Manifest};
+use hoist_format::oci::Descriptor;
 use hoist_format::reference::Reference;
 use hoist_format::{Digest, media_type};
 use serde::{Deserialize, Serialize};
@@ -570,38 +570,19 @@ impl Container {
         }
         let config_bytes = serde_json::to_vec(&cfg).expect("a config serializes");
 
-        let mut layers = image.manifest.layers.clone();
-        layers.push(Descriptor::new(
-            media_type::OCI_LAYER,
-            diff_id.clone(),
-            layer.size,
-        ));
-        let mut config_desc = image.manifest.config.clone();
-        config_desc.media_type = media_type::OCI_CONFIG.into();
-        config_desc.digest = Digest::of(&config_bytes);
-        config_desc.size = config_bytes.len() as u64;
-        let manifest = Manifest {
-            schema_version: 2,
-            media_type: Some(media_type::OCI_MANIFEST.into()),
-            config: config_desc,
-            layers,
-            annotations: None,
-        };
-        let manifest_bytes = serde_json::to_vec(&manifest).expect("a manifest serializes");
-        let m = staging.stage_bytes(&manifest_bytes)?;
-        let c = staging.stage_bytes(&config_bytes)?;
-        staging.commit([&layer, &m, &c])?;
-        let desc = Descriptor::new(media_type::OCI_MANIFEST, m.digest.clone(), m.size);
-        let moved = store.update_index(|entries| {
-            let ids = store.ids_of(entries)?;
-            Ok(match &opts.name {
-                Some(n) => Store::tag_entries(entries, n, &desc, &ids),
-                None => {
-                    Store::keep_untagged(entries, &desc);
-                    None
-                }
-            })
-        })?;
-        Ok((c.digest, moved))
+        let layer_desc = Descriptor::new(media_type::OCI_LAYER, diff_id, layer.size);
+        let manifest_bytes = crate::ops::derived_manifest(
+            &image.manifest,
+            image.manifest.layers.len(),
+            layer_desc,
+            &config_bytes,
+        );
+        let new = staging.commit_image(
+            &[&layer],
+            &manifest_bytes,
+            &config_bytes,
+            opts.name.as_ref(),
+        )?;
+        Ok((new.id, new.moved_from))
     }
 }

@@ -8,13 +8,12 @@
 use std::collections::HashSet;
 use std::io::{self, Read, Write};
 
+use hoist_format::Digest;
 use hoist_format::change::{Compat, ImportConfigOptions, import_config};
 use hoist_format::config::ImageConfig;
-use hoist_format::oci::Descriptor;
 use hoist_format::platform::Platform;
 use hoist_format::reference::Reference;
 use hoist_format::whiteout::{Whiteout, classify};
-use hoist_format::{Digest, media_type};
 
 use crate::compress::{Compression, Peeked};
 use crate::error::{Error, Result};
@@ -154,21 +153,13 @@ pub fn import(store: &Store, input: impl Read, opts: &ImportOptions<'_>) -> Resu
         &[(layer_for_manifest, diff_id.clone())],
     )?;
     let mut staging = staging;
-    let m = staging.stage_bytes(&manifest_bytes)?;
-    let c = staging.stage_bytes(&config_bytes)?;
-    staging.commit([&layer, &m, &c])?;
-    let desc = Descriptor::new(media_type::OCI_MANIFEST, m.digest.clone(), m.size);
-    let id = c.digest.clone();
-    let moved_from = store.update_index(|entries| {
-        let ids = store.ids_of(entries)?;
-        Ok(match &opts.name {
-            Some(n) => Store::tag_entries(entries, n, &desc, &ids),
-            None => {
-                Store::keep_untagged(entries, &desc);
-                None
-            }
-        })
-    })?;
+    let new = staging.commit_image(
+        &[&layer],
+        &manifest_bytes,
+        &config_bytes,
+        opts.name.as_ref(),
+    )?;
+    let (id, moved_from) = (new.id, new.moved_from);
     Ok(ImportReport {
         id,
         diff_id,

@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::{self, Write};
 
 use hoist_format::config::History;
-use hoist_format::oci::{Descriptor, Manifest};
+use hoist_format::oci::Descriptor;
 use hoist_format::reference::Reference;
 use hoist_format::{Digest, media_type};
 
@@ -198,36 +198,16 @@ pub fn squash(store: &Store, image: &Image, opts: &SquashOptions) -> Result<Squa
     );
     let config_bytes = serde_json::to_vec(&cfg).expect("a config serializes");
 
-    let mut new_layers = image.manifest.layers[..keep].to_vec();
-    new_layers.push(Descriptor::new(media_type::OCI_LAYER, diff_id, layer.size));
-    let mut config_desc = image.manifest.config.clone();
-    config_desc.media_type = media_type::OCI_CONFIG.into();
-    config_desc.digest = Digest::of(&config_bytes);
-    config_desc.size = config_bytes.len() as u64;
-    let manifest = Manifest {
-        schema_version: 2,
-        media_type: Some(media_type::OCI_MANIFEST.into()),
-        config: config_desc,
-        layers: new_layers,
-        annotations: None,
-    };
-    let manifest_bytes = serde_json::to_vec(&manifest).expect("a manifest serializes");
-    let m = staging.stage_bytes(&manifest_bytes)?;
-    let c = staging.stage_bytes(&config_bytes)?;
-    staging.commit([&layer, &m, &c])?;
-    let desc = Descriptor::new(media_type::OCI_MANIFEST, m.digest.clone(), m.size);
-    store.update_index(|entries| {
-        let ids = store.ids_of(entries)?;
-        match &opts.name {
-            Some(name) => {
-                Store::tag_entries(entries, name, &desc, &ids);
-            }
-            None => Store::keep_untagged(entries, &desc),
-        }
-        Ok(())
-    })?;
+    let layer_desc = Descriptor::new(media_type::OCI_LAYER, diff_id, layer.size);
+    let manifest_bytes = super::derived_manifest(&image.manifest, keep, layer_desc, &config_bytes);
+    let new = staging.commit_image(
+        &[&layer],
+        &manifest_bytes,
+        &config_bytes,
+        opts.name.as_ref(),
+    )?;
     Ok(SquashReport {
-        id: c.digest,
+        id: new.id,
         squashed: n,
         layer_size: layer.size,
     })

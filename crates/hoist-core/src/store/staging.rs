@@ -209,6 +209,54 @@ impl Staging {
     }
 }
 
+/// What [`Staging::commit_image`] made.
+#[derive(Debug, Clone)]
+pub struct NewImage {
+    /// The image ID (config digest).
+    pub id: Digest,
+    /// Its manifest.
+    pub manifest: hoist_format::oci::Descriptor,
+    /// The image the name was taken from, if the name existed.
+    pub moved_from: Option<Digest>,
+}
+
+impl Staging {
+    /// Makes a new image visible: stages its manifest and config, commits them with the
+    /// already staged `blobs` (its new layers), and names it (or keeps it untagged).
+    pub fn commit_image(
+        &mut self,
+        blobs: &[&Staged],
+        manifest_bytes: &[u8],
+        config_bytes: &[u8],
+        name: Option<&hoist_format::reference::Reference>,
+    ) -> Result<NewImage> {
+        let m = self.stage_bytes(manifest_bytes)?;
+        let c = self.stage_bytes(config_bytes)?;
+        self.commit(blobs.iter().copied().chain([&m, &c]))?;
+        let manifest = hoist_format::oci::Descriptor::new(
+            hoist_format::media_type::OCI_MANIFEST,
+            m.digest.clone(),
+            m.size,
+        );
+        let store = self.store.clone();
+        let moved_from = store.update_index(|entries| {
+            let ids = store.ids_of(entries)?;
+            Ok(match name {
+                Some(n) => Store::tag_entries(entries, n, &manifest, &ids),
+                None => {
+                    Store::keep_untagged(entries, &manifest);
+                    None
+                }
+            })
+        })?;
+        Ok(NewImage {
+            id: c.digest,
+            manifest,
+            moved_from,
+        })
+    }
+}
+
 impl Drop for Staging {
     fn drop(&mut self) {
         // Best effort: a leftover staging dir is harmless and `gc` removes it.

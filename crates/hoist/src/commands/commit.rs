@@ -2,9 +2,8 @@
 
 use std::io::Write;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use hoist_core::container::CommitOptions;
-use hoist_format::reference::Reference;
 
 use super::Ctx;
 
@@ -31,15 +30,7 @@ pub struct Args {
 
 /// Runs `hoist commit`; prints the new image ID.
 pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
-    let name = args
-        .name
-        .as_deref()
-        .map(|n| {
-            Reference::parse_normalized(n)
-                .map(Reference::with_default_tag)
-                .with_context(|| format!("invalid name {n:?}"))
-        })
-        .transpose()?;
+    let name = args.name.as_deref().map(super::image_name).transpose()?;
     let store = ctx.store()?;
     let Some(c) = hoist_core::container::find(&store, &args.container)? else {
         bail!("No such container: {}", args.container);

@@ -5,7 +5,6 @@ use std::io::{IsTerminal, Read, Write};
 use anyhow::{Context, Result, bail};
 use hoist_core::ops::import::{ImportOptions, import};
 use hoist_format::platform::Platform;
-use hoist_format::reference::Reference;
 
 use super::Ctx;
 use crate::ui::progress::Progress;
@@ -35,15 +34,7 @@ pub struct Args {
 
 /// Runs `hoist import`.
 pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
-    let name = args
-        .name
-        .as_deref()
-        .map(|n| {
-            Reference::parse_normalized(n)
-                .map(Reference::with_default_tag)
-                .with_context(|| format!("invalid name {n:?}"))
-        })
-        .transpose()?;
+    let name = args.name.as_deref().map(super::image_name).transpose()?;
     let platform = args.platform.as_deref().map(Platform::parse).transpose()?;
     let store = ctx.store()?;
     let bar = Progress::bytes(ctx.quiet, "Importing");

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use hoist_core::archive::{self, LoadOptions};
 use hoist_format::platform::Platform;
-use hoist_format::reference::Reference;
 
 use super::Ctx;
 use crate::ui::progress::Progress;
@@ -37,11 +36,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     let tags = args
         .tags
         .iter()
-        .map(|t| {
-            Reference::parse_normalized(t)
-                .map(Reference::with_default_tag)
-                .with_context(|| format!("invalid --tag {t:?}"))
-        })
+        .map(|t| super::image_name(t))
         .collect::<Result<Vec<_>>>()?;
     let platform = args.platform.as_deref().map(Platform::parse).transpose()?;
     let store = ctx.store()?;

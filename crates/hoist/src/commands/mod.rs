@@ -46,6 +46,13 @@ impl Ctx {
     }
 }
 
+/// Parses an image name given on the command line (`busybox` = `docker.io/library/busybox:latest`).
+pub fn image_name(n: &str) -> Result<hoist_format::reference::Reference> {
+    hoist_format::reference::Reference::parse_normalized(n)
+        .map(hoist_format::reference::Reference::with_default_tag)
+        .with_context(|| format!("invalid image name {n:?}"))
+}
+
 /// Now as RFC 3339 with nanoseconds, trailing zeros trimmed, as Go formats `created`.
 pub fn now_rfc3339() -> String {
     use std::time::{SystemTime, UNIX_EPOCH};

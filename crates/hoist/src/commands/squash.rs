@@ -2,9 +2,8 @@
 
 use std::io::Write;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use hoist_core::ops::squash::{SquashOptions, squash};
-use hoist_format::reference::Reference;
 
 use super::Ctx;
 
@@ -26,15 +25,7 @@ pub struct Args {
 
 /// Runs `hoist squash`.
 pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
-    let name = args
-        .tag
-        .as_deref()
-        .map(|n| {
-            Reference::parse_normalized(n)
-                .map(Reference::with_default_tag)
-                .with_context(|| format!("invalid name {n:?}"))
-        })
-        .transpose()?;
+    let name = args.tag.as_deref().map(super::image_name).transpose()?;
     let store = ctx.store()?;
     let (img, _) = store.resolve(&args.image)?;
     let r = squash(
