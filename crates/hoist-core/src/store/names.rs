@@ -83,8 +83,8 @@ impl Store {
                     events.push(RemoveEvent::Deleted(id.clone()));
                 } else if !force {
                     return Err(Error::Conflict(match &by_name {
-                        Some(n) => format!(
-                            "conflict: unable to remove repository reference \"{n}\" (must force) - container {} is using its referenced image {}",
+                        Some(_) => format!(
+                            "conflict: unable to remove repository reference \"{spec}\" (must force) - container {} is using its referenced image {}",
                             in_use[0],
                             id.short()
                         ),
