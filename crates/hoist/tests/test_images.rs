@@ -222,3 +222,49 @@ fn help_and_completions() {
     );
     assert!(env.ok(&["completions", "bash"]).contains("_hoist()"));
 }
+
+#[test]
+fn a_closed_stdout_pipe_is_not_an_error() {
+    use std::io::Read;
+    let env = Env::new();
+    env.ok(&[
+        "load",
+        "-i",
+        common::data("docker-v1.2_docker18_dive-test.tar")
+            .to_str()
+            .unwrap(),
+    ]);
+    for args in [
+        &["save", "dive-test"][..],
+        &["export", "dive-test"][..],
+        &["images"][..],
+    ] {
+        let mut child = env
+            .cmd(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = [0u8; 10];
+        child
+            .stdout
+            .as_mut()
+            .unwrap()
+            .read_exact(&mut first)
+            .unwrap();
+        // The reader goes away early, as `| head -c 10` does.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.stderr.is_empty(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
