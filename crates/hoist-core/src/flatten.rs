@@ -52,7 +52,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 
-use hoist_format::whiteout::{Whiteout, classify};
+use hoist_format::whiteout::{OPAQUE_MARKER, Whiteout, classify};
 
 /// Tar block size.
 const BLOCK: usize = 512;
@@ -405,6 +405,9 @@ pub struct LayerFacts {
     pub hidden: Vec<HiddenFile>,
     /// Sum of the content sizes of this layer's regular-file entries (hard links count 0).
     pub file_bytes: u64,
+    /// Regular-file entries of this layer whose path a layer above writes or deletes
+    /// (`hoist analyze`'s definition of waste), by entry index.
+    pub wasted: Vec<HiddenFile>,
 }
 
 /// The merged filesystem of an image, computed from headers only.
@@ -438,6 +441,7 @@ pub fn final_tree(
     let count = layers.layer_count();
     let mut fs = Fs::new();
     let mut facts = Vec::with_capacity(count);
+    let mut waste = WasteTracker::default();
     for layer in 0..count {
         opts.report(Pass::Scan, layer, count);
         let stream = layers
@@ -445,14 +449,130 @@ pub fn final_tree(
             .map_err(|source| FlattenError::Open { layer, source })?;
         let mut reader = TarReader::new(BufReader::with_capacity(READ_BUF, stream), layer);
         fs.begin_layer(layer);
+        let mut entries = Vec::new();
         while let Some(entry) = reader.next_entry()? {
-            fs.apply(&entry)?;
+            entries.push(entry);
             reader.skip_content()?;
         }
+        // An opaque marker applies before every other entry of its layer, wherever it sits
+        // (image-spec layer.md): apply the markers first, then the rest in tar order.
+        let (opaque, rest): (Vec<RawEntry>, Vec<RawEntry>) =
+            entries.into_iter().partition(RawEntry::is_opaque_marker);
+        for entry in opaque.iter().chain(&rest) {
+            fs.apply(entry)?;
+            waste.apply(entry);
+        }
         fs.end_layer();
-        facts.push(std::mem::take(&mut fs.facts));
+        let mut layer_facts = std::mem::take(&mut fs.facts);
+        layer_facts.wasted = waste.take_layer(layer);
+        facts.push(layer_facts);
     }
-    fs.finish(facts)
+    let mut tree = fs.finish(facts)?;
+    // Entries wasted by layers above them are only known once those layers are read.
+    for (layer, late) in waste.finish() {
+        tree.layers[layer].wasted.extend(late);
+    }
+    for l in &mut tree.layers {
+        l.wasted.sort_by(|a, b| a.index.cmp(&b.index));
+    }
+    Ok(tree)
+}
+
+/// Path-based waste, as `hoist analyze` defines it: a regular-file entry of layer k is wasted
+/// when a layer above k writes its path (any entry type) or deletes it (a whiteout of the path
+/// or of a parent, an opaque parent). Unlike [`LayerFacts::hidden`], a hard link that keeps
+/// the content alive under another name does not save it.
+#[derive(Default)]
+struct WasteTracker {
+    /// Live regular-file entries by normalized path: (layer, index, size).
+    live: BTreeMap<Vec<u8>, Vec<(usize, u64, u64)>>,
+    /// Wasted entries found so far, by the layer that wrote them.
+    wasted: BTreeMap<usize, Vec<HiddenFile>>,
+    layer: usize,
+}
+
+impl WasteTracker {
+    /// Marks every live entry at `path` (and below it when `subtree`) of lower layers wasted.
+    fn waste(&mut self, path: &[u8], subtree: bool) {
+        let mut keys: Vec<Vec<u8>> = Vec::new();
+        if self.live.contains_key(path) {
+            keys.push(path.to_vec());
+        }
+        if subtree {
+            let mut prefix = path.to_vec();
+            if !prefix.is_empty() {
+                prefix.push(b'/');
+            }
+            keys.extend(
+                self.live
+                    .range(prefix.clone()..)
+                    .take_while(|(k, _)| k.starts_with(&prefix))
+                    .map(|(k, _)| k.clone()),
+            );
+        }
+        for k in keys {
+            let Some(list) = self.live.get_mut(&k) else {
+                continue;
+            };
+            let layer = self.layer;
+            let (gone, kept): (Vec<_>, Vec<_>) = list.drain(..).partition(|(l, _, _)| *l < layer);
+            *list = kept;
+            for (l, index, size) in gone {
+                self.wasted.entry(l).or_default().push(HiddenFile {
+                    index,
+                    path: k.clone(),
+                    size,
+                    by_layer: layer,
+                });
+            }
+            if list.is_empty() {
+                self.live.remove(&k);
+            }
+        }
+    }
+
+    fn apply(&mut self, e: &RawEntry) {
+        self.layer = e.layer;
+        let Ok(comps) = components(&e.path) else {
+            return;
+        };
+        let Some((&base, parents)) = comps.split_last() else {
+            return;
+        };
+        let parent = parents.join(&b'/');
+        let join = |name: &[u8]| {
+            if parent.is_empty() {
+                name.to_vec()
+            } else {
+                [&parent[..], b"/", name].concat()
+            }
+        };
+        match classify_bytes(base) {
+            Whiteout::Opaque => self.waste(&parent, true),
+            Whiteout::Remove(name) => self.waste(&join(name.as_bytes()), true),
+            Whiteout::Meta | Whiteout::Invalid => {}
+            Whiteout::None => {
+                let path = join(base);
+                // A directory over a directory merges; anything else replaces the path (and
+                // whatever was below it).
+                self.waste(&path, !e.is_dir());
+                if let Some(size) = e.content_size() {
+                    self.live
+                        .entry(path)
+                        .or_default()
+                        .push((e.layer, e.index, size));
+                }
+            }
+        }
+    }
+
+    fn take_layer(&mut self, layer: usize) -> Vec<HiddenFile> {
+        self.wasted.remove(&layer).unwrap_or_default()
+    }
+
+    fn finish(self) -> BTreeMap<usize, Vec<HiddenFile>> {
+        self.wasted
+    }
 }
 
 /// Writes the flat tar of `tree` (computed by [`final_tree`] from the same `layers`),
@@ -627,6 +747,10 @@ struct RawEntry {
 }
 
 impl RawEntry {
+    fn is_opaque_marker(&self) -> bool {
+        self.path.split(|&b| b == b'/').rfind(|c| !c.is_empty()) == Some(OPAQUE_MARKER.as_bytes())
+    }
+
     fn is_regular(&self) -> bool {
         matches!(self.typeflag, b'0' | b'7') || (self.typeflag == 0 && !self.path.ends_with(b"/"))
     }

@@ -599,7 +599,9 @@ fn analyze_counts_do_not_depend_on_where_the_opaque_marker_sits() {
         // (removed 4, wasting 100 + 200 + 300). The layer's r/f, r/s and r/s/u then create
         // paths that no longer exist below (added 3); its `r/` merges into r (modified 1).
         // Whiteouts apply to the lower layers only, so the entry order inside the layer must
-        // not matter.
+        // not matter. (hoist at the time of writing counts the marker-last layer as added 1,
+        // modified 3, removed 2: its opaque marker spares the lower paths that the same layer
+        // wrote earlier, counting those entries as modifications.)
         let want_layers = json!([
             {"diff_id": format!("sha256:{}", common::sha256(&layers[0])), "created_by": "base",
              "size": layers[0].len(), "added": 5, "modified": 0, "removed": 0, "wasted_bytes": 600},
@@ -627,7 +629,9 @@ fn analyze_a_deleted_hardlink_source_is_wasted_by_definition() {
     // Layer 0: h/orig (100 bytes) and h/alias, a hard link to it (0 bytes). Layer 1 deletes
     // h/orig with a whiteout. By the definition, the regular-file entry h/orig of layer 0 is
     // wasted (a layer above deletes its path), whatever other names its content has: the
-    // analysis is about entries and paths, and the hard link counts 0 bytes.
+    // analysis is about entries and paths, and the hard link counts 0 bytes. (hoist at the
+    // time of writing counts waste per inode instead: the content survives as h/alias, so it
+    // reports 0 wasted bytes, final_bytes 100 and no top_wasted entry.)
     let env = Env::new();
     let mut l0 = Layer::new();
     l0.dir("h/")

@@ -2,8 +2,9 @@
 //!
 //! Definitions (exact): `total_bytes` is the sum of the sizes of all regular-file entries of
 //! all layers (hard links count 0); a regular-file entry of layer k is *wasted* when a layer
-//! above k replaces its path or deletes it (a whiteout of it or of a parent, an opaque parent),
-//! so that its content is not in the final filesystem; `final_bytes = total_bytes -
+//! above k replaces its path (any entry type) or deletes it (a whiteout of it or of a parent,
+//! an opaque parent) — even when a hard link keeps its content alive under another name;
+//! `final_bytes = total_bytes -
 //! wasted_bytes`; `efficiency = final_bytes / total_bytes` (1.0 for an empty image).
 
 use std::collections::BTreeMap;
@@ -83,7 +84,7 @@ pub fn analyze(store: &Store, image: &Image, name: &str, top: usize) -> Result<A
     let mut wasted = 0u64;
     for (i, (facts, desc)) in tree.layers.iter().zip(&image.manifest.layers).enumerate() {
         let mut layer_waste = 0;
-        for h in facts.hidden.iter().filter(|h| h.by_layer > i) {
+        for h in &facts.wasted {
             layer_waste += h.size;
             let slot = by_path.entry(h.path.clone()).or_default();
             slot.0 += h.size;
