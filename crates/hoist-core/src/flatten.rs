@@ -473,7 +473,7 @@ pub fn final_tree(
         tree.layers[layer].wasted.extend(late);
     }
     for l in &mut tree.layers {
-        l.wasted.sort_by(|a, b| a.index.cmp(&b.index));
+        l.wasted.sort_by_key(|w| w.index);
     }
     Ok(tree)
 }
