@@ -5,6 +5,9 @@
 //! stdout pipe (`hoist images | head -1`) is not an error.
 
 #![allow(unreachable_pub)] // a binary: `pub` only structures the modules
+// Doc comments of the `Args` structs are the `--help` text, written for the terminal: `NAME[:TAG]`
+// there is usage syntax, not a link.
+#![allow(rustdoc::broken_intra_doc_links)]
 
 mod cli;
 mod commands;
