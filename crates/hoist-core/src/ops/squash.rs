@@ -147,16 +147,9 @@ pub fn squash(store: &Store, image: &Image, opts: &SquashOptions) -> Result<Squa
 
     let _ingest = store.ingest_lock()?;
     let mut staging = store.staging()?;
-    let (r, w) = io::pipe().map_err(|source| Error::Io {
-        path: "pipe".into(),
-        source,
-    })?;
-    let layer = std::thread::scope(|s| -> Result<_> {
-        let writer = s.spawn(|| write_changeset(&layers, &full, &lower, w));
-        let staged = staging.stage(r, "the squashed layer");
-        writer.join().expect("the squash writer does not panic")?;
-        staged
-    })?;
+    let (path, mut w) = staging.writer()?;
+    write_changeset(&layers, &full, &lower, &mut w)?;
+    let layer = staging.finish_writer(path, w)?;
     let diff_id = layer.digest.clone();
 
     let mut cfg: serde_json::Map<String, serde_json::Value> =

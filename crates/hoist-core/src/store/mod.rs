@@ -35,7 +35,7 @@ use hoist_format::reference::Reference;
 
 pub use check::{FsckProblem, FsckReport, GcReport};
 pub use names::RemoveEvent;
-pub use staging::{NewImage, Staged, Staging};
+pub use staging::{BlobWriter, NewImage, Staged, Staging};
 
 use crate::error::{Error, IoContext, Result};
 

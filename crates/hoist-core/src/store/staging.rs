@@ -266,67 +266,169 @@ impl Drop for Staging {
 
 /// Copies `r` into `file` while another thread hashes the same bytes: on big blobs the sha256
 /// and the I/O each take a core instead of adding up.
-fn copy_hashing(r: &mut dyn Read, mut file: File) -> io::Result<(Digest, u64, File)> {
-    use std::sync::mpsc;
-    let (to_hash, chunks) = mpsc::sync_channel::<Vec<u8>>(PIPE_DEPTH);
-    let (recycle, free) = mpsc::channel::<Vec<u8>>();
-    // Writeback starts while the blob is still being written, so the final fsync has little
-    // left to do: every EARLY_SYNC_STEP bytes a syncer thread flushes what is there so far.
-    let (kick, kicks) = mpsc::channel::<()>();
-    let sync_fd = file.try_clone()?;
-    std::thread::scope(|s| {
-        s.spawn(move || {
+fn copy_hashing(r: &mut dyn Read, file: File) -> io::Result<(Digest, u64, File)> {
+    let mut w = BlobWriter::new(file)?;
+    let mut buf = vec![0u8; IO_BUF_SIZE];
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        w.write_all(&buf[..n])?;
+    }
+    w.finish()
+}
+
+/// A writer into a staged blob that hashes on another thread and starts writeback early.
+///
+/// Bytes are gathered in chunks; each full chunk is written to the file and handed to a hashing
+/// thread, and every [`EARLY_SYNC_STEP`] bytes a syncer thread flushes what is on disk so far,
+/// so the final fsync has little left to do. Write errors are tagged as [`WriteSide`].
+pub struct BlobWriter {
+    file: File,
+    chunk: Vec<u8>,
+    total: u64,
+    to_hash: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    free: std::sync::mpsc::Receiver<Vec<u8>>,
+    hasher: Option<std::thread::JoinHandle<Digest>>,
+    kick: Option<std::sync::mpsc::Sender<()>>,
+    syncer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for BlobWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobWriter")
+            .field("total", &self.total)
+            .finish()
+    }
+}
+
+impl BlobWriter {
+    fn new(file: File) -> io::Result<Self> {
+        use std::sync::mpsc;
+        let (to_hash, chunks) = mpsc::sync_channel::<Vec<u8>>(PIPE_DEPTH);
+        let (recycle, free) = mpsc::channel::<Vec<u8>>();
+        let hasher = std::thread::spawn(move || {
+            let mut h = hoist_format::Sha256::new();
+            for chunk in chunks {
+                h.update(&chunk);
+                // The writer may be gone already; then the buffer is simply dropped.
+                let _ = recycle.send(chunk);
+            }
+            h.finish()
+        });
+        let (kick, kicks) = mpsc::channel::<()>();
+        let sync_fd = file.try_clone()?;
+        let syncer = std::thread::spawn(move || {
             while kicks.recv().is_ok() {
                 while kicks.try_recv().is_ok() {}
                 // A failure here shows again in the final fsync, which is checked.
                 let _ = sync_fd.sync_data();
             }
         });
-        let hasher = s.spawn(move || {
-            let mut h = hoist_format::Sha256::new();
-            for chunk in chunks {
-                h.update(&chunk);
-                // The reader may have finished already; then the buffer is simply dropped.
-                let _ = recycle.send(chunk);
-            }
-            h.finish()
-        });
-        let mut total = 0u64;
-        let result = (|| loop {
-            let mut buf = free
-                .try_recv()
-                .unwrap_or_else(|_| Vec::with_capacity(PIPE_CHUNK));
-            buf.resize(PIPE_CHUNK, 0);
-            let mut filled = 0;
-            while filled < PIPE_CHUNK {
-                match r.read(&mut buf[filled..]) {
-                    Ok(0) => break,
-                    Ok(n) => filled += n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            if filled == 0 {
-                return Ok(());
-            }
-            buf.truncate(filled);
-            file.write_all(&buf)
-                .map_err(|e| io::Error::new(e.kind(), WriteSide(e)))?;
-            total += filled as u64;
-            if total % EARLY_SYNC_STEP < filled as u64 {
-                // The syncer only stops when this sender is dropped.
-                let _ = kick.send(());
-            }
-            if to_hash.send(buf).is_err() {
-                return Err(io::Error::other("the hashing thread stopped"));
-            }
-        })();
-        drop(to_hash);
-        drop(kick);
-        let digest = hasher.join().expect("the hashing thread does not panic");
-        result.map(|()| (digest, total))
-    })
-    .map(|(d, n)| (d, n, file))
+        Ok(BlobWriter {
+            file,
+            chunk: Vec::with_capacity(PIPE_CHUNK),
+            total: 0,
+            to_hash: Some(to_hash),
+            free,
+            hasher: Some(hasher),
+            kick: Some(kick),
+            syncer: Some(syncer),
+        })
+    }
+
+    /// Writes the gathered chunk and hands it to the hasher.
+    fn ship(&mut self) -> io::Result<()> {
+        if self.chunk.is_empty() {
+            return Ok(());
+        }
+        self.file
+            .write_all(&self.chunk)
+            .map_err(|e| io::Error::new(e.kind(), WriteSide(e)))?;
+        let n = self.chunk.len() as u64;
+        self.total += n;
+        if self.total % EARLY_SYNC_STEP < n
+            && let Some(k) = &self.kick
+        {
+            // The syncer only stops when this sender is dropped.
+            let _ = k.send(());
+        }
+        let next = self
+            .free
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(PIPE_CHUNK));
+        let full = std::mem::replace(&mut self.chunk, next);
+        self.chunk.clear();
+        let sent = self.to_hash.as_ref().map(|t| t.send(full));
+        if !matches!(sent, Some(Ok(()))) {
+            return Err(io::Error::other("the hashing thread stopped"));
+        }
+        Ok(())
+    }
+
+    /// Writes what is left; returns the digest, the size and the file.
+    pub fn finish(mut self) -> io::Result<(Digest, u64, File)> {
+        self.ship()?;
+        drop(self.to_hash.take());
+        drop(self.kick.take());
+        let digest = self
+            .hasher
+            .take()
+            .expect("joined once")
+            .join()
+            .expect("the hashing thread does not panic");
+        self.syncer
+            .take()
+            .expect("joined once")
+            .join()
+            .expect("the sync thread does not panic");
+        let file = self.file.try_clone()?;
+        Ok((digest, self.total, file))
+    }
+}
+
+impl Write for BlobWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let room = PIPE_CHUNK - self.chunk.len();
+        let n = room.min(data.len());
+        self.chunk.extend_from_slice(&data[..n]);
+        if self.chunk.len() == PIPE_CHUNK {
+            self.ship()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Staging {
+    /// A writer into a new staged blob (for blobs hoist produces itself, e.g. a squashed layer).
+    pub fn writer(&self) -> Result<(PathBuf, BlobWriter)> {
+        let path = self.next_path();
+        let file = File::create(&path).at(&path)?;
+        let w = BlobWriter::new(file).at(&path)?;
+        Ok((path, w))
+    }
+
+    /// Finishes a blob written with [`Staging::writer`]; it is stored uncompressed as written.
+    pub fn finish_writer(&self, path: PathBuf, w: BlobWriter) -> Result<Staged> {
+        let (digest, size, file) = w.finish().at(&path)?;
+        self.sync_later(&path, file, size);
+        Ok(Staged {
+            path,
+            digest: digest.clone(),
+            size,
+            compression: Compression::None,
+            diff_id: Some(digest),
+            uncompressed_size: size,
+            decode_error: None,
+        })
+    }
 }
 
 /// Marker for errors from the writing side of a copy, so they are not mistaken for bad input.
