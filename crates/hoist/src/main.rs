@@ -4,7 +4,8 @@
 //! progress bars, and renders output. Exit codes: 0 success, 1 failure, 2 usage error; a closed
 //! stdout pipe (`hoist images | head -1`) is not an error.
 
-#![allow(unreachable_pub)] // a binary: `pub` only structures the modules
+// A binary: `pub` only structures the modules.
+#![allow(unreachable_pub)]
 // Doc comments of the `Args` structs are the `--help` text, written for the terminal: `NAME[:TAG]`
 // there is usage syntax, not a link.
 #![allow(rustdoc::broken_intra_doc_links)]
