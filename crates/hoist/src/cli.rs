@@ -60,6 +60,10 @@ pub enum Command {
     Analyze(commands::analyze::Args),
     /// Merge all (or the top N) layers into one, keeping the config
     Squash(commands::squash::Args),
+    /// Pull an image from a registry
+    Pull(commands::pull::Args),
+    /// Push an image to a registry
+    Push(commands::push::Args),
     /// Give an image another name
     Tag(commands::tag::Args),
     /// Remove image names (the blobs are freed by `hoist gc`)

@@ -12,6 +12,7 @@ mod test_images;
 mod test_import;
 mod test_interop;
 mod test_load;
+mod test_registry;
 mod test_save;
 
 /// Every `tests/test_*.rs` file must be registered above, or it silently never runs.

@@ -284,8 +284,8 @@ fn copy_hashing(r: &mut dyn Read, file: File) -> io::Result<(Digest, u64, File)>
 /// A writer into a staged blob that hashes on another thread and starts writeback early.
 ///
 /// Bytes are gathered in chunks; each full chunk is written to the file and handed to a hashing
-/// thread, and every [`EARLY_SYNC_STEP`] bytes a syncer thread flushes what is on disk so far,
-/// so the final fsync has little left to do. Write errors are tagged as [`WriteSide`].
+/// thread, and every `EARLY_SYNC_STEP` bytes a syncer thread flushes what is on disk so far,
+/// so the final fsync has little left to do. Write errors are tagged as `WriteSide`.
 pub struct BlobWriter {
     file: File,
     chunk: Vec<u8>,

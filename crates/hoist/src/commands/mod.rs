@@ -15,6 +15,8 @@ pub mod inspect;
 pub mod load;
 mod output;
 pub mod ps;
+pub mod pull;
+pub mod push;
 pub mod rm;
 pub mod rmi;
 pub mod run;
@@ -97,6 +99,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Commit(a) => commit::run(a, &ctx),
         Command::Analyze(a) => analyze::run(a, &ctx),
         Command::Squash(a) => squash::run(a, &ctx),
+        Command::Pull(a) => pull::run(a, &ctx),
+        Command::Push(a) => push::run(a, &ctx),
         Command::Tag(a) => tag::run(a, &ctx),
         Command::Rmi(a) => rmi::run(a, &ctx),
         Command::Inspect(a) => inspect::run(a, &ctx),

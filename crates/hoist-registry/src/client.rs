@@ -1,0 +1,895 @@
+//! The HTTP client of one registry: the `/v2/` ping, authentication, retries, and the
+//! distribution API calls on manifests and blobs.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use hoist_format::Digest;
+use hoist_format::media_type;
+use ureq::http::{Response, StatusCode};
+
+use crate::auth::{Access, Challenge, Credentials, TokenResponse};
+use crate::error::{Error, Result};
+
+/// Attempts of one request when the connection drops or the registry answers 5xx: docker
+/// retries a few times too; more only delays the error when a registry is really down.
+pub const MAX_ATTEMPTS: u32 = 4;
+
+/// Wait before the first retry; doubled for each further one (0.25 s, 0.5 s, 1 s).
+const INITIAL_BACKOFF: Duration = Duration::from_millis(250);
+
+/// Time to open a connection: long enough for a slow network, short enough that a wrong
+/// address fails in a reasonable time.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Longest silence while a response (headers or body bytes) is awaited before the connection
+/// is taken as dead and the request retried.
+const READ_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How much of an error response body is read for its message: distribution's JSON errors
+/// are a few hundred bytes.
+const ERROR_BODY_MAX: u64 = 64 * 1024;
+
+/// Largest token-server answer read: tokens are JWTs of a few KiB; some servers add a refresh
+/// token and metadata.
+const TOKEN_BODY_MAX: u64 = 1024 * 1024;
+
+/// The registry host docker uses for `docker.io` names.
+const DOCKER_HUB_HOST: &str = "registry-1.docker.io";
+
+/// Every manifest media type hoist reads, for the `Accept` header.
+const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
+application/vnd.docker.distribution.manifest.list.v2+json, \
+application/vnd.oci.image.manifest.v1+json, \
+application/vnd.docker.distribution.manifest.v2+json";
+
+/// How to reach a registry.
+#[derive(Debug, Clone, Default)]
+pub struct ClientOptions {
+    /// Allow plain HTTP (after HTTPS fails) to a registry that is not on a loopback address,
+    /// like docker's `insecure-registries`.
+    pub insecure: bool,
+    /// Credentials for Basic auth or for the token server; `None` is anonymous.
+    pub credentials: Option<Credentials>,
+}
+
+/// A manifest or index as the registry sent it.
+#[derive(Debug, Clone)]
+pub struct FetchedManifest {
+    /// The bytes received (never re-serialized: the digest is of these).
+    pub bytes: Vec<u8>,
+    /// The media type: the document's `mediaType`, else the `Content-Type`.
+    pub media_type: String,
+    /// sha256 of `bytes`.
+    pub digest: Digest,
+}
+
+/// A body to send, reopened for every attempt.
+#[derive(Debug, Clone, Copy)]
+enum SendBody<'a> {
+    None,
+    Bytes(&'a [u8]),
+    File(&'a Path),
+}
+
+/// One request to the registry, as [`Client::send`] takes it.
+#[derive(Debug, Clone, Copy)]
+struct Req<'a> {
+    method: Method,
+    url: &'a str,
+    headers: &'a [(&'a str, &'a str)],
+    body: SendBody<'a>,
+    /// For the token scope and for messages.
+    repository: &'a str,
+    access: Access,
+    /// What is asked, for messages.
+    what: &'a str,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Method {
+    Get,
+    Head,
+    Post,
+    Put,
+}
+
+/// A client of one registry. Cheap to share between threads (`&Client` is `Sync`).
+#[derive(Debug)]
+pub struct Client {
+    /// The registry as names spell it (`docker.io`, `127.0.0.1:5000`): used in messages.
+    registry: String,
+    /// The host[:port] to connect to.
+    host: String,
+    agent: ureq::Agent,
+    opts: ClientOptions,
+    /// `http://host` or `https://host`, once the ping found which one answers.
+    base: Mutex<Option<String>>,
+    /// The challenge of the ping's 401, if any.
+    challenge: Mutex<Option<Challenge>>,
+    /// `Authorization` header values by scope.
+    auth: Mutex<HashMap<String, String>>,
+}
+
+impl Client {
+    /// A client for `registry` (a reference's domain: `docker.io`, `localhost:5000`, …).
+    /// Nothing is sent until the first call.
+    pub fn new(registry: &str, opts: ClientOptions) -> Client {
+        let host = if registry == hoist_format::reference::DEFAULT_DOMAIN {
+            DOCKER_HUB_HOST.to_string()
+        } else {
+            registry.to_string()
+        };
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(CONNECT_TIMEOUT))
+            .timeout_recv_response(Some(READ_TIMEOUT))
+            .timeout_per_read(Some(READ_TIMEOUT))
+            .user_agent(concat!("hoist/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        Client {
+            registry: registry.to_string(),
+            host,
+            agent,
+            opts,
+            base: Mutex::new(None),
+            challenge: Mutex::new(None),
+            auth: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The registry as names spell it.
+    pub fn registry(&self) -> &str {
+        &self.registry
+    }
+
+    /// Whether plain HTTP may be used: loopback hosts always, others only when insecure.
+    pub fn plain_http_allowed(&self) -> bool {
+        self.opts.insecure || is_loopback(&self.host)
+    }
+
+    /// `GET /v2/`: finds the scheme that answers (HTTPS first; then plain HTTP when allowed,
+    /// as docker does for insecure registries) and remembers the auth challenge.
+    pub fn ping(&self) -> Result<()> {
+        self.base().map(|_| ())
+    }
+
+    fn base(&self) -> Result<String> {
+        let mut base = self.base.lock().expect("never poisoned");
+        if let Some(b) = base.as_ref() {
+            return Ok(b.clone());
+        }
+        let https = format!("https://{}", self.host);
+        let first = if self.plain_http_allowed() {
+            // One attempt only: a plain-HTTP registry fails the TLS handshake at once.
+            match self.agent.get(format!("{https}/v2/")).call() {
+                Ok(resp) => Ok((https, resp)),
+                Err(tls_err) => {
+                    let http = format!("http://{}", self.host);
+                    match self.with_retries(|| self.agent.get(format!("{http}/v2/")).call()) {
+                        Ok(resp) => Ok((http, resp)),
+                        Err(e) => Err(Error::Transport {
+                            registry: self.registry.clone(),
+                            what: format!("pinging {http}/v2/ (HTTPS failed too: {tls_err})"),
+                            source: Box::new(e),
+                        }),
+                    }
+                }
+            }
+        } else {
+            self.with_retries(|| self.agent.get(format!("{https}/v2/")).call())
+                .map(|r| (https.clone(), r))
+                .map_err(|e| Error::Transport {
+                    registry: self.registry.clone(),
+                    what: format!(
+                        "pinging {https}/v2/ (plain HTTP is tried only for loopback or insecure registries)"
+                    ),
+                    source: Box::new(e),
+                })
+        };
+        let (found, resp) = first?;
+        if resp.status() == StatusCode::UNAUTHORIZED {
+            *self.challenge.lock().expect("never poisoned") = resp
+                .headers()
+                .get("www-authenticate")
+                .and_then(|v| v.to_str().ok())
+                .and_then(Challenge::parse);
+        }
+        drain(resp);
+        *base = Some(found.clone());
+        Ok(found)
+    }
+
+    /// Runs `call` up to [`MAX_ATTEMPTS`] times while it fails in a way worth retrying.
+    fn with_retries(
+        &self,
+        mut call: impl FnMut() -> Result<Response<ureq::Body>, ureq::Error>,
+    ) -> Result<Response<ureq::Body>, ureq::Error> {
+        let mut attempt = 1;
+        loop {
+            match call() {
+                Err(e) if attempt < MAX_ATTEMPTS && retryable(&e) => {}
+                Ok(r) if attempt < MAX_ATTEMPTS && r.status().is_server_error() => drain(r),
+                other => return other,
+            }
+            std::thread::sleep(backoff(attempt));
+            attempt += 1;
+        }
+    }
+
+    /// The `Authorization` header for `scope`, getting a token first if the registry asked
+    /// for bearer tokens.
+    fn authorization(&self, scope: &str, challenge: Option<&Challenge>) -> Result<Option<String>> {
+        if challenge.is_none()
+            && let Some(h) = self.auth.lock().expect("never poisoned").get(scope)
+        {
+            return Ok(Some(h.clone()));
+        }
+        let known = self.challenge.lock().expect("never poisoned").clone();
+        let Some(challenge) = challenge.cloned().or(known) else {
+            return Ok(None);
+        };
+        let header = match &challenge {
+            Challenge::Basic => match &self.opts.credentials {
+                Some(c) => c.basic_header(),
+                None => return Ok(None),
+            },
+            Challenge::Bearer {
+                realm,
+                service,
+                scope: asked,
+            } => {
+                let token = self.token(realm, service.as_deref(), scope, asked.as_deref())?;
+                format!("Bearer {token}")
+            }
+        };
+        self.auth
+            .lock()
+            .expect("never poisoned")
+            .insert(scope.to_string(), header.clone());
+        Ok(Some(header))
+    }
+
+    /// Asks the token server for a token (with the credentials as Basic auth, if any).
+    fn token(
+        &self,
+        realm: &str,
+        service: Option<&str>,
+        scope: &str,
+        asked: Option<&str>,
+    ) -> Result<String> {
+        let resp = self
+            .with_retries(|| {
+                let mut req = self.agent.get(realm);
+                if let Some(s) = service {
+                    req = req.query("service", s);
+                }
+                req = req.query("scope", scope);
+                if let Some(a) = asked.filter(|a| *a != scope) {
+                    req = req.query("scope", a);
+                }
+                if let Some(c) = &self.opts.credentials {
+                    req = req.header("Authorization", c.basic_header());
+                }
+                req.call()
+            })
+            .map_err(|e| Error::Transport {
+                registry: self.registry.clone(),
+                what: format!("getting a token from {realm}"),
+                source: Box::new(e),
+            })?;
+        let status = resp.status();
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            let detail = error_detail(resp);
+            return Err(Error::Auth {
+                registry: self.registry.clone(),
+                reason: format!(
+                    "the token server {realm} refused {} for {scope} (HTTP {}){}",
+                    if self.opts.credentials.is_some() {
+                        "the credentials"
+                    } else {
+                        "anonymous access"
+                    },
+                    status.as_u16(),
+                    if detail.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {detail}")
+                    }
+                ),
+            });
+        }
+        if !status.is_success() {
+            return Err(Error::Auth {
+                registry: self.registry.clone(),
+                reason: format!("the token server {realm} answered HTTP {}", status.as_u16()),
+            });
+        }
+        let bad = |e: String| Error::Auth {
+            registry: self.registry.clone(),
+            reason: format!("the token server {realm} sent no valid JSON: {e}"),
+        };
+        let bytes = resp
+            .into_body()
+            .into_with_config()
+            .limit(TOKEN_BODY_MAX)
+            .read_to_vec()
+            .map_err(|e| bad(e.to_string()))?;
+        let token: TokenResponse =
+            serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+        token.into_token().ok_or_else(|| Error::Auth {
+            registry: self.registry.clone(),
+            reason: format!("the token server {realm} sent no token"),
+        })
+    }
+
+    /// Sends a request to the registry with authentication and retries; returns the
+    /// response whatever its status (after retries for 5xx).
+    fn send(&self, req: Req<'_>) -> Result<Response<ureq::Body>> {
+        let Req {
+            method,
+            url,
+            headers,
+            body,
+            repository,
+            access,
+            what,
+        } = req;
+        let scope = access.scope(repository);
+        let mut auth = self.authorization(&scope, None)?;
+        let mut reauthenticated = false;
+        loop {
+            let resp = self
+                .with_retries(|| {
+                    let auth = auth.as_deref();
+                    match method {
+                        Method::Get | Method::Head => {
+                            let mut req = if method == Method::Get {
+                                self.agent.get(url)
+                            } else {
+                                self.agent.head(url)
+                            };
+                            for (k, v) in headers {
+                                req = req.header(*k, *v);
+                            }
+                            if let Some(a) = auth {
+                                req = req.header("Authorization", a);
+                            }
+                            req.call()
+                        }
+                        Method::Post | Method::Put => {
+                            let mut req = if method == Method::Post {
+                                self.agent.post(url)
+                            } else {
+                                self.agent.put(url)
+                            };
+                            for (k, v) in headers {
+                                req = req.header(*k, *v);
+                            }
+                            if let Some(a) = auth {
+                                req = req.header("Authorization", a);
+                            }
+                            match body {
+                                SendBody::None => req.send_empty(),
+                                SendBody::Bytes(b) => req.send(b),
+                                SendBody::File(p) => req.send(File::open(p)?),
+                            }
+                        }
+                    }
+                })
+                .map_err(|e| Error::Transport {
+                    registry: self.registry.clone(),
+                    what: format!("{what} in repository {repository}"),
+                    source: Box::new(e),
+                })?;
+            if resp.status() == StatusCode::UNAUTHORIZED && !reauthenticated {
+                let challenge = resp
+                    .headers()
+                    .get("www-authenticate")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(Challenge::parse);
+                if let Some(c) = challenge {
+                    let next = self.authorization(&scope, Some(&c))?;
+                    if next.is_some() && next != auth {
+                        drain(resp);
+                        auth = next;
+                        reauthenticated = true;
+                        continue;
+                    }
+                }
+            }
+            return Ok(resp);
+        }
+    }
+
+    /// The error for an unexpected response.
+    fn status_error(&self, resp: Response<ureq::Body>, repository: &str, what: &str) -> Error {
+        let status = resp.status();
+        let detail = error_detail(resp);
+        let (registry, repository, what) = (
+            self.registry.clone(),
+            repository.to_string(),
+            what.to_string(),
+        );
+        match status {
+            StatusCode::UNAUTHORIZED => Error::Unauthorized {
+                registry,
+                repository,
+                what,
+                detail,
+            },
+            StatusCode::FORBIDDEN => Error::Denied {
+                registry,
+                repository,
+                what,
+                detail,
+            },
+            StatusCode::NOT_FOUND => Error::NotFound {
+                registry,
+                repository,
+                what,
+                detail,
+            },
+            s => Error::Status {
+                registry,
+                repository,
+                what,
+                status: s.as_u16(),
+                detail,
+            },
+        }
+    }
+
+    fn url(&self, tail: &str) -> Result<String> {
+        Ok(format!("{}/v2/{tail}", self.base()?))
+    }
+
+    /// `GET /v2/<repository>/manifests/<reference>` (a tag or a digest). The bytes are
+    /// checked against the digest when `reference` is one, and against the registry's
+    /// `Docker-Content-Digest` header when it sends one.
+    pub fn get_manifest(&self, repository: &str, reference: &str) -> Result<FetchedManifest> {
+        let what = if Digest::parse(reference).is_ok() {
+            format!("manifest {reference}")
+        } else {
+            format!("manifest for tag {reference}")
+        };
+        let url = self.url(&format!("{repository}/manifests/{reference}"))?;
+        let resp = self.send(Req {
+            method: Method::Get,
+            url: &url,
+            headers: &[("Accept", MANIFEST_ACCEPT)],
+            body: SendBody::None,
+            repository,
+            access: Access::Pull,
+            what: &what,
+        })?;
+        if resp.status() != StatusCode::OK {
+            return Err(self.status_error(resp, repository, &what));
+        }
+        let header_digest = resp
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| Digest::parse(v).ok());
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(';').next().unwrap_or("").trim().to_string());
+        let mut bytes = Vec::new();
+        resp.into_body()
+            .into_reader()
+            .take(hoist_core::store::MAX_JSON_SIZE + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|source| Error::Read {
+                registry: self.registry.clone(),
+                what: format!("{what} in repository {repository}"),
+                source,
+            })?;
+        let full_what = format!("{}/{repository}: {what}", self.registry);
+        if bytes.len() as u64 > hoist_core::store::MAX_JSON_SIZE {
+            return Err(Error::InvalidManifest {
+                what: full_what,
+                reason: format!("larger than {} bytes", hoist_core::store::MAX_JSON_SIZE),
+            });
+        }
+        let digest = Digest::of(&bytes);
+        let expected = Digest::parse(reference).ok().or(header_digest);
+        if let Some(expected) = expected
+            && expected != digest
+        {
+            return Err(Error::DigestMismatch {
+                what: full_what,
+                expected,
+                found: digest,
+            });
+        }
+        let sniff: hoist_format::oci::Sniff =
+            serde_json::from_slice(&bytes).map_err(|e| Error::InvalidManifest {
+                what: full_what.clone(),
+                reason: format!("not JSON: {e}"),
+            })?;
+        let media_type = sniff
+            .media_type
+            .clone()
+            .filter(|m| !m.is_empty())
+            .or(content_type.filter(|c| media_type::is_index(c) || media_type::is_manifest(c)))
+            .unwrap_or_else(|| {
+                if sniff.is_index() {
+                    media_type::OCI_INDEX.to_string()
+                } else {
+                    media_type::OCI_MANIFEST.to_string()
+                }
+            });
+        if !media_type::is_index(&media_type) && !media_type::is_manifest(&media_type) {
+            return Err(Error::InvalidManifest {
+                what: full_what,
+                reason: format!(
+                    "media type {media_type:?} is not an image manifest or index \
+                     (Docker schema 1 and artifacts are not supported)"
+                ),
+            });
+        }
+        Ok(FetchedManifest {
+            bytes,
+            media_type,
+            digest,
+        })
+    }
+
+    /// `HEAD /v2/<repository>/blobs/<digest>`: the blob's size if the registry has it.
+    pub fn blob_size(&self, repository: &str, digest: &Digest) -> Result<Option<u64>> {
+        let what = format!("blob {digest}");
+        let url = self.url(&format!("{repository}/blobs/{digest}"))?;
+        let resp = self.send(Req {
+            method: Method::Head,
+            url: &url,
+            headers: &[],
+            body: SendBody::None,
+            repository,
+            access: Access::Pull,
+            what: &what,
+        })?;
+        match resp.status() {
+            StatusCode::OK => Ok(Some(
+                resp.headers()
+                    .get("content-length")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0),
+            )),
+            StatusCode::NOT_FOUND => Ok(None),
+            _ => Err(self.status_error(resp, repository, &what)),
+        }
+    }
+
+    /// `GET /v2/<repository>/blobs/<digest>` (redirects followed, without the credentials):
+    /// a reader of exactly `size` bytes. More bytes, or fewer before the end, are an
+    /// [`io::ErrorKind::InvalidData`] or [`io::ErrorKind::UnexpectedEof`] error from the
+    /// reader; the caller checks the digest of what it read.
+    pub fn get_blob(&self, repository: &str, digest: &Digest, size: u64) -> Result<BlobReader> {
+        let what = format!("blob {digest}");
+        let url = self.url(&format!("{repository}/blobs/{digest}"))?;
+        let resp = self.send(Req {
+            method: Method::Get,
+            url: &url,
+            headers: &[],
+            body: SendBody::None,
+            repository,
+            access: Access::Pull,
+            what: &what,
+        })?;
+        if resp.status() != StatusCode::OK {
+            return Err(self.status_error(resp, repository, &what));
+        }
+        Ok(BlobReader {
+            inner: Box::new(resp.into_body().into_reader()),
+            expected: size,
+            read: 0,
+            what: format!("{}/{repository}: {what}", self.registry),
+        })
+    }
+
+    /// Uploads a blob from a file: `POST /v2/<repository>/blobs/uploads/`, then one
+    /// monolithic `PUT <location>?digest=…`. The registry checks the digest.
+    pub fn upload_blob(&self, repository: &str, digest: &Digest, path: &Path) -> Result<()> {
+        let what = format!("upload of blob {digest}");
+        let url = self.url(&format!("{repository}/blobs/uploads/"))?;
+        let resp = self.send(Req {
+            method: Method::Post,
+            url: &url,
+            headers: &[],
+            body: SendBody::None,
+            repository,
+            access: Access::PullPush,
+            what: &what,
+        })?;
+        if resp.status() != StatusCode::ACCEPTED {
+            return Err(self.status_error(resp, repository, &what));
+        }
+        let location = resp
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .ok_or_else(|| Error::Status {
+                registry: self.registry.clone(),
+                repository: repository.to_string(),
+                what: what.clone(),
+                status: resp.status().as_u16(),
+                detail: "the upload response has no Location header".into(),
+            })?;
+        drain(resp);
+        let mut put_url = if location.starts_with("http://") || location.starts_with("https://") {
+            location
+        } else if location.starts_with('/') {
+            format!("{}{location}", self.base()?)
+        } else {
+            format!("{url}{location}")
+        };
+        put_url.push(if put_url.contains('?') { '&' } else { '?' });
+        put_url.push_str(&format!("digest=sha256%3A{}", digest.hex()));
+        let resp = self.send(Req {
+            method: Method::Put,
+            url: &put_url,
+            headers: &[("Content-Type", "application/octet-stream")],
+            body: SendBody::File(path),
+            repository,
+            access: Access::PullPush,
+            what: &what,
+        })?;
+        if resp.status() != StatusCode::CREATED {
+            return Err(self.status_error(resp, repository, &what));
+        }
+        drain(resp);
+        Ok(())
+    }
+
+    /// `PUT /v2/<repository>/manifests/<reference>` with the bytes as they are; returns the
+    /// digest the registry reports (checked against the bytes' own).
+    pub fn put_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> Result<Digest> {
+        let what = format!("manifest {reference}");
+        let url = self.url(&format!("{repository}/manifests/{reference}"))?;
+        let resp = self.send(Req {
+            method: Method::Put,
+            url: &url,
+            headers: &[("Content-Type", media_type)],
+            body: SendBody::Bytes(bytes),
+            repository,
+            access: Access::PullPush,
+            what: &what,
+        })?;
+        if resp.status() != StatusCode::CREATED && resp.status() != StatusCode::OK {
+            return Err(self.status_error(resp, repository, &what));
+        }
+        let digest = Digest::of(bytes);
+        let reported = resp
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| Digest::parse(v).ok());
+        drain(resp);
+        if let Some(r) = reported
+            && r != digest
+        {
+            return Err(Error::DigestMismatch {
+                what: format!(
+                    "{}/{repository}: {what} (as the registry stored it)",
+                    self.registry
+                ),
+                expected: digest,
+                found: r,
+            });
+        }
+        Ok(digest)
+    }
+}
+
+/// A blob's body, bounded to its declared size.
+pub struct BlobReader {
+    inner: Box<dyn Read + Send>,
+    expected: u64,
+    read: u64,
+    what: String,
+}
+
+impl std::fmt::Debug for BlobReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobReader")
+            .field("what", &self.what)
+            .field("expected", &self.expected)
+            .field("read", &self.read)
+            .finish()
+    }
+}
+
+impl Read for BlobReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        // Read at most one byte past the declared size: enough to tell that it is too long.
+        let room = (self.expected + 1 - self.read).min(buf.len() as u64) as usize;
+        let n = self.inner.read(&mut buf[..room])?;
+        self.read += n as u64;
+        if self.read > self.expected {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{}: longer than the declared {} bytes",
+                    self.what, self.expected
+                ),
+            ));
+        }
+        if n == 0 && self.read < self.expected {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "{}: the connection ended after {} of {} bytes",
+                    self.what, self.read, self.expected
+                ),
+            ));
+        }
+        Ok(n)
+    }
+}
+
+/// Whether a transport error may go away when the request is sent again.
+fn retryable(e: &ureq::Error) -> bool {
+    matches!(
+        e,
+        ureq::Error::Io(_)
+            | ureq::Error::Timeout(_)
+            | ureq::Error::ConnectionFailed
+            | ureq::Error::Protocol(_)
+            | ureq::Error::BodyStalled
+    )
+}
+
+/// The wait before retry number `attempt` (1-based).
+fn backoff(attempt: u32) -> Duration {
+    INITIAL_BACKOFF * 2u32.pow(attempt.saturating_sub(1))
+}
+
+/// Reads what is left of a response so the connection can be reused.
+fn drain(resp: Response<ureq::Body>) {
+    // A failure only means the connection is not reused.
+    let _ = io::copy(
+        &mut resp.into_body().into_reader().take(ERROR_BODY_MAX),
+        &mut io::sink(),
+    );
+}
+
+/// The registry's explanation of an error: distribution's `{"errors":[{code,message,detail}]}`
+/// as `CODE: message`, else the start of the body as text.
+fn error_detail(resp: Response<ureq::Body>) -> String {
+    let mut bytes = Vec::new();
+    // A body that cannot be read leaves the detail empty; the status says enough.
+    let _ = resp
+        .into_body()
+        .into_reader()
+        .take(ERROR_BODY_MAX)
+        .read_to_end(&mut bytes);
+    #[derive(serde::Deserialize)]
+    struct Errors {
+        errors: Vec<ErrorItem>,
+    }
+    #[derive(serde::Deserialize)]
+    struct ErrorItem {
+        #[serde(default)]
+        code: String,
+        #[serde(default)]
+        message: String,
+    }
+    if let Ok(e) = serde_json::from_slice::<Errors>(&bytes) {
+        return e
+            .errors
+            .iter()
+            .map(|i| format!("{}: {}", i.code, i.message))
+            .collect::<Vec<_>>()
+            .join("; ");
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    text.trim().chars().take(200).collect()
+}
+
+/// Whether a `host[:port]` names a loopback address: `localhost`, 127.0.0.0/8, `::1`.
+pub fn is_loopback(host: &str) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("")
+    } else {
+        host.rsplit_once(':')
+            .filter(|(h, p)| !h.contains(':') && p.bytes().all(|b| b.is_ascii_digit()))
+            .map_or(host, |(h, _)| h)
+    };
+    if name.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    name.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts() {
+        for h in [
+            "localhost",
+            "localhost:5000",
+            "127.0.0.1",
+            "127.0.0.1:5000",
+            "127.1.2.3:80",
+            "[::1]:5000",
+            "[::1]",
+            "::1",
+            "LOCALHOST:1",
+        ] {
+            assert!(is_loopback(h), "{h}");
+        }
+        for h in [
+            "docker.io",
+            "registry-1.docker.io",
+            "10.0.0.1:5000",
+            "128.0.0.1",
+            "[::2]:5000",
+            "localhost.example.com",
+            "127.0.0.1.example.com:5000",
+        ] {
+            assert!(!is_loopback(h), "{h}");
+        }
+    }
+
+    #[test]
+    fn backoff_doubles() {
+        assert_eq!(backoff(1), Duration::from_millis(250));
+        assert_eq!(backoff(2), Duration::from_millis(500));
+        assert_eq!(backoff(3), Duration::from_millis(1000));
+    }
+
+    #[test]
+    fn blob_reader_bounds() {
+        let mk = |data: &'static [u8], expected| BlobReader {
+            inner: Box::new(data),
+            expected,
+            read: 0,
+            what: "b".into(),
+        };
+        let mut out = Vec::new();
+        mk(b"abc", 3).read_to_end(&mut out).unwrap();
+        assert_eq!(out, b"abc");
+        let e = mk(b"abcd", 3).read_to_end(&mut Vec::new()).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        let e = mk(b"ab", 3).read_to_end(&mut Vec::new()).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+    }
+
+    #[test]
+    fn docker_hub_host() {
+        let c = Client::new("docker.io", ClientOptions::default());
+        assert_eq!(c.host, DOCKER_HUB_HOST);
+        assert!(!c.plain_http_allowed());
+        let c = Client::new("127.0.0.1:5000", ClientOptions::default());
+        assert!(c.plain_http_allowed());
+        let c = Client::new(
+            "reg.example:5000",
+            ClientOptions {
+                insecure: true,
+                credentials: None,
+            },
+        );
+        assert!(c.plain_http_allowed());
+    }
+}
