@@ -46,14 +46,16 @@ pub struct Staging {
 /// for small ones a thread costs more than it saves.
 const BACKGROUND_SYNC_MIN: u64 = 8 * 1024 * 1024;
 
-/// Chunk size of the pipelined copy: big enough to amortize the hand-off between threads.
-const PIPE_CHUNK: usize = 1024 * 1024;
+/// Chunk size of the pipelined copy: big enough to amortize the hand-off between threads, small
+/// enough to stay in cache between the write and the hash (1 MiB chunks measured 2× slower on
+/// the 700 MiB benchmark: the kernel's copy into the page cache no longer hit the cache).
+const PIPE_CHUNK: usize = 256 * 1024;
 
 /// How often a big blob's writeback is started while it is written.
 const EARLY_SYNC_STEP: u64 = 32 * 1024 * 1024;
 
 /// Chunks in flight between the reading thread and the hashing thread.
-const PIPE_DEPTH: usize = 8;
+const PIPE_DEPTH: usize = 16;
 
 impl Staging {
     pub(super) fn new(store: &Store) -> Result<Staging> {
