@@ -22,10 +22,7 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-const BUSYBOX: &str = "/bin/busybox";
-const APPLETS: &[&str] = &[
-    "sh", "ls", "cat", "echo", "rm", "mkdir", "pwd", "true", "ln", "chmod",
-];
+use common::{BUSYBOX, tar_header};
 
 /// `security.capability` = v2, cap_net_raw permitted (what `setcap cap_net_raw+p` writes).
 const CAP_V2: &[u8] = &[
@@ -78,17 +75,6 @@ fn have_root() -> bool {
     false
 }
 
-fn tar_header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
-    let mut h = tar::Header::new_gnu();
-    h.set_entry_type(kind);
-    h.set_mode(mode);
-    h.set_size(size);
-    h.set_uid(0);
-    h.set_gid(0);
-    h.set_mtime(1_700_000_000);
-    h
-}
-
 /// One PAX record `"<len> <key>=<value>\n"` (the length counts itself).
 fn pax_record(key: &str, value: &[u8]) -> Vec<u8> {
     let body = key.len() + value.len() + 3; // ' ', '=', '\n'
@@ -106,49 +92,20 @@ fn pax_record(key: &str, value: &[u8]) -> Vec<u8> {
 /// A tiny busybox rootfs as a flat tar (what `import` takes). With `xattrs`, two more files
 /// carry xattrs: `bin/capped` a `security.capability`, `data/user.txt` a `user.` one.
 fn busybox_rootfs_tar(dest: &Path, xattrs: bool) {
-    let mut b = tar::Builder::new(std::fs::File::create(dest).unwrap());
-    for (dir, mode) in [
-        ("bin/", 0o755),
-        ("etc/", 0o755),
-        ("root/", 0o700),
-        ("tmp/", 0o1777),
-        ("data/", 0o755),
-        ("data/olddir/", 0o755),
-    ] {
-        let mut h = tar_header(tar::EntryType::Directory, mode, 0);
-        b.append_data(&mut h, dir, std::io::empty()).unwrap();
-    }
-    let busybox = std::fs::read(BUSYBOX).unwrap();
-    let mut h = tar_header(tar::EntryType::Regular, 0o755, busybox.len() as u64);
-    b.append_data(&mut h, "bin/busybox", &busybox[..]).unwrap();
-    for a in APPLETS {
-        let mut h = tar_header(tar::EntryType::Symlink, 0o777, 0);
-        b.append_link(&mut h, format!("bin/{a}"), "busybox")
-            .unwrap();
-    }
-    for (path, content) in [
-        ("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"),
-        ("data/keep.txt", "keep\n"),
-        ("data/old.txt", "old\n"),
-        ("data/olddir/a.txt", "a\n"),
-        ("data/olddir/b.txt", "b\n"),
-    ] {
-        let mut h = tar_header(tar::EntryType::Regular, 0o644, content.len() as u64);
-        b.append_data(&mut h, path, content.as_bytes()).unwrap();
-    }
-    if xattrs {
-        for (path, key, value) in [
-            ("bin/capped", "SCHILY.xattr.security.capability", CAP_V2),
-            ("data/user.txt", "SCHILY.xattr.user.test", b"v".as_slice()),
-        ] {
-            let rec = pax_record(key, value);
-            let mut h = tar_header(tar::EntryType::XHeader, 0o644, rec.len() as u64);
-            b.append_data(&mut h, "PaxHeaders/x", &rec[..]).unwrap();
-            let mut h = tar_header(tar::EntryType::Regular, 0o755, 4);
-            b.append_data(&mut h, path, &b"cap\n"[..]).unwrap();
+    common::busybox_rootfs_tar(dest, |b| {
+        if xattrs {
+            for (path, key, value) in [
+                ("bin/capped", "SCHILY.xattr.security.capability", CAP_V2),
+                ("data/user.txt", "SCHILY.xattr.user.test", b"v".as_slice()),
+            ] {
+                let rec = pax_record(key, value);
+                let mut h = tar_header(tar::EntryType::XHeader, 0o644, rec.len() as u64);
+                b.append_data(&mut h, "PaxHeaders/x", &rec[..]).unwrap();
+                let mut h = tar_header(tar::EntryType::Regular, 0o755, 4);
+                b.append_data(&mut h, path, &b"cap\n"[..]).unwrap();
+            }
         }
-    }
-    b.finish().unwrap();
+    });
 }
 
 /// `flatten_listing.py ARGS` (the corpus' listing tool).

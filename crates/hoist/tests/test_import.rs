@@ -179,19 +179,7 @@ fn import_facts(v: &Value) -> Value {
     })
 }
 
-/// Removes docker names at the end of a test, even when it fails.
-struct DockerNames<'a> {
-    docker: &'a Docker,
-    names: Vec<String>,
-}
-
-impl Drop for DockerNames<'_> {
-    fn drop(&mut self) {
-        for n in &self.names {
-            self.docker.quiet(&["rmi", n]);
-        }
-    }
-}
+use common::DockerNames;
 
 fn docker_inspect(docker: &Docker, image: &str) -> Value {
     let v: Value = serde_json::from_str(&docker.ok(&["image", "inspect", image])).unwrap();
@@ -398,7 +386,7 @@ fn stopsignal_and_run_changes_are_refused_like_docker() {
     }
 }
 
-const BUSYBOX: &str = "/bin/busybox";
+use common::BUSYBOX;
 
 /// A tiny busybox rootfs tar.
 fn busybox_tar() -> Vec<u8> {

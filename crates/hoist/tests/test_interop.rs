@@ -188,19 +188,7 @@ fn json_strings(v: &Value) -> Vec<String> {
         .collect()
 }
 
-/// Removes docker names at the end of a test, even when it fails.
-struct DockerNames<'a> {
-    docker: &'a Docker,
-    names: Vec<String>,
-}
-
-impl Drop for DockerNames<'_> {
-    fn drop(&mut self) {
-        for n in &self.names {
-            self.docker.quiet(&["rmi", n]);
-        }
-    }
-}
+use common::DockerNames;
 
 fn docker_id(docker: &Docker, name: &str) -> String {
     docker
@@ -213,53 +201,7 @@ fn docker_id(docker: &Docker, name: &str) -> String {
 // 1. docker: build a real image, docker save -> hoist load -> hoist save -> docker load
 // ---------------------------------------------------------------------------------------------
 
-const BUSYBOX: &str = "/bin/busybox";
-const APPLETS: &[&str] = &["sh", "ls", "cat", "echo", "rm", "mkdir", "pwd", "true"];
-
-/// A tiny busybox rootfs as a flat tar (what `docker import` takes).
-fn busybox_rootfs_tar(dest: &Path) {
-    let mut b = tar::Builder::new(std::fs::File::create(dest).unwrap());
-    let header = |kind: tar::EntryType, mode: u32, size: u64| {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(kind);
-        h.set_mode(mode);
-        h.set_size(size);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mtime(1_700_000_000);
-        h
-    };
-    for (dir, mode) in [
-        ("bin/", 0o755),
-        ("etc/", 0o755),
-        ("root/", 0o700),
-        ("tmp/", 0o1777),
-        ("data/", 0o755),
-        ("data/olddir/", 0o755),
-    ] {
-        let mut h = header(tar::EntryType::Directory, mode, 0);
-        b.append_data(&mut h, dir, std::io::empty()).unwrap();
-    }
-    let busybox = std::fs::read(BUSYBOX).unwrap();
-    let mut h = header(tar::EntryType::Regular, 0o755, busybox.len() as u64);
-    b.append_data(&mut h, "bin/busybox", &busybox[..]).unwrap();
-    for a in APPLETS {
-        let mut h = header(tar::EntryType::Symlink, 0o777, 0);
-        b.append_link(&mut h, format!("bin/{a}"), "busybox")
-            .unwrap();
-    }
-    for (path, content) in [
-        ("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"),
-        ("data/keep.txt", "keep\n"),
-        ("data/old.txt", "old\n"),
-        ("data/olddir/a.txt", "a\n"),
-        ("data/olddir/b.txt", "b\n"),
-    ] {
-        let mut h = header(tar::EntryType::Regular, 0o644, content.len() as u64);
-        b.append_data(&mut h, path, content.as_bytes()).unwrap();
-    }
-    b.finish().unwrap();
-}
+use common::BUSYBOX;
 
 const DOCKERFILE: &str = r#"FROM {BASE}
 RUN rm /data/old.txt && rm -r /data/olddir && mkdir /data/new && echo built > /data/new/f
@@ -304,7 +246,7 @@ fn docker_build_save_hoist_load_save_docker_load_round_trip() {
 
     // Build: docker import of a busybox rootfs, then a Dockerfile on top (legacy builder).
     let rootfs = env.path("rootfs.tar");
-    busybox_rootfs_tar(&rootfs);
+    common::busybox_rootfs_tar(&rootfs, |_| {});
     docker.ok(&["import", s(&rootfs), &base]);
     let ctx = env.path("ctx");
     std::fs::create_dir(&ctx).unwrap();

@@ -285,3 +285,74 @@ pub fn unique(prefix: &str) -> String {
         N.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+/// Debian's busybox-static, the one binary of the test images that run.
+pub const BUSYBOX: &str = "/bin/busybox";
+
+/// busybox applets linked into the test rootfs.
+pub const APPLETS: &[&str] = &[
+    "sh", "ls", "cat", "echo", "rm", "mkdir", "pwd", "true", "ln", "chmod",
+];
+
+/// A tar header owned by root with a fixed mtime (so test tars are deterministic).
+pub fn tar_header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(kind);
+    h.set_mode(mode);
+    h.set_size(size);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(1_700_000_000);
+    h
+}
+
+/// A tiny busybox rootfs as a flat tar (what `import` and `docker import` take); `extra` may
+/// append more entries before the tar is finished.
+pub fn busybox_rootfs_tar(dest: &Path, extra: impl FnOnce(&mut tar::Builder<std::fs::File>)) {
+    let mut b = tar::Builder::new(std::fs::File::create(dest).unwrap());
+    for (dir, mode) in [
+        ("bin/", 0o755),
+        ("etc/", 0o755),
+        ("root/", 0o700),
+        ("tmp/", 0o1777),
+        ("data/", 0o755),
+        ("data/olddir/", 0o755),
+    ] {
+        let mut h = tar_header(tar::EntryType::Directory, mode, 0);
+        b.append_data(&mut h, dir, std::io::empty()).unwrap();
+    }
+    let busybox = std::fs::read(BUSYBOX).unwrap();
+    let mut h = tar_header(tar::EntryType::Regular, 0o755, busybox.len() as u64);
+    b.append_data(&mut h, "bin/busybox", &busybox[..]).unwrap();
+    for a in APPLETS {
+        let mut h = tar_header(tar::EntryType::Symlink, 0o777, 0);
+        b.append_link(&mut h, format!("bin/{a}"), "busybox")
+            .unwrap();
+    }
+    for (path, content) in [
+        ("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"),
+        ("data/keep.txt", "keep\n"),
+        ("data/old.txt", "old\n"),
+        ("data/olddir/a.txt", "a\n"),
+        ("data/olddir/b.txt", "b\n"),
+    ] {
+        let mut h = tar_header(tar::EntryType::Regular, 0o644, content.len() as u64);
+        b.append_data(&mut h, path, content.as_bytes()).unwrap();
+    }
+    extra(&mut b);
+    b.finish().unwrap();
+}
+
+/// Removes docker image names at the end of a test, even when it fails.
+pub struct DockerNames<'a> {
+    pub docker: &'a Docker,
+    pub names: Vec<String>,
+}
+
+impl Drop for DockerNames<'_> {
+    fn drop(&mut self) {
+        for n in &self.names {
+            self.docker.quiet(&["rmi", n]);
+        }
+    }
+}
