@@ -20,26 +20,26 @@ const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
 /// How long a fresh registry may take to answer `/v2/`.
 const REGISTRY_START_TIMEOUT: Duration = Duration::from_secs(20);
 
-const DIVE: &str = "docker-v1.2_docker18_dive-test.tar";
-const OCI_GZIP: &str = "oci-archive_buildkit-gzip_dive.tar";
-const MULTIPLATFORM: &str = "oci-layout-dir_docker-containerd-store_stereoscope-multiplatform";
+pub const DIVE: &str = "docker-v1.2_docker18_dive-test.tar";
+pub const OCI_GZIP: &str = "oci-archive_buildkit-gzip_dive.tar";
+pub const MULTIPLATFORM: &str = "oci-layout-dir_docker-containerd-store_stereoscope-multiplatform";
 
-fn s(p: &Path) -> &str {
+pub fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
 /// A running registry, killed when dropped.
-struct Registry {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
+pub struct Registry {
+    pub child: Child,
+    pub port: u16,
+    pub log: PathBuf,
+    pub dir: tempfile::TempDir,
 }
 
 impl Registry {
     /// Starts docker-registry on a free port of 127.0.0.1, or `None` (outside CI) when it is
     /// not installed.
-    fn start() -> Option<Registry> {
+    pub fn start() -> Option<Registry> {
         let bin = common::peer(REGISTRY_BIN)?;
         let dir = tempfile::Builder::new()
             .prefix("hoist-registry-")
@@ -65,26 +65,52 @@ impl Registry {
         )
         .unwrap();
         let log = dir.path().join("registry.log");
-        let out = std::fs::File::create(&log).unwrap();
-        let child = Command::new(bin)
-            .arg("serve")
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap();
+        let child = Self::spawn(bin.as_path(), &config, &log);
         let mut reg = Registry {
             child,
             port,
             log,
-            _dir: dir,
+            dir,
         };
         reg.wait_ready();
         Some(reg)
     }
 
-    fn wait_ready(&mut self) {
+    /// Starts `bin serve config`, appending its output to `log`.
+    fn spawn(bin: &Path, config: &Path, log: &Path) -> Child {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        Command::new(bin)
+            .arg("serve")
+            .arg(config)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap()
+    }
+
+    /// Kills the registry (its storage stays).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the registry again on the same port with the same storage and configuration.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.child = Self::spawn(
+            Path::new(REGISTRY_BIN),
+            &self.dir.path().join("config.yml"),
+            &self.log,
+        );
+        self.wait_ready();
+    }
+
+    pub fn wait_ready(&mut self) {
         let deadline = Instant::now() + REGISTRY_START_TIMEOUT;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -113,12 +139,12 @@ impl Registry {
     }
 
     /// `127.0.0.1:PORT/<rest>`.
-    fn name(&self, rest: &str) -> String {
+    pub fn name(&self, rest: &str) -> String {
         format!("127.0.0.1:{}/{rest}", self.port)
     }
 
     /// Blob upload completions (`PUT /v2/<repo>/blobs/uploads/…`) in the access log so far.
-    fn blob_uploads(&self, repo: &str) -> usize {
+    pub fn blob_uploads(&self, repo: &str) -> usize {
         let needle = format!("\"PUT /v2/{repo}/blobs/uploads/");
         std::fs::read_to_string(&self.log)
             .unwrap()
@@ -136,12 +162,12 @@ impl Drop for Registry {
     }
 }
 
-fn skopeo() -> Option<PathBuf> {
+pub fn skopeo() -> Option<PathBuf> {
     common::peer("skopeo")
 }
 
 /// `skopeo inspect --tls-verify=false [ARGS] docker://REF`, raw bytes.
-fn skopeo_inspect(bin: &Path, args: &[&str], reference: &str) -> Vec<u8> {
+pub fn skopeo_inspect(bin: &Path, args: &[&str], reference: &str) -> Vec<u8> {
     let out = common::run_ok(
         Command::new(bin)
             .args(["inspect", "--tls-verify=false"])
@@ -151,19 +177,19 @@ fn skopeo_inspect(bin: &Path, args: &[&str], reference: &str) -> Vec<u8> {
     out.into_bytes()
 }
 
-fn digest_of(bytes: &[u8]) -> String {
+pub fn digest_of(bytes: &[u8]) -> String {
     format!("sha256:{}", common::sha256(bytes))
 }
 
 /// `hoist export` of an image to a file; the sha256 of the tar.
-fn export_digest(env: &Env, image: &str) -> String {
+pub fn export_digest(env: &Env, image: &str) -> String {
     let out = env.path(&format!("export-{}.tar", common::unique("x")));
     env.ok(&["export", "-o", s(&out), image]);
     common::sha256_file(&out)
 }
 
 /// The store's image IDs (`hoist images -q --no-trunc`), sorted.
-fn ids(env: &Env) -> Vec<String> {
+pub fn ids(env: &Env) -> Vec<String> {
     let mut v: Vec<String> = env
         .ok(&["images", "-q", "--no-trunc"])
         .lines()
