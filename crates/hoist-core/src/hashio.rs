@@ -42,6 +42,63 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
+/// A reader of a blob that checks, at its end, that it gave exactly the bytes of `digest` and
+/// `size`: more bytes, fewer, or others are an [`io::ErrorKind::InvalidData`] error naming
+/// `what`, so a consumer that reads to the end never passes on a corrupt blob unknowingly.
+#[derive(Debug)]
+pub struct VerifyingReader<R> {
+    inner: HashingReader<R>,
+    digest: Digest,
+    size: u64,
+    what: String,
+    checked: bool,
+}
+
+impl<R: Read> VerifyingReader<R> {
+    /// Wraps `inner`, which should give the blob `digest` of `size` bytes.
+    pub fn new(inner: R, digest: Digest, size: u64, what: impl Into<String>) -> Self {
+        VerifyingReader {
+            inner: HashingReader::new(inner),
+            digest,
+            size,
+            what: what.into(),
+            checked: false,
+        }
+    }
+}
+
+impl<R: Read> Read for VerifyingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let bad = |msg: String| Err(io::Error::new(io::ErrorKind::InvalidData, msg));
+        if self.inner.count() > self.size {
+            return bad(format!(
+                "{}: longer than the declared {} bytes",
+                self.what, self.size
+            ));
+        }
+        if (n == 0 || self.inner.count() == self.size) && !buf.is_empty() && !self.checked {
+            if self.inner.count() < self.size {
+                return bad(format!(
+                    "{}: ended after {} of {} bytes",
+                    self.what,
+                    self.inner.count(),
+                    self.size
+                ));
+            }
+            let found = self.inner.hasher.clone().finish();
+            if found != self.digest {
+                return bad(format!(
+                    "{}: digest mismatch: expected {}, found {found}",
+                    self.what, self.digest
+                ));
+            }
+            self.checked = true;
+        }
+        Ok(n)
+    }
+}
+
 /// A writer that hashes and counts every byte written through it.
 #[derive(Debug)]
 pub struct HashingWriter<W> {

@@ -52,6 +52,18 @@ impl Descriptor {
     pub fn annotation(&self, key: &str) -> Option<&str> {
         self.annotations.as_ref()?.get(key).map(String::as_str)
     }
+
+    /// Whether this index entry is an attestation or another non-image (buildkit marks its
+    /// provenance and SBOM manifests with `vnd.docker.reference.type` and the platform
+    /// `unknown/unknown`): not a platform's image, never pulled, loaded or required.
+    pub fn is_attestation(&self) -> bool {
+        self.annotation(media_type::ANNOTATION_DOCKER_REFERENCE_TYPE)
+            .is_some()
+            || self
+                .platform
+                .as_ref()
+                .is_some_and(|p| p.os == "unknown" || p.architecture == "unknown")
+    }
 }
 
 /// The platform object of a descriptor.
@@ -190,6 +202,17 @@ mod tests {
         let raw = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:ee301c921b8aadc002973b2e0c3da17d701dcd994b606769a7e6eaa100b81d44","size":581,"platform":{"architecture":"arm64","os":"linux"}},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:12660636fe55438cc3ae7424da7ac56e845cdb52493ff9cf949c47a7f57f8b43","size":10752}]}"#;
         let m: Manifest = serde_json::from_str(raw).unwrap();
         assert_eq!(serde_json::to_string(&m).unwrap(), raw);
+    }
+
+    #[test]
+    fn attestations() {
+        let image = r#"{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:e7c26a4b4d156fd9947ee82295b7b78acf7aa54b93b8f3e4b9f608179ffb20e8","size":476,"platform":{"architecture":"amd64","os":"linux"}}"#;
+        let unknown = r#"{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:e7c26a4b4d156fd9947ee82295b7b78acf7aa54b93b8f3e4b9f608179ffb20e8","size":476,"platform":{"architecture":"unknown","os":"unknown"}}"#;
+        let referenced = r#"{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:e7c26a4b4d156fd9947ee82295b7b78acf7aa54b93b8f3e4b9f608179ffb20e8","size":476,"annotations":{"vnd.docker.reference.type":"attestation-manifest"}}"#;
+        for (raw, want) in [(image, false), (unknown, true), (referenced, true)] {
+            let d: Descriptor = serde_json::from_str(raw).unwrap();
+            assert_eq!(d.is_attestation(), want, "{raw}");
+        }
     }
 
     #[test]

@@ -2,9 +2,8 @@
 //! distribution API calls on manifests and blobs.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::{self, Read};
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -50,9 +49,13 @@ application/vnd.docker.distribution.manifest.v2+json";
 /// How to reach a registry.
 #[derive(Debug, Clone, Default)]
 pub struct ClientOptions {
-    /// Allow plain HTTP (after HTTPS fails) to a registry that is not on a loopback address,
-    /// like docker's `insecure-registries`.
+    /// `--tls-verify=false`: do not check the registry's certificate, and allow plain HTTP
+    /// (after HTTPS fails) to a registry that is not on a loopback address, like docker's
+    /// `insecure-registries`.
     pub insecure: bool,
+    /// The registry's certificate directory (`*.crt` roots, `*.cert`/`*.key` client
+    /// certificate); `None` looks in docker's and podman's `certs.d/HOST[:PORT]`.
+    pub cert_dir: Option<PathBuf>,
     /// Credentials for Basic auth or for the token server; `None` is anonymous.
     pub credentials: Option<Credentials>,
 }
@@ -68,24 +71,39 @@ pub struct FetchedManifest {
     pub digest: Digest,
 }
 
+/// Opens a blob's bytes again for each attempt of an upload.
+pub type Opener<'a> = dyn Fn() -> io::Result<Box<dyn Read + Send + 'a>> + 'a;
+
 /// A body to send, reopened for every attempt.
-#[derive(Debug, Clone, Copy)]
-enum SendBody<'a> {
+#[derive(Clone, Copy)]
+enum SendBody<'a, 'b> {
     None,
     Bytes(&'a [u8]),
-    File(&'a Path),
+    Open(&'a Opener<'b>),
+}
+
+impl std::fmt::Debug for SendBody<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SendBody::None => f.write_str("None"),
+            SendBody::Bytes(b) => write!(f, "Bytes({})", b.len()),
+            SendBody::Open(_) => f.write_str("Open"),
+        }
+    }
 }
 
 /// One request to the registry, as [`Client::send`] takes it.
 #[derive(Debug, Clone, Copy)]
-struct Req<'a> {
+struct Req<'a, 'b> {
     method: Method,
     url: &'a str,
     headers: &'a [(&'a str, &'a str)],
-    body: SendBody<'a>,
+    body: SendBody<'a, 'b>,
     /// For the token scope and for messages.
     repository: &'a str,
     access: Access,
+    /// Another repository the token must allow pulling from (a cross-repository mount).
+    also_pull: Option<&'a str>,
     /// What is asked, for messages.
     what: &'a str,
 }
@@ -96,6 +114,7 @@ enum Method {
     Head,
     Post,
     Put,
+    Delete,
 }
 
 /// A client of one registry. Cheap to share between threads (`&Client` is `Sync`).
@@ -117,14 +136,16 @@ pub struct Client {
 
 impl Client {
     /// A client for `registry` (a reference's domain: `docker.io`, `localhost:5000`, …).
-    /// Nothing is sent until the first call.
-    pub fn new(registry: &str, opts: ClientOptions) -> Client {
+    /// Nothing is sent until the first call; certificate files are read now.
+    pub fn new(registry: &str, opts: ClientOptions) -> Result<Client> {
         let host = if registry == hoist_format::reference::DEFAULT_DOMAIN {
             DOCKER_HUB_HOST.to_string()
         } else {
             registry.to_string()
         };
+        let (tls, _) = crate::tls::config(&host, opts.cert_dir.as_deref(), !opts.insecure)?;
         let agent: ureq::Agent = ureq::Agent::config_builder()
+            .tls_config(tls)
             .http_status_as_error(false)
             .timeout_connect(Some(CONNECT_TIMEOUT))
             .timeout_recv_response(Some(READ_TIMEOUT))
@@ -132,7 +153,7 @@ impl Client {
             .user_agent(concat!("hoist/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
-        Client {
+        Ok(Client {
             registry: registry.to_string(),
             host,
             agent,
@@ -140,7 +161,7 @@ impl Client {
             base: Mutex::new(None),
             challenge: Mutex::new(None),
             auth: Mutex::new(HashMap::new()),
-        }
+        })
     }
 
     /// The registry as names spell it.
@@ -169,6 +190,8 @@ impl Client {
             // One attempt only: a plain-HTTP registry fails the TLS handshake at once.
             match self.agent.get(format!("{https}/v2/")).call() {
                 Ok(resp) => Ok((https, resp)),
+                // A TLS server whose certificate is not trusted: plain HTTP would only hide it.
+                Err(e) if is_certificate_error(&e) => Err(self.untrusted(&https, e)),
                 Err(tls_err) => {
                     let http = format!("http://{}", self.host);
                     match self.with_retries(|| self.agent.get(format!("{http}/v2/")).call()) {
@@ -184,12 +207,18 @@ impl Client {
         } else {
             self.with_retries(|| self.agent.get(format!("{https}/v2/")).call())
                 .map(|r| (https.clone(), r))
-                .map_err(|e| Error::Transport {
-                    registry: self.registry.clone(),
-                    what: format!(
-                        "pinging {https}/v2/ (plain HTTP is tried only for loopback or insecure registries)"
-                    ),
-                    source: Box::new(e),
+                .map_err(|e| {
+                    if is_certificate_error(&e) {
+                        return self.untrusted(&https, e);
+                    }
+                    Error::Transport {
+                        registry: self.registry.clone(),
+                        what: format!(
+                            "pinging {https}/v2/ (plain HTTP is tried only for loopback \
+                             registries or with --tls-verify=false)"
+                        ),
+                        source: Box::new(e),
+                    }
                 })
         };
         let (found, resp) = first?;
@@ -203,6 +232,73 @@ impl Client {
         drain(resp);
         *base = Some(found.clone());
         Ok(found)
+    }
+
+    /// The error for a registry whose certificate does not verify.
+    fn untrusted(&self, https: &str, e: ureq::Error) -> Error {
+        Error::Transport {
+            registry: self.registry.clone(),
+            what: format!(
+                "the TLS certificate of {https} is not trusted (add its CA with --cert-dir DIR \
+                 or in /etc/docker/certs.d/{}/ca.crt, or pass --tls-verify=false)",
+                self.host
+            ),
+            source: Box::new(e),
+        }
+    }
+
+    /// Checks that the credentials are accepted (what `docker login` does): `GET /v2/` with
+    /// them, or a token from the token server for no particular repository.
+    pub fn check_login(&self) -> Result<()> {
+        let base = self.base()?;
+        let challenge = self.challenge.lock().expect("never poisoned").clone();
+        let refused = |status: u16, detail: String| Error::Auth {
+            registry: self.registry.clone(),
+            reason: format!(
+                "login refused (HTTP {status}): wrong username or password{}",
+                if detail.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({detail})")
+                }
+            ),
+        };
+        let header = match &challenge {
+            // No authentication asked: any credentials do.
+            None => return Ok(()),
+            Some(Challenge::Basic) => match &self.opts.credentials {
+                Some(c) => c.basic_header(),
+                None => return Err(refused(401, "no credentials given".into())),
+            },
+            Some(Challenge::Bearer { realm, service, .. }) => {
+                format!(
+                    "Bearer {}",
+                    self.token(realm, service.as_deref(), "", None)?
+                )
+            }
+        };
+        let url = format!("{base}/v2/");
+        let resp = self
+            .with_retries(|| {
+                self.agent
+                    .get(&url)
+                    .header("Authorization", header.as_str())
+                    .call()
+            })
+            .map_err(|e| Error::Transport {
+                registry: self.registry.clone(),
+                what: format!("logging in at {url}"),
+                source: Box::new(e),
+            })?;
+        let status = resp.status();
+        if status.is_success() {
+            drain(resp);
+            return Ok(());
+        }
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Err(refused(status.as_u16(), error_detail(resp)));
+        }
+        Err(self.status_error(resp, "", "login"))
     }
 
     /// Runs `call` up to [`MAX_ATTEMPTS`] times while it fails in a way worth retrying.
@@ -269,8 +365,12 @@ impl Client {
                 if let Some(s) = service {
                     req = req.query("service", s);
                 }
-                req = req.query("scope", scope);
-                if let Some(a) = asked.filter(|a| *a != scope) {
+                // Several scopes (a push that mounts from another repository) are several
+                // `scope` parameters; none for a login.
+                for one in scope.split(' ').filter(|x| !x.is_empty()) {
+                    req = req.query("scope", one);
+                }
+                if let Some(a) = asked.filter(|a| !scope.split(' ').any(|x| x == *a)) {
                     req = req.query("scope", a);
                 }
                 if let Some(c) = &self.opts.credentials {
@@ -330,7 +430,7 @@ impl Client {
 
     /// Sends a request to the registry with authentication and retries; returns the
     /// response whatever its status (after retries for 5xx).
-    fn send(&self, req: Req<'_>) -> Result<Response<ureq::Body>> {
+    fn send(&self, req: Req<'_, '_>) -> Result<Response<ureq::Body>> {
         let Req {
             method,
             url,
@@ -338,9 +438,13 @@ impl Client {
             body,
             repository,
             access,
+            also_pull,
             what,
         } = req;
-        let scope = access.scope(repository);
+        let mut scope = access.scope(repository);
+        if let Some(from) = also_pull {
+            scope = format!("{scope} {}", Access::Pull.scope(from));
+        }
         let mut auth = self.authorization(&scope, None)?;
         let mut reauthenticated = false;
         loop {
@@ -348,11 +452,11 @@ impl Client {
                 .with_retries(|| {
                     let auth = auth.as_deref();
                     match method {
-                        Method::Get | Method::Head => {
-                            let mut req = if method == Method::Get {
-                                self.agent.get(url)
-                            } else {
-                                self.agent.head(url)
+                        Method::Get | Method::Head | Method::Delete => {
+                            let mut req = match method {
+                                Method::Get => self.agent.get(url),
+                                Method::Head => self.agent.head(url),
+                                _ => self.agent.delete(url),
                             };
                             for (k, v) in headers {
                                 req = req.header(*k, *v);
@@ -377,7 +481,10 @@ impl Client {
                             match body {
                                 SendBody::None => req.send_empty(),
                                 SendBody::Bytes(b) => req.send(b),
-                                SendBody::File(p) => req.send(File::open(p)?),
+                                SendBody::Open(open) => {
+                                    let mut r = open()?;
+                                    req.send(ureq::SendBody::from_reader(&mut r))
+                                }
                             }
                         }
                     }
@@ -466,6 +573,7 @@ impl Client {
             body: SendBody::None,
             repository,
             access: Access::Pull,
+            also_pull: None,
             what: &what,
         })?;
         if resp.status() != StatusCode::OK {
@@ -553,6 +661,7 @@ impl Client {
             body: SendBody::None,
             repository,
             access: Access::Pull,
+            also_pull: None,
             what: &what,
         })?;
         match resp.status() {
@@ -582,6 +691,7 @@ impl Client {
             body: SendBody::None,
             repository,
             access: Access::Pull,
+            also_pull: None,
             what: &what,
         })?;
         if resp.status() != StatusCode::OK {
@@ -595,10 +705,8 @@ impl Client {
         })
     }
 
-    /// Uploads a blob from a file: `POST /v2/<repository>/blobs/uploads/`, then one
-    /// monolithic `PUT <location>?digest=…`. The registry checks the digest.
-    pub fn upload_blob(&self, repository: &str, digest: &Digest, path: &Path) -> Result<()> {
-        let what = format!("upload of blob {digest}");
+    /// `POST /v2/<repository>/blobs/uploads/`: the URL to send the blob to.
+    fn start_upload(&self, repository: &str, what: &str) -> Result<String> {
         let url = self.url(&format!("{repository}/blobs/uploads/"))?;
         let resp = self.send(Req {
             method: Method::Post,
@@ -607,11 +715,25 @@ impl Client {
             body: SendBody::None,
             repository,
             access: Access::PullPush,
-            what: &what,
+            also_pull: None,
+            what,
         })?;
         if resp.status() != StatusCode::ACCEPTED {
-            return Err(self.status_error(resp, repository, &what));
+            return Err(self.status_error(resp, repository, what));
         }
+        let location = self.location(&resp, &url, repository, what)?;
+        drain(resp);
+        Ok(location)
+    }
+
+    /// The absolute URL of a response's `Location` (which may be relative to `url`).
+    fn location(
+        &self,
+        resp: &Response<ureq::Body>,
+        url: &str,
+        repository: &str,
+        what: &str,
+    ) -> Result<String> {
         let location = resp
             .headers()
             .get("location")
@@ -620,34 +742,166 @@ impl Client {
             .ok_or_else(|| Error::Status {
                 registry: self.registry.clone(),
                 repository: repository.to_string(),
-                what: what.clone(),
+                what: what.to_string(),
                 status: resp.status().as_u16(),
                 detail: "the upload response has no Location header".into(),
             })?;
-        drain(resp);
-        let mut put_url = if location.starts_with("http://") || location.starts_with("https://") {
-            location
-        } else if location.starts_with('/') {
-            format!("{}{location}", self.base()?)
-        } else {
-            format!("{url}{location}")
-        };
+        Ok(
+            if location.starts_with("http://") || location.starts_with("https://") {
+                location
+            } else if location.starts_with('/') {
+                format!("{}{location}", self.base()?)
+            } else {
+                let dir = url.rsplit_once('/').map_or(url, |(d, _)| d);
+                format!("{dir}/{location}")
+            },
+        )
+    }
+
+    /// Closes an upload: `PUT <location>?digest=…` with `body` (the whole blob, or nothing
+    /// after a PATCH). The registry checks the digest.
+    fn finish_upload(
+        &self,
+        repository: &str,
+        location: &str,
+        digest: &Digest,
+        body: SendBody<'_, '_>,
+        what: &str,
+    ) -> Result<()> {
+        let mut put_url = location.to_string();
         put_url.push(if put_url.contains('?') { '&' } else { '?' });
         put_url.push_str(&format!("digest=sha256%3A{}", digest.hex()));
         let resp = self.send(Req {
             method: Method::Put,
             url: &put_url,
             headers: &[("Content-Type", "application/octet-stream")],
-            body: SendBody::File(path),
+            body,
             repository,
             access: Access::PullPush,
-            what: &what,
+            also_pull: None,
+            what,
         })?;
         if resp.status() != StatusCode::CREATED {
-            return Err(self.status_error(resp, repository, &what));
+            return Err(self.status_error(resp, repository, what));
         }
         drain(resp);
         Ok(())
+    }
+
+    /// Uploads a blob of known digest: `POST /v2/<repository>/blobs/uploads/`, then one
+    /// monolithic `PUT <location>?digest=…` with what `open` gives (opened again when the
+    /// connection drops). The registry checks the digest.
+    pub fn upload_blob(&self, repository: &str, digest: &Digest, open: &Opener<'_>) -> Result<()> {
+        let what = format!("upload of blob {digest}");
+        let location = self.start_upload(repository, &what)?;
+        self.finish_upload(repository, &location, digest, SendBody::Open(open), &what)
+    }
+
+    /// Asks the registry to mount `digest` from repository `from` into `repository`
+    /// (`POST …/blobs/uploads/?mount=…&from=…`); false when it would not (it then offers an
+    /// upload, which is cancelled).
+    pub fn mount_blob(&self, repository: &str, digest: &Digest, from: &str) -> Result<bool> {
+        let what = format!("mount of blob {digest} from {from}");
+        let url = self.url(&format!(
+            "{repository}/blobs/uploads/?mount=sha256%3A{}&from={}",
+            digest.hex(),
+            from
+        ))?;
+        let resp = self.send(Req {
+            method: Method::Post,
+            url: &url,
+            headers: &[],
+            body: SendBody::None,
+            repository,
+            access: Access::PullPush,
+            also_pull: Some(from),
+            what: &what,
+        })?;
+        match resp.status() {
+            StatusCode::CREATED => {
+                drain(resp);
+                Ok(true)
+            }
+            StatusCode::ACCEPTED => {
+                let location = self.location(&resp, &url, repository, &what)?;
+                drain(resp);
+                // The upload session would expire by itself; a failed cancel changes nothing.
+                if let Ok(r) = self.send(Req {
+                    method: Method::Delete,
+                    url: &location,
+                    headers: &[],
+                    body: SendBody::None,
+                    repository,
+                    access: Access::PullPush,
+                    also_pull: None,
+                    what: &what,
+                }) {
+                    drain(r);
+                }
+                Ok(false)
+            }
+            _ => Err(self.status_error(resp, repository, &what)),
+        }
+    }
+
+    /// Uploads a blob whose digest is known only at its end (a layer compressed on the way):
+    /// `POST`, one `PATCH` streaming what `open` returns, then `PUT ?digest=` with the digest
+    /// of the bytes sent. When the connection drops the upload starts again with a new
+    /// reader. Returns the digest and size sent.
+    pub fn upload_stream(
+        &self,
+        repository: &str,
+        open: &Opener<'_>,
+        what: &str,
+    ) -> Result<(Digest, u64)> {
+        let mut attempt = 1;
+        loop {
+            match self.upload_stream_once(repository, open, what) {
+                Err(Error::Transport { .. } | Error::Read { .. }) if attempt < MAX_ATTEMPTS => {
+                    std::thread::sleep(backoff(attempt));
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn upload_stream_once(
+        &self,
+        repository: &str,
+        open: &Opener<'_>,
+        what: &str,
+    ) -> Result<(Digest, u64)> {
+        let location = self.start_upload(repository, what)?;
+        let read_err = |source: io::Error| Error::Read {
+            registry: self.registry.clone(),
+            what: format!("{what} (reading the store)"),
+            source,
+        };
+        let mut body = hoist_core::hashio::HashingReader::new(open().map_err(read_err)?);
+        let auth = self.authorization(&Access::PullPush.scope(repository), None)?;
+        let mut req = self
+            .agent
+            .patch(&location)
+            .header("Content-Type", "application/octet-stream");
+        if let Some(a) = &auth {
+            req = req.header("Authorization", a.as_str());
+        }
+        let resp = req
+            .send(ureq::SendBody::from_reader(&mut body))
+            .map_err(|e| Error::Transport {
+                registry: self.registry.clone(),
+                what: format!("{what} in repository {repository}"),
+                source: Box::new(e),
+            })?;
+        if resp.status() != StatusCode::ACCEPTED && resp.status() != StatusCode::NO_CONTENT {
+            return Err(self.status_error(resp, repository, what));
+        }
+        let next = self.location(&resp, &location, repository, what)?;
+        drain(resp);
+        let (digest, size, _) = body.finish();
+        self.finish_upload(repository, &next, &digest, SendBody::None, what)?;
+        Ok((digest, size))
     }
 
     /// `PUT /v2/<repository>/manifests/<reference>` with the bytes as they are; returns the
@@ -668,6 +922,7 @@ impl Client {
             body: SendBody::Bytes(bytes),
             repository,
             access: Access::PullPush,
+            also_pull: None,
             what: &what,
         })?;
         if resp.status() != StatusCode::CREATED && resp.status() != StatusCode::OK {
@@ -742,6 +997,25 @@ impl Read for BlobReader {
             ));
         }
         Ok(n)
+    }
+}
+
+/// Whether a transport error is a certificate the roots do not vouch for (as opposed to a
+/// server that does not speak TLS).
+fn is_certificate_error(e: &ureq::Error) -> bool {
+    fn rustls_cert(e: &rustls::Error) -> bool {
+        matches!(
+            e,
+            rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
+        )
+    }
+    match e {
+        ureq::Error::Rustls(r) => rustls_cert(r),
+        ureq::Error::Io(io) => io
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            .is_some_and(rustls_cert),
+        _ => false,
     }
 }
 
@@ -878,18 +1152,19 @@ mod tests {
 
     #[test]
     fn docker_hub_host() {
-        let c = Client::new("docker.io", ClientOptions::default());
+        let c = Client::new("docker.io", ClientOptions::default()).unwrap();
         assert_eq!(c.host, DOCKER_HUB_HOST);
         assert!(!c.plain_http_allowed());
-        let c = Client::new("127.0.0.1:5000", ClientOptions::default());
+        let c = Client::new("127.0.0.1:5000", ClientOptions::default()).unwrap();
         assert!(c.plain_http_allowed());
         let c = Client::new(
             "reg.example:5000",
             ClientOptions {
                 insecure: true,
-                credentials: None,
+                ..ClientOptions::default()
             },
-        );
+        )
+        .unwrap();
         assert!(c.plain_http_allowed());
     }
 }

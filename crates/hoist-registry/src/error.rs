@@ -70,7 +70,7 @@ pub enum Error {
         detail: String,
     },
     /// The connection failed (after retries).
-    #[error("{registry}: {what}: {source}")]
+    #[error("{registry}: {what}")]
     Transport {
         /// The registry host (or the token server).
         registry: String,
@@ -81,7 +81,7 @@ pub enum Error {
         source: Box<ureq::Error>,
     },
     /// Reading a response body failed (after retries).
-    #[error("{registry}: reading {what}: {source}")]
+    #[error("{registry}: reading {what}")]
     Read {
         /// The registry host.
         registry: String,
@@ -91,14 +91,22 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// Plain HTTP to a registry that is neither on a loopback address nor marked insecure.
-    #[error(
-        "{registry}: refusing plain HTTP to a registry that is not on a loopback address \
-         (pass the insecure option to allow it)"
-    )]
-    InsecureRefused {
-        /// The registry host.
-        registry: String,
+    /// A certificate file or directory that cannot be used.
+    #[error("{}: {reason}", path.display())]
+    Certs {
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A credentials file (docker's `config.json`) that cannot be read or written, or a
+    /// credential helper that failed.
+    #[error("{}: {reason}", path.display())]
+    AuthFile {
+        /// The file (or the helper program).
+        path: std::path::PathBuf,
+        /// What is wrong.
+        reason: String,
     },
     /// The authentication challenge or the token server's answer could not be used.
     #[error("{registry}: authentication: {reason}")]

@@ -1,10 +1,10 @@
 //! `pull`: an image from a registry into the store, with the atomicity of `load`.
 //!
-//! The manifest is resolved (an index narrowed to one platform), the config and the layers the
-//! store lacks are streamed into the store's staging area a few at a time, each checked against
-//! its digest and size as it arrives and every layer against the config's diff_ids. Only then
-//! are the blobs renamed into the store and the name set in `index.json`: a failed pull leaves
-//! the store as it was.
+//! The manifest is resolved (an index narrowed to one platform, or with `all_platforms` kept
+//! whole: every platform's image), the configs and the layers the store lacks are streamed
+//! into the store's staging area a few at a time, each checked against its digest and size as
+//! it arrives and every layer against its config's diff_ids. Only then are the blobs renamed
+//! into the store and the name set in `index.json`: a failed pull leaves the store as it was.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -12,19 +12,19 @@ use std::sync::Mutex;
 use hoist_core::store::{Staged, Staging, Store};
 use hoist_format::Digest;
 use hoist_format::config::ImageConfig;
-use hoist_format::media_type::{self, ANNOTATION_DOCKER_REFERENCE_TYPE, Compression};
+use hoist_format::media_type::{self, Compression};
 use hoist_format::oci::{Descriptor, Index, Manifest};
 use hoist_format::platform::Platform;
 use hoist_format::reference::Reference;
 
-use crate::client::{Client, MAX_ATTEMPTS};
+use crate::client::{Client, FetchedManifest, MAX_ATTEMPTS};
 use crate::error::{Error, Result};
 
 /// Blobs downloaded at the same time: docker's default `max-concurrent-downloads`.
 pub const PARALLEL_DOWNLOADS: usize = 3;
 
-/// Indexes nested deeper than this are refused (real ones have one level).
-const MAX_INDEX_DEPTH: usize = 4;
+/// Indexes nested deeper than this are refused (real ones have one level); the store's limit.
+const MAX_INDEX_DEPTH: usize = hoist_core::store::MAX_INDEX_DEPTH;
 
 /// What a pull reports while it runs.
 #[derive(Debug, Clone)]
@@ -40,8 +40,12 @@ pub enum PullEvent {
 /// Options of [`pull`].
 #[derive(Default)]
 pub struct PullOptions<'a> {
-    /// Platform to take from an index (default: the host's).
+    /// Platform to take from an index (default: the host's). Ignored with `all_platforms`.
     pub platform: Option<Platform>,
+    /// Keep a multi-platform index whole: every platform's image (attestations excepted) is
+    /// stored, the index and any nested index byte-exact, and the name points at the index.
+    /// The store shows it as the host's image (see `hoist_core::store::Store::image`).
+    pub all_platforms: bool,
     /// Called as layers are found, downloaded and verified.
     pub progress: Option<&'a (dyn Fn(PullEvent) + Sync)>,
 }
@@ -50,6 +54,7 @@ impl std::fmt::Debug for PullOptions<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PullOptions")
             .field("platform", &self.platform)
+            .field("all_platforms", &self.all_platforms)
             .finish()
     }
 }
@@ -60,9 +65,10 @@ pub struct PullReport {
     /// The digest of what the reference resolved to (the index, for a multi-platform image):
     /// docker's `Digest:` line.
     pub digest: Digest,
-    /// The image ID (config digest).
+    /// The image ID (config digest); with `all_platforms`, of the image the store shows for
+    /// the index (the host's platform if the index has it).
     pub id: Digest,
-    /// The image manifest the store now holds.
+    /// What the name now points at: the image manifest, or with `all_platforms` the index.
     pub manifest: Descriptor,
     /// The name set (`None` when pulled by digest only: the image is kept untagged).
     pub name: Option<Reference>,
@@ -74,6 +80,42 @@ pub struct PullReport {
     pub downloaded: Vec<Digest>,
 }
 
+/// One image being pulled: its manifest and config, checked against each other.
+struct Prepared {
+    fetched: FetchedManifest,
+    manifest: Manifest,
+    config_bytes: Vec<u8>,
+    diff_ids: Vec<Digest>,
+}
+
+/// Where errors happen: the registry and repository, for messages.
+struct Source<'c> {
+    client: &'c Client,
+    repo: &'c str,
+}
+
+impl Source<'_> {
+    fn what(&self, what: &str) -> String {
+        format!("{}/{}: {what}", self.client.registry(), self.repo)
+    }
+
+    /// Fetches the manifest or index `desc` names (its digest is checked by the client), and
+    /// checks its size.
+    fn fetch_child(&self, desc: &Descriptor) -> Result<FetchedManifest> {
+        let next = self
+            .client
+            .get_manifest(self.repo, &desc.digest.to_string())?;
+        if next.bytes.len() as u64 != desc.size {
+            return Err(Error::SizeMismatch {
+                what: self.what(&format!("manifest {}", desc.digest)),
+                expected: desc.size,
+                found: next.bytes.len() as u64,
+            });
+        }
+        Ok(next)
+    }
+}
+
 /// Pulls `reference` from its registry (through `client`) into `store`.
 pub fn pull(
     store: &Store,
@@ -82,153 +124,121 @@ pub fn pull(
     opts: &PullOptions<'_>,
 ) -> Result<PullReport> {
     let repo = reference.path();
+    let src = Source { client, repo };
     let tag_or_digest = match (reference.digest(), reference.tag()) {
         (Some(d), _) => d.to_string(),
         (None, Some(t)) => t.to_string(),
         (None, None) => hoist_format::reference::DEFAULT_TAG.to_string(),
     };
     let top = client.get_manifest(repo, &tag_or_digest)?;
-    let where_ = |what: &str| format!("{}/{repo}: {what}", client.registry());
-    let mut fetched = top.clone();
-    let mut depth = 0;
-    while media_type::is_index(&fetched.media_type) {
-        depth += 1;
-        if depth > MAX_INDEX_DEPTH {
+    let want_platform = opts.platform.as_ref().filter(|_| !opts.all_platforms);
+    // The indexes to store (only with all_platforms) and the image manifests to pull.
+    let (indexes, manifests) = if opts.all_platforms && media_type::is_index(&top.media_type) {
+        let mut indexes = Vec::new();
+        let mut manifests = Vec::new();
+        fetch_all_platforms(
+            &src,
+            top.clone(),
+            &top.digest,
+            1,
+            &mut indexes,
+            &mut manifests,
+        )?;
+        if manifests.is_empty() {
             return Err(Error::InvalidManifest {
-                what: where_(&format!("index {}", top.digest)),
-                reason: "indexes nested too deeply".into(),
+                what: src.what(&format!("index {}", top.digest)),
+                reason: "lists no image (only attestations or nothing)".into(),
             });
         }
-        let what = where_(&format!("index {}", fetched.digest));
-        let index: Index = parse(&fetched.bytes, &what)?;
-        let chosen = choose_platform(&index.manifests, opts.platform.as_ref(), &what)?;
-        let next = client.get_manifest(repo, &chosen.digest.to_string())?;
-        if next.bytes.len() as u64 != chosen.size {
-            return Err(Error::SizeMismatch {
-                what: where_(&format!("manifest {}", chosen.digest)),
-                expected: chosen.size,
-                found: next.bytes.len() as u64,
-            });
-        }
-        fetched = next;
-    }
-    let what_manifest = where_(&format!("manifest {}", fetched.digest));
-    let manifest: Manifest = parse(&fetched.bytes, &what_manifest)?;
-    if manifest.schema_version != 2 {
-        return Err(Error::InvalidManifest {
-            what: what_manifest,
-            reason: format!(
-                "schema version {} (only 2 is supported)",
-                manifest.schema_version
-            ),
-        });
-    }
+        (indexes, manifests)
+    } else {
+        (
+            Vec::new(),
+            vec![resolve_platform(&src, top.clone(), want_platform)?],
+        )
+    };
+
+    // Every manifest is checked before the store is touched.
+    let manifests = manifests
+        .into_iter()
+        .map(|fetched| parse_manifest(&src, fetched))
+        .collect::<Result<Vec<_>>>()?;
 
     let _ingest = store.ingest_lock()?;
     let mut staging = store.staging()?;
-
-    // The config: from the store if it has it, else downloaded and checked.
-    let config_bytes = if store.has_blob(&manifest.config.digest) {
-        store.read_json_blob(&manifest.config.digest)?
-    } else {
-        if manifest.config.size > hoist_core::store::MAX_JSON_SIZE {
-            return Err(Error::InvalidManifest {
-                what: what_manifest,
-                reason: format!("the config is {} bytes: too big", manifest.config.size),
-            });
-        }
-        let s = download(client, &staging, repo, &manifest.config)?;
-        std::fs::read(&s.path).map_err(|source| {
-            Error::Store(hoist_core::Error::Io {
-                path: s.path.clone(),
-                source,
-            })
-        })?
-    };
-    let config_what = where_(&format!("config {}", manifest.config.digest));
-    let config = ImageConfig::parse(&config_bytes).map_err(|e| Error::InvalidManifest {
-        what: config_what.clone(),
-        reason: e.to_string(),
-    })?;
-    if let Some(want) = &opts.platform
-        && !want.matches(&config.platform())
-    {
-        return Err(Error::NoPlatform {
-            what: what_manifest,
-            wanted: want.to_string(),
-            available: vec![config.platform().to_string()],
-        });
-    }
-    let diff_ids = &config.rootfs.diff_ids;
-    if diff_ids.len() != manifest.layers.len() {
-        return Err(Error::InvalidManifest {
-            what: what_manifest,
-            reason: format!(
-                "{} layers but the config lists {} diff_ids",
-                manifest.layers.len(),
-                diff_ids.len()
-            ),
-        });
+    let mut images = Vec::new();
+    for (fetched, manifest) in manifests {
+        images.push(prepare(
+            store,
+            &src,
+            &staging,
+            fetched,
+            manifest,
+            want_platform,
+        )?);
     }
 
     let noop = |_: PullEvent| {};
     let progress: &(dyn Fn(PullEvent) + Sync) = opts.progress.unwrap_or(&noop);
 
-    // Layers the store lacks, each once.
+    // Layers the store lacks, each once (platforms often share some).
     let mut wanted: Vec<&Descriptor> = Vec::new();
-    for l in &manifest.layers {
-        if store.has_blob(&l.digest) {
-            progress(PullEvent::LayerExists(l.digest.clone()));
-        } else if !wanted.iter().any(|w| w.digest == l.digest) {
-            wanted.push(l);
+    for img in &images {
+        for l in &img.manifest.layers {
+            if store.has_blob(&l.digest) {
+                progress(PullEvent::LayerExists(l.digest.clone()));
+            } else if !wanted.iter().any(|w| w.digest == l.digest) {
+                wanted.push(l);
+            }
         }
     }
     let staged = download_all(client, &staging, repo, &wanted, progress)?;
 
     // Every layer against its diff_id, before anything becomes visible.
     let mut new_layers: Vec<(Staged, Digest)> = Vec::new();
-    for (i, (l, expected)) in manifest.layers.iter().zip(diff_ids).enumerate() {
-        let found = match staged.get(&l.digest) {
-            Some(s) => s.diff_id.clone().ok_or_else(|| Error::InvalidManifest {
-                what: where_(&format!("layer {i} ({})", l.digest)),
-                reason: format!(
-                    "{:?}-compressed but does not decompress: {}",
-                    s.compression,
-                    s.decode_error.clone().unwrap_or_default()
-                ),
-            })?,
-            None => stored_diff_id(store, l)?,
-        };
-        if &found != expected {
-            return Err(Error::InvalidManifest {
-                what: where_(&format!("layer {i} ({})", l.digest)),
-                reason: format!("invalid diffID: the config says {expected}, the layer is {found}"),
-            });
-        }
-        if let Some(s) = staged.get(&l.digest)
-            && !new_layers.iter().any(|(n, _)| n.digest == s.digest)
-        {
-            new_layers.push((s.clone(), found));
+    for img in &images {
+        for (s, diff_id) in check_layers(store, &src, &staged, img)? {
+            if !new_layers.iter().any(|(n, _)| n.digest == s.digest) {
+                new_layers.push((s, diff_id));
+            }
         }
     }
 
-    // Make it visible: blobs first, then the name.
-    let m = staging.stage_bytes(&fetched.bytes)?;
-    let c = staging.stage_bytes(&config_bytes)?;
+    // Make it visible: blobs first (every image's, then the indexes, innermost first), then
+    // the name.
     let mut blobs: Vec<Staged> = new_layers.iter().map(|(s, _)| s.clone()).collect();
-    blobs.push(m);
-    blobs.push(c);
+    for img in &images {
+        blobs.push(staging.stage_bytes(&img.fetched.bytes)?);
+        blobs.push(staging.stage_bytes(&img.config_bytes)?);
+    }
+    for idx in indexes.iter().rev() {
+        blobs.push(staging.stage_bytes(&idx.bytes)?);
+    }
     staging.commit(&blobs)?;
     for (s, diff_id) in &new_layers {
         if s.compression != Compression::None {
             store.remember_layer(&s.digest, diff_id, s.uncompressed_size)?;
         }
     }
+    let target = indexes.first().unwrap_or(&images[0].fetched);
     let desc = Descriptor::new(
-        &fetched.media_type,
-        fetched.digest.clone(),
-        fetched.bytes.len() as u64,
+        &target.media_type,
+        target.digest.clone(),
+        target.bytes.len() as u64,
     );
+    let id = if indexes.is_empty() {
+        images[0].manifest.config.digest.clone()
+    } else {
+        // The image the store shows for the index: its choice, not a second one made here.
+        store.image(&desc)?.id().clone()
+    };
+    // What the index reaches: untagged entries for them are not images of their own any more.
+    let covered: Vec<Digest> = images
+        .iter()
+        .map(|i| &i.fetched)
+        .chain(indexes.iter().skip(1))
+        .map(|f| f.digest.clone())
+        .collect();
     let name = reference
         .tag()
         .map(|_| reference.clone())
@@ -240,24 +250,202 @@ pub fn pull(
         });
         let ids = store.ids_of(entries)?;
         let moved = match &name {
-            Some(n) => Store::tag_entries(entries, n, &desc, &ids)
-                .filter(|old| old != &manifest.config.digest),
+            Some(n) => Store::tag_entries(entries, n, &desc, &ids).filter(|old| old != &id),
             None => {
                 Store::keep_untagged(entries, &desc);
                 None
             }
         };
+        if !indexes.is_empty() {
+            Store::drop_covered_untagged(entries, &covered);
+        }
         Ok((!before, moved))
     })?;
     Ok(PullReport {
         digest: top.digest,
-        id: manifest.config.digest.clone(),
+        id,
         manifest: desc,
         name,
         changed,
         moved_from,
         downloaded: wanted.iter().map(|d| d.digest.clone()).collect(),
     })
+}
+
+/// Narrows `top` (through nested indexes) to the image manifest for one platform (default:
+/// the host's).
+fn resolve_platform(
+    src: &Source<'_>,
+    top: FetchedManifest,
+    platform: Option<&Platform>,
+) -> Result<FetchedManifest> {
+    let top_digest = top.digest.clone();
+    let mut fetched = top;
+    let mut depth = 0;
+    while media_type::is_index(&fetched.media_type) {
+        depth += 1;
+        if depth > MAX_INDEX_DEPTH {
+            return Err(Error::InvalidManifest {
+                what: src.what(&format!("index {top_digest}")),
+                reason: "indexes nested too deeply".into(),
+            });
+        }
+        let what = src.what(&format!("index {}", fetched.digest));
+        let index: Index = parse(&fetched.bytes, &what)?;
+        let chosen = choose_platform(&index.manifests, platform, &what)?;
+        fetched = src.fetch_child(chosen)?;
+    }
+    Ok(fetched)
+}
+
+/// Fetches every image manifest below `index` (at nesting level `depth`), in index order,
+/// nested indexes followed and attestations skipped; `indexes` gets the indexes themselves
+/// (outermost first), `manifests` the image manifests, each once.
+fn fetch_all_platforms(
+    src: &Source<'_>,
+    index: FetchedManifest,
+    top: &Digest,
+    depth: usize,
+    indexes: &mut Vec<FetchedManifest>,
+    manifests: &mut Vec<FetchedManifest>,
+) -> Result<()> {
+    if depth > MAX_INDEX_DEPTH {
+        return Err(Error::InvalidManifest {
+            what: src.what(&format!("index {top}")),
+            reason: "indexes nested too deeply".into(),
+        });
+    }
+    let parsed: Index = parse(&index.bytes, &src.what(&format!("index {}", index.digest)))?;
+    indexes.push(index);
+    for d in parsed.manifests.iter().filter(|d| !d.is_attestation()) {
+        let seen = |f: &FetchedManifest| f.digest == d.digest;
+        if indexes.iter().any(seen) || manifests.iter().any(seen) {
+            continue;
+        }
+        let child = src.fetch_child(d)?;
+        if media_type::is_index(&child.media_type) {
+            fetch_all_platforms(src, child, top, depth + 1, indexes, manifests)?;
+        } else {
+            manifests.push(child);
+        }
+    }
+    Ok(())
+}
+
+/// Parses an image manifest (schema 2 only).
+fn parse_manifest(
+    src: &Source<'_>,
+    fetched: FetchedManifest,
+) -> Result<(FetchedManifest, Manifest)> {
+    let what_manifest = src.what(&format!("manifest {}", fetched.digest));
+    let manifest: Manifest = parse(&fetched.bytes, &what_manifest)?;
+    if manifest.schema_version != 2 {
+        return Err(Error::InvalidManifest {
+            what: what_manifest,
+            reason: format!(
+                "schema version {} (only 2 is supported)",
+                manifest.schema_version
+            ),
+        });
+    }
+    Ok((fetched, manifest))
+}
+
+/// Gets an image's config (from the store if it has it, else downloaded into `staging` and
+/// checked), and checks it against the manifest and against `platform`.
+fn prepare(
+    store: &Store,
+    src: &Source<'_>,
+    staging: &Staging,
+    fetched: FetchedManifest,
+    manifest: Manifest,
+    platform: Option<&Platform>,
+) -> Result<Prepared> {
+    let what_manifest = src.what(&format!("manifest {}", fetched.digest));
+    let config_bytes = if store.has_blob(&manifest.config.digest) {
+        store.read_json_blob(&manifest.config.digest)?
+    } else {
+        if manifest.config.size > hoist_core::store::MAX_JSON_SIZE {
+            return Err(Error::InvalidManifest {
+                what: what_manifest,
+                reason: format!("the config is {} bytes: too big", manifest.config.size),
+            });
+        }
+        let s = download(src.client, staging, src.repo, &manifest.config)?;
+        std::fs::read(&s.path).map_err(|source| {
+            Error::Store(hoist_core::Error::Io {
+                path: s.path.clone(),
+                source,
+            })
+        })?
+    };
+    let config = ImageConfig::parse(&config_bytes).map_err(|e| Error::InvalidManifest {
+        what: src.what(&format!("config {}", manifest.config.digest)),
+        reason: e.to_string(),
+    })?;
+    if let Some(want) = platform
+        && !want.matches(&config.platform())
+    {
+        return Err(Error::NoPlatform {
+            what: what_manifest,
+            wanted: want.to_string(),
+            available: vec![config.platform().to_string()],
+        });
+    }
+    let diff_ids = config.rootfs.diff_ids.clone();
+    if diff_ids.len() != manifest.layers.len() {
+        return Err(Error::InvalidManifest {
+            what: what_manifest,
+            reason: format!(
+                "{} layers but the config lists {} diff_ids",
+                manifest.layers.len(),
+                diff_ids.len()
+            ),
+        });
+    }
+    Ok(Prepared {
+        fetched,
+        manifest,
+        config_bytes,
+        diff_ids,
+    })
+}
+
+/// Checks every layer of `img` against its diff_id: downloaded ones (in `staged`) by what was
+/// computed as they arrived, the store's by its cache or by reading them. Returns the image's
+/// downloaded layers with their diff_ids.
+fn check_layers(
+    store: &Store,
+    src: &Source<'_>,
+    staged: &HashMap<Digest, Staged>,
+    img: &Prepared,
+) -> Result<Vec<(Staged, Digest)>> {
+    let mut out: Vec<(Staged, Digest)> = Vec::new();
+    for (i, (l, expected)) in img.manifest.layers.iter().zip(&img.diff_ids).enumerate() {
+        let found = match staged.get(&l.digest) {
+            Some(s) => s.diff_id.clone().ok_or_else(|| Error::InvalidManifest {
+                what: src.what(&format!("layer {i} ({})", l.digest)),
+                reason: format!(
+                    "{:?}-compressed but does not decompress: {}",
+                    s.compression,
+                    s.decode_error.clone().unwrap_or_default()
+                ),
+            })?,
+            None => stored_diff_id(store, l)?,
+        };
+        if &found != expected {
+            return Err(Error::InvalidManifest {
+                what: src.what(&format!("layer {i} ({})", l.digest)),
+                reason: format!("invalid diffID: the config says {expected}, the layer is {found}"),
+            });
+        }
+        if let Some(s) = staged.get(&l.digest)
+            && !out.iter().any(|(n, _)| n.digest == s.digest)
+        {
+            out.push((s.clone(), found));
+        }
+    }
+    Ok(out)
 }
 
 /// The diff_id of a layer the store has: its own digest when it is uncompressed (the store
@@ -287,22 +475,14 @@ fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> 
     })
 }
 
-/// Attestations and other non-images in an index (buildkit's `unknown/unknown`).
-fn is_attestation(d: &Descriptor) -> bool {
-    d.annotation(ANNOTATION_DOCKER_REFERENCE_TYPE).is_some()
-        || d.platform
-            .as_ref()
-            .is_some_and(|p| p.os == "unknown" || p.architecture == "unknown")
-}
-
 /// The index entry for the wanted platform (default: the host's).
-fn choose_platform<'d>(
+pub(crate) fn choose_platform<'d>(
     descs: &'d [Descriptor],
     want: Option<&Platform>,
     what: &str,
 ) -> Result<&'d Descriptor> {
     let want = want.cloned().unwrap_or_else(Platform::host);
-    let candidates: Vec<&Descriptor> = descs.iter().filter(|d| !is_attestation(d)).collect();
+    let candidates: Vec<&Descriptor> = descs.iter().filter(|d| !d.is_attestation()).collect();
     if let Some(d) = candidates.iter().find(|d| {
         d.platform
             .as_ref()

@@ -1,13 +1,22 @@
 //! `push`: an image of the store to a registry. The blobs the registry lacks are uploaded
-//! (a `HEAD` first for each), then the manifest exactly as stored, so the pushed digest is the
-//! store's manifest digest.
+//! (a `HEAD` first for each; a cross-repository mount when the store knows another repository
+//! of the same registry that has the blob), then the manifest.
+//!
+//! Layers stored uncompressed are compressed on the way (gzip by default, deterministic), and
+//! the compressed digest is remembered in the store, so that the next push of the same layer
+//! only asks the registry whether it has it. The pushed manifest then lists the compressed
+//! layers, so its digest is not the store's. With [`PushOptions::compress`] `None`, or when
+//! every layer is stored compressed already, the manifest goes exactly as stored.
 
 use std::sync::Mutex;
 
+use std::io::Read;
+
+use hoist_core::archive::transport::BlobSource;
 use hoist_core::store::{Image, Store};
 use hoist_format::Digest;
-use hoist_format::media_type;
-use hoist_format::oci::Descriptor;
+use hoist_format::media_type::{self, Compression};
+use hoist_format::oci::{Descriptor, Manifest};
 use hoist_format::reference::Reference;
 
 use crate::client::Client;
@@ -26,36 +35,59 @@ pub enum PushEvent {
     BlobUploading(Digest),
     /// This blob was uploaded.
     BlobPushed(Digest),
+    /// The registry mounted this blob from another repository (the second field).
+    BlobMounted(Digest, String),
 }
 
-/// Options of [`push`].
-#[derive(Default)]
+/// Options of [`push`]; the default compresses uncompressed layers with gzip.
 pub struct PushOptions<'a> {
-    /// Called as blobs are checked and uploaded.
+    /// How to compress layers the store keeps uncompressed (`None`: push them as they are).
+    /// Layers stored compressed are pushed as they are in any case.
+    pub compress: Compression,
+    /// Called as blobs are checked and uploaded (with the store's digest of each blob).
     pub progress: Option<&'a (dyn Fn(PushEvent) + Sync)>,
+}
+
+impl Default for PushOptions<'_> {
+    fn default() -> Self {
+        PushOptions {
+            compress: Compression::Gzip,
+            progress: None,
+        }
+    }
 }
 
 impl std::fmt::Debug for PushOptions<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PushOptions").finish_non_exhaustive()
+        f.debug_struct("PushOptions")
+            .field("compress", &self.compress)
+            .finish_non_exhaustive()
     }
 }
 
 /// What [`push`] did.
 #[derive(Debug, Clone)]
 pub struct PushReport {
-    /// The manifest's digest (as stored, and as the registry reported it).
+    /// The pushed manifest's digest (as the registry reported it).
     pub digest: Digest,
-    /// The manifest's size in bytes.
+    /// The pushed manifest's size in bytes.
     pub size: u64,
-    /// Blobs uploaded.
+    /// Blobs uploaded (digests as pushed).
     pub uploaded: Vec<Digest>,
-    /// Blobs the registry had already.
+    /// Blobs the registry had already, or mounted from another repository.
     pub existing: Vec<Digest>,
 }
 
+/// What became of one blob.
+#[derive(Debug, Clone)]
+struct Pushed {
+    /// The descriptor as the pushed manifest lists it.
+    desc: Descriptor,
+    uploaded: bool,
+}
+
 /// Pushes `image` (from `store`) to `dest` through `client` (a client of `dest`'s registry).
-/// `dest` must have a tag, or the image's own manifest digest.
+/// `dest` must have a tag, or the digest the pushed manifest will have.
 pub fn push(
     store: &Store,
     client: &Client,
@@ -63,30 +95,57 @@ pub fn push(
     dest: &Reference,
     opts: &PushOptions<'_>,
 ) -> Result<PushReport> {
+    push_from(store, Some(store), client, image, dest, opts)
+}
+
+/// Pushes `image`, whose blobs come from `source` (`hoist copy`), to `dest`. `cache` is the
+/// store whose memory of compressed digests and blob locations is used and updated (the
+/// store itself when it is the source; `None` remembers nothing).
+pub fn push_from(
+    source: &dyn BlobSource,
+    cache: Option<&Store>,
+    client: &Client,
+    image: &Image,
+    dest: &Reference,
+    opts: &PushOptions<'_>,
+) -> Result<PushReport> {
     let repo = dest.path();
     let target = match (dest.tag(), dest.digest()) {
-        (Some(t), _) => t.to_string(),
-        (None, Some(d)) if d == &image.manifest_digest => d.to_string(),
-        (None, Some(d)) => {
-            return Err(Error::Reference(format!(
-                "cannot push to {dest}: the image's manifest is {}, not {d}",
-                image.manifest_digest
-            )));
-        }
-        (None, None) => hoist_format::reference::DEFAULT_TAG.to_string(),
+        (Some(t), _) => Target::Tag(t.to_string()),
+        (None, Some(d)) => Target::Digest(d.clone()),
+        (None, None) => Target::Tag(hoist_format::reference::DEFAULT_TAG.to_string()),
     };
     let noop = |_: PushEvent| {};
     let progress: &(dyn Fn(PushEvent) + Sync) = opts.progress.unwrap_or(&noop);
+    let docker = image.manifest.media_type.as_deref() == Some(media_type::DOCKER_MANIFEST)
+        || image.manifest_media_type == media_type::DOCKER_MANIFEST;
+    // zstd layers exist only in OCI manifests: a docker manifest becomes an OCI one.
+    let to_oci = docker && opts.compress == Compression::Zstd;
+    let job = Job {
+        source,
+        cache,
+        client,
+        repo,
+        compress: opts.compress,
+        oci: !docker || to_oci,
+        progress,
+    };
 
     // Layers first, then the config (distribution checks that a manifest's blobs exist).
-    let mut blobs: Vec<&Descriptor> = Vec::new();
-    for d in image.manifest.layers.iter().chain([&image.manifest.config]) {
-        if !blobs.iter().any(|b| b.digest == d.digest) {
-            blobs.push(d);
+    let mut blobs: Vec<(&Descriptor, bool)> = Vec::new();
+    for (d, is_layer) in image
+        .manifest
+        .layers
+        .iter()
+        .map(|l| (l, true))
+        .chain([(&image.manifest.config, false)])
+    {
+        if !blobs.iter().any(|(b, _)| b.digest == d.digest) {
+            blobs.push((d, is_layer));
         }
     }
     let next = Mutex::new(0usize);
-    let outcome: Mutex<Vec<Result<(Digest, bool)>>> = Mutex::new(Vec::new());
+    let outcome: Mutex<Vec<(Digest, Result<Pushed>)>> = Mutex::new(Vec::new());
     let failed = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|s| {
         for _ in 0..PARALLEL_UPLOADS.min(blobs.len()) {
@@ -101,69 +160,280 @@ pub fn push(
                         *n += 1;
                         i
                     };
-                    let Some(desc) = blobs.get(i) else { return };
-                    let r = push_blob(store, client, repo, desc, progress);
+                    let Some((desc, is_layer)) = blobs.get(i) else {
+                        return;
+                    };
+                    let r = job.blob(desc, *is_layer);
                     if r.is_err() {
                         failed.store(true, std::sync::atomic::Ordering::Relaxed);
                     }
-                    outcome.lock().expect("never poisoned").push(r);
+                    outcome
+                        .lock()
+                        .expect("never poisoned")
+                        .push((desc.digest.clone(), r));
                 }
             });
         }
     });
-    let mut uploaded = Vec::new();
-    let mut existing = Vec::new();
-    for r in outcome.into_inner().expect("never poisoned") {
-        let (d, up) = r?;
-        if up {
-            uploaded.push(d);
+    let mut pushed: Vec<(Digest, Pushed)> = Vec::new();
+    for (d, r) in outcome.into_inner().expect("never poisoned") {
+        pushed.push((d, r?));
+    }
+    let as_pushed = |d: &Descriptor| -> Descriptor {
+        let p = &pushed
+            .iter()
+            .find(|(k, _)| k == &d.digest)
+            .expect("every blob was pushed")
+            .1
+            .desc;
+        Descriptor {
+            media_type: p.media_type.clone(),
+            digest: p.digest.clone(),
+            size: p.size,
+            ..d.clone()
+        }
+    };
+    let changed = to_oci
+        || image
+            .manifest
+            .layers
+            .iter()
+            .any(|l| as_pushed(l).digest != l.digest);
+    let (manifest_bytes, mt) = if changed {
+        let mut m: Manifest = image.manifest.clone();
+        m.layers = m.layers.iter().map(as_pushed).collect();
+        if to_oci {
+            m.media_type = Some(media_type::OCI_MANIFEST.to_string());
+            m.config.media_type = media_type::OCI_CONFIG.to_string();
+        }
+        let bytes = serde_json::to_vec(&m).map_err(|e| Error::InvalidManifest {
+            what: format!("manifest of {}", image.id()),
+            reason: format!("cannot be written: {e}"),
+        })?;
+        let mt = m
+            .media_type
+            .clone()
+            .unwrap_or_else(|| media_type::OCI_MANIFEST.to_string());
+        (bytes, mt)
+    } else {
+        // The manifest's own mediaType wins: distribution refuses a Content-Type that differs.
+        let declared: Option<String> = image.manifest.media_type.clone().filter(|m| !m.is_empty());
+        let mt = declared
+            .or_else(|| {
+                Some(image.manifest_media_type.clone()).filter(|m| media_type::is_manifest(m))
+            })
+            .unwrap_or_else(|| media_type::OCI_MANIFEST.to_string());
+        (image.manifest_bytes.clone(), mt)
+    };
+    let digest = Digest::of(&manifest_bytes);
+    let target = match target {
+        Target::Tag(t) => t,
+        Target::Digest(d) if d == digest => d.to_string(),
+        Target::Digest(d) => {
+            return Err(Error::Reference(format!(
+                "cannot push to {dest}: the manifest pushed is {digest}, not {d}"
+            )));
+        }
+    };
+    let digest = client.put_manifest(repo, &target, &mt, &manifest_bytes)?;
+    let (mut uploaded, mut existing) = (Vec::new(), Vec::new());
+    for (_, p) in pushed {
+        if p.uploaded {
+            uploaded.push(p.desc.digest);
         } else {
-            existing.push(d);
+            existing.push(p.desc.digest);
         }
     }
-
-    // The manifest's own mediaType wins: distribution refuses a Content-Type that differs.
-    let declared: Option<String> = image.manifest.media_type.clone().filter(|m| !m.is_empty());
-    let mt = declared
-        .or_else(|| Some(image.manifest_media_type.clone()).filter(|m| media_type::is_manifest(m)))
-        .unwrap_or_else(|| media_type::OCI_MANIFEST.to_string());
-    let digest = client.put_manifest(repo, &target, &mt, &image.manifest_bytes)?;
     Ok(PushReport {
         digest,
-        size: image.manifest_bytes.len() as u64,
+        size: manifest_bytes.len() as u64,
         uploaded,
         existing,
     })
 }
 
-/// Uploads one blob unless the registry has it; `true` when it was uploaded.
-fn push_blob(
-    store: &Store,
-    client: &Client,
-    repo: &str,
-    desc: &Descriptor,
-    progress: &(dyn Fn(PushEvent) + Sync),
-) -> Result<(Digest, bool)> {
-    if client.blob_size(repo, &desc.digest)? == Some(desc.size) {
-        progress(PushEvent::BlobExists(desc.digest.clone()));
-        return Ok((desc.digest.clone(), false));
+/// A tag, or the digest the pushed manifest must have.
+enum Target {
+    Tag(String),
+    Digest(Digest),
+}
+
+/// What every blob of one push shares.
+struct Job<'a> {
+    source: &'a dyn BlobSource,
+    cache: Option<&'a Store>,
+    client: &'a Client,
+    repo: &'a str,
+    compress: Compression,
+    /// Whether the pushed manifest is an OCI one (for the compressed layers' media types).
+    oci: bool,
+    progress: &'a (dyn Fn(PushEvent) + Sync),
+}
+
+impl Job<'_> {
+    /// `registry/repository`, as the store remembers blob sources.
+    fn here(&self) -> String {
+        format!("{}/{}", self.client.registry(), self.repo)
     }
-    let path = store.blob_path(&desc.digest);
-    let on_disk = std::fs::metadata(&path)
-        .map_err(|source| hoist_core::Error::Io {
-            path: path.clone(),
-            source,
-        })?
-        .len();
-    if on_disk != desc.size {
-        return Err(Error::SizeMismatch {
-            what: format!("store blob {}", path.display()),
-            expected: desc.size,
-            found: on_disk,
-        });
+
+    /// Pushes one blob (a layer is compressed first when it is uncompressed and compression
+    /// is asked for).
+    fn blob(&self, desc: &Descriptor, is_layer: bool) -> Result<Pushed> {
+        if is_layer
+            && self.compress != Compression::None
+            && self.compression_of(desc)? == Compression::None
+        {
+            return self.compressed_layer(desc);
+        }
+        let media_type = if self.oci {
+            oci_layer_type(&desc.media_type)
+        } else {
+            desc.media_type.clone()
+        };
+        let out = Descriptor {
+            media_type,
+            ..desc.clone()
+        };
+        if let Some(done) = self.reuse(&desc.digest, &out)? {
+            return Ok(done);
+        }
+        (self.progress)(PushEvent::BlobUploading(desc.digest.clone()));
+        let source = self.source;
+        let open = || -> std::io::Result<Box<dyn std::io::Read + Send + '_>> {
+            source.open_blob(desc).map_err(std::io::Error::other)
+        };
+        self.client.upload_blob(self.repo, &desc.digest, &open)?;
+        self.remember_source(&desc.digest)?;
+        (self.progress)(PushEvent::BlobPushed(desc.digest.clone()));
+        Ok(Pushed {
+            desc: out,
+            uploaded: true,
+        })
     }
-    progress(PushEvent::BlobUploading(desc.digest.clone()));
-    client.upload_blob(repo, &desc.digest, &path)?;
-    progress(PushEvent::BlobPushed(desc.digest.clone()));
-    Ok((desc.digest.clone(), true))
+
+    /// How a layer is compressed: from its media type when that says compressed, else from
+    /// its first bytes (a layer may be labelled `tar` yet be gzip).
+    fn compression_of(&self, desc: &Descriptor) -> Result<Compression> {
+        let labelled = Compression::of_layer_media_type(&desc.media_type);
+        if labelled.is_some_and(|c| c != Compression::None) {
+            return Ok(labelled.unwrap_or(Compression::None));
+        }
+        let mut head = [0u8; COMPRESSION_MAGIC_MAX];
+        let mut r = self.source.open_blob(desc)?;
+        let mut n = 0;
+        while n < head.len() {
+            match r.read(&mut head[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(source) => {
+                    return Err(Error::Store(hoist_core::Error::Read {
+                        what: format!("layer {}", desc.digest),
+                        source,
+                    }));
+                }
+            }
+        }
+        Ok(Compression::sniff(&head[..n]))
+    }
+
+    fn remember_source(&self, digest: &Digest) -> Result<()> {
+        if let Some(store) = self.cache {
+            store.remember_source(digest, &self.here())?;
+        }
+        Ok(())
+    }
+
+    /// The blob `out` describes, if the registry has it or mounts it from a repository the
+    /// store knows; `shown` is the store's digest, for progress.
+    fn reuse(&self, shown: &Digest, out: &Descriptor) -> Result<Option<Pushed>> {
+        if self.client.blob_size(self.repo, &out.digest)? == Some(out.size) {
+            self.remember_source(&out.digest)?;
+            (self.progress)(PushEvent::BlobExists(shown.clone()));
+            return Ok(Some(Pushed {
+                desc: out.clone(),
+                uploaded: false,
+            }));
+        }
+        let prefix = format!("{}/", self.client.registry());
+        let known = self
+            .cache
+            .map(|s| s.sources(&out.digest))
+            .unwrap_or_default();
+        for source in known {
+            let Some(from) = source.strip_prefix(&prefix).filter(|f| *f != self.repo) else {
+                continue;
+            };
+            if self.client.mount_blob(self.repo, &out.digest, from)? {
+                self.remember_source(&out.digest)?;
+                (self.progress)(PushEvent::BlobMounted(shown.clone(), from.to_string()));
+                return Ok(Some(Pushed {
+                    desc: out.clone(),
+                    uploaded: false,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// An uncompressed layer, compressed with `self.compress`: only a HEAD when an earlier
+    /// push remembered its compressed digest and the registry has it, else compressed while
+    /// it streams to the registry.
+    fn compressed_layer(&self, desc: &Descriptor) -> Result<Pushed> {
+        let algo = self.compress;
+        let media_type = match (algo, self.oci) {
+            (Compression::Zstd, _) => media_type::OCI_LAYER_ZSTD,
+            (_, true) => media_type::OCI_LAYER_GZIP,
+            (_, false) => media_type::DOCKER_LAYER_GZIP,
+        };
+        let diff_id = &desc.digest;
+        if let Some((digest, size)) = self.cache.and_then(|s| s.compressed(diff_id, algo)) {
+            let out = Descriptor {
+                media_type: media_type.to_string(),
+                digest,
+                size,
+                ..desc.clone()
+            };
+            if let Some(done) = self.reuse(diff_id, &out)? {
+                return Ok(done);
+            }
+        }
+        (self.progress)(PushEvent::BlobUploading(diff_id.clone()));
+        let source = self.source;
+        let open = || -> std::io::Result<Box<dyn std::io::Read + Send + '_>> {
+            let raw = source.open_blob(desc).map_err(std::io::Error::other)?;
+            hoist_core::compress::encoder(algo, raw)
+        };
+        let what = format!("upload of layer {diff_id} ({algo:?}-compressed)");
+        let (digest, size) = self.client.upload_stream(self.repo, &open, &what)?;
+        if let Some(store) = self.cache {
+            store.remember_compressed(diff_id, algo, &digest, size)?;
+        }
+        self.remember_source(&digest)?;
+        (self.progress)(PushEvent::BlobPushed(diff_id.clone()));
+        Ok(Pushed {
+            desc: Descriptor {
+                media_type: media_type.to_string(),
+                digest,
+                size,
+                ..desc.clone()
+            },
+            uploaded: true,
+        })
+    }
+}
+
+/// Bytes [`Compression::sniff`] needs to tell every compression apart.
+const COMPRESSION_MAGIC_MAX: usize = 6;
+
+/// The OCI media type of a docker layer media type (OCI ones are kept).
+fn oci_layer_type(mt: &str) -> String {
+    match mt {
+        media_type::DOCKER_LAYER => media_type::OCI_LAYER,
+        media_type::DOCKER_LAYER_GZIP => media_type::OCI_LAYER_GZIP,
+        media_type::DOCKER_LAYER_ZSTD => media_type::OCI_LAYER_ZSTD,
+        media_type::DOCKER_CONFIG => media_type::OCI_CONFIG,
+        other => other,
+    }
+    .to_string()
 }

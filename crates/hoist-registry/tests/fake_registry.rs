@@ -126,13 +126,14 @@ fn bearer_token_flow_with_credentials() {
     let client = Client::new(
         &fake.registry(),
         ClientOptions {
-            insecure: false,
             credentials: Some(Credentials {
                 username: "alice".into(),
                 password: "secret".into(),
             }),
+            ..ClientOptions::default()
         },
-    );
+    )
+    .unwrap();
     let m = client.get_manifest("a/b", "1").unwrap();
     assert_eq!(m.bytes, MANIFEST);
     assert_eq!(m.digest, Digest::of(MANIFEST));
@@ -175,7 +176,7 @@ fn anonymous_refusal_and_wrong_password_are_clear_errors() {
             br#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#.to_vec(),
         ),
     });
-    let anon = Client::new(&fake.registry(), ClientOptions::default());
+    let anon = Client::new(&fake.registry(), ClientOptions::default()).unwrap();
     let err = anon.get_manifest("team/app", "v2").unwrap_err();
     assert!(matches!(err, Error::Unauthorized { .. }), "{err:?}");
     let msg = err.to_string();
@@ -191,13 +192,14 @@ fn anonymous_refusal_and_wrong_password_are_clear_errors() {
     let wrong = Client::new(
         &fake.registry(),
         ClientOptions {
-            insecure: false,
             credentials: Some(Credentials {
                 username: "bob".into(),
                 password: "wrong".into(),
             }),
+            ..ClientOptions::default()
         },
-    );
+    )
+    .unwrap();
     let err = wrong.get_manifest("team/app", "v2").unwrap_err();
     assert!(matches!(err, Error::Auth { .. }), "{err:?}");
     let msg = err.to_string();
@@ -232,13 +234,14 @@ fn basic_auth_denied_and_not_found() {
     let client = Client::new(
         &fake.registry(),
         ClientOptions {
-            insecure: false,
             credentials: Some(Credentials {
                 username: "u".into(),
                 password: "p".into(),
             }),
+            ..ClientOptions::default()
         },
-    );
+    )
+    .unwrap();
     assert_eq!(client.get_manifest("x", "1").unwrap().bytes, MANIFEST);
     assert!(
         fake.seen()
@@ -274,7 +277,7 @@ fn server_errors_are_retried_then_reported() {
         }
         _ => (500, vec![], b"broken".to_vec()),
     });
-    let client = Client::new(&fake.registry(), ClientOptions::default());
+    let client = Client::new(&fake.registry(), ClientOptions::default()).unwrap();
     assert_eq!(client.get_manifest("r", "flaky").unwrap().bytes, MANIFEST);
     assert_eq!(*count.lock().unwrap(), 3);
     let err = client.get_manifest("r", "down").unwrap_err();
@@ -302,7 +305,7 @@ fn manifest_digest_and_blob_sizes_are_checked() {
         t if t.starts_with("/v2/r/blobs/") => ok(b"0123456789"),
         _ => (404, vec![], vec![]),
     });
-    let client = Client::new(&fake.registry(), ClientOptions::default());
+    let client = Client::new(&fake.registry(), ClientOptions::default()).unwrap();
     let err = client.get_manifest("r", "lying").unwrap_err();
     assert!(matches!(err, Error::DigestMismatch { .. }), "{err:?}");
     let wrong_digest = format!("sha256:{}", "2".repeat(64));

@@ -64,6 +64,10 @@ pub enum Command {
     Pull(commands::pull::Args),
     /// Push an image to a registry
     Push(commands::push::Args),
+    /// Log in to a registry
+    Login(commands::login::Args),
+    /// Log out from a registry
+    Logout(commands::logout::Args),
     /// Give an image another name
     Tag(commands::tag::Args),
     /// Remove image names (the blobs are freed by `hoist gc`)

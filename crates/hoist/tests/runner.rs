@@ -13,6 +13,9 @@ mod test_import;
 mod test_interop;
 mod test_load;
 mod test_registry;
+mod test_registry_auth;
+mod test_registry_faults;
+mod test_registry_platforms;
 mod test_save;
 
 /// Every `tests/test_*.rs` file must be registered above, or it silently never runs.

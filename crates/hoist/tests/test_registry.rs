@@ -40,6 +40,12 @@ impl Registry {
     /// Starts docker-registry on a free port of 127.0.0.1, or `None` (outside CI) when it is
     /// not installed.
     pub fn start() -> Option<Registry> {
+        Self::start_with("", "")
+    }
+
+    /// Like [`Registry::start`], with more YAML: `http` lines (indented by two spaces, e.g. a
+    /// `tls:` section) and top-level sections (e.g. `auth:`).
+    pub fn start_with(http_extra: &str, extra: &str) -> Option<Registry> {
         let bin = common::peer(REGISTRY_BIN)?;
         let dir = tempfile::Builder::new()
             .prefix("hoist-registry-")
@@ -59,7 +65,7 @@ impl Registry {
                 "version: 0.1\n\
                  log:\n  level: info\n  accesslog:\n    disabled: false\n\
                  storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
-                 http:\n  addr: 127.0.0.1:{port}\n  secret: hoist-test\n",
+                 http:\n  addr: 127.0.0.1:{port}\n  secret: hoist-test\n{http_extra}{extra}",
                 dir.path().join("data").display()
             ),
         )
@@ -122,10 +128,12 @@ impl Registry {
             if let Ok(mut c) = TcpStream::connect(("127.0.0.1", self.port)) {
                 let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
                 let mut answer = String::new();
+                // Any HTTP answer means it serves: 200, or 401 with auth, or 400 from a TLS
+                // port spoken to in plain HTTP.
                 if c.write_all(b"GET /v2/ HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
                     .is_ok()
                     && c.read_to_string(&mut answer).is_ok()
-                    && answer.starts_with("HTTP/1.0 200")
+                    && answer.starts_with("HTTP/1.0 ")
                 {
                     return;
                 }
@@ -251,20 +259,82 @@ fn push_is_read_by_skopeo_and_pulls_back_to_the_same_image() {
             .collect::<Vec<_>>(),
         layers
     );
-    // The store's layers are uncompressed: their digests are the config's diff_ids.
+    // The store's layers are uncompressed; they were pushed gzip-compressed, in the media types
+    // of the store's manifest (OCI, as docker 25 gives a docker archive).
+    let diff_ids: Vec<&str> = original["RootFS"]["Layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
     assert_eq!(
-        original["RootFS"]["Layers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|l| l.as_str().unwrap())
-            .collect::<Vec<_>>(),
-        layers
+        manifest["mediaType"],
+        "application/vnd.oci.image.manifest.v1+json"
     );
+    for (l, diff_id) in manifest["layers"].as_array().unwrap().iter().zip(&diff_ids) {
+        assert_eq!(
+            l["mediaType"],
+            "application/vnd.oci.image.layer.v1.tar+gzip"
+        );
+        assert_ne!(l["digest"], *diff_id);
+    }
+    // The compression is deterministic: another store, with nothing remembered, compresses
+    // and uploads the 14 layers again (the config is found by HEAD) and gives the same
+    // manifest digest.
+    let other_store = Env::new();
+    other_store.ok(&["load", "-i", s(&common::data(DIVE))]);
+    let again_elsewhere = other_store.ok(&["-q", "push", "dive-test:latest", &dest]);
+    assert_eq!(again_elsewhere, format!("{digest}\n"));
+    assert_eq!(reg.blob_uploads("dive"), 15 + 14);
 
-    // A second push uploads no blob and gives the same digest.
+    // --compress none pushes the manifest as stored: the store's digest, layers = diff_ids.
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(src.root.join("index.json")).unwrap()).unwrap();
+    let stored_manifest = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| {
+            m["annotations"]["io.containerd.image.name"] == "docker.io/library/dive-test:latest"
+        })
+        .unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let plain = reg.name("dive:plain");
+    let out = src.ok(&["push", "--compress", "none", "dive-test:latest", &plain]);
+    // The 14 uncompressed layers are new blobs to the registry.
+    assert_eq!(out.matches(": Pushed").count(), 14, "{out}");
+    let raw_plain = skopeo_inspect(&skopeo, &["--raw"], &plain);
+    let plain_manifest: Value = serde_json::from_slice(&raw_plain).unwrap();
+    let plain_layers: Vec<&str> = plain_manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap())
+        .collect();
+    assert_eq!(plain_layers, diff_ids);
+    assert_eq!(digest_of(&raw_plain), stored_manifest);
+    assert!(out.ends_with(&format!(
+        "plain: digest: {stored_manifest} size: {}\n",
+        raw_plain.len()
+    )));
+
+    // The same image to another repository of the registry: every blob is mounted from the
+    // repository hoist pushed it to, none uploaded.
+    let mounted = src.ok(&["push", "dive-test:latest", &reg.name("copy:1")]);
+    assert_eq!(
+        mounted.matches(": Mounted from dive").count(),
+        15,
+        "{mounted}"
+    );
+    assert_eq!(reg.blob_uploads("copy"), 0);
+    assert!(mounted.ends_with(&format!("1: digest: {digest} size: {}\n", raw.len())));
+
+    // A second push from the first store uploads no blob and gives the same digest.
+    let uploads = reg.blob_uploads("dive");
     let again = src.ok(&["push", "dive-test:latest", &dest]);
-    assert_eq!(reg.blob_uploads("dive"), 15, "{again}");
+    assert_eq!(reg.blob_uploads("dive"), uploads, "{again}");
     assert_eq!(
         again.matches(": Layer already exists").count(),
         15,

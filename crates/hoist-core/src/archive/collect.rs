@@ -34,6 +34,13 @@ pub(crate) enum Node {
     Staged(Staged),
     /// File in an input directory, staged only if needed.
     External(PathBuf),
+    /// A byte range of the indexed archive file ([`Collected::index_tar_file`]).
+    InFile {
+        /// Offset of the first byte.
+        pos: u64,
+        /// Length.
+        size: u64,
+    },
     /// A symbolic link, with its target as written.
     Symlink(String),
     /// A hard link to another path of the archive.
@@ -46,9 +53,11 @@ pub(crate) struct Collected {
     pub(crate) nodes: HashMap<String, Node>,
     /// How the whole input was compressed.
     pub(crate) outer: Option<Compression>,
+    /// The archive file [`Node::InFile`] ranges are in.
+    file: Option<File>,
 
     /// Files already turned into staged blobs, by resolved path.
-    staged: std::cell::RefCell<HashMap<String, Staged>>,
+    staged: std::sync::Mutex<HashMap<String, Staged>>,
 }
 
 /// Normalizes a path inside an archive: no leading `./` or `/`, no `//`, no trailing `/`;
@@ -255,6 +264,97 @@ impl Collected {
         Ok(out)
     }
 
+    /// Indexes an uncompressed archive file without copying anything: small files are read,
+    /// big ones recorded as byte ranges to be read later with `pread`.
+    pub(crate) fn index_tar_file(file: &File) -> Result<Collected> {
+        let mut out = Collected {
+            file: Some(file.try_clone().map_err(|source| Error::Read {
+                what: "the archive".into(),
+                source,
+            })?),
+            ..Collected::default()
+        };
+        let mut in_memory = 0u64;
+        let file_len = file.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
+        let mut archive = tar::Archive::new(file);
+        let bad = |e: io::Error| Error::InvalidArchive(format!("not a readable tar stream: {e}"));
+        for entry in archive.entries_with_seek().map_err(bad)? {
+            let mut entry = entry.map_err(bad)?;
+            let raw_path = String::from_utf8_lossy(&entry.path_bytes()).to_string();
+            let Some(path) = normalize(&raw_path)? else {
+                continue;
+            };
+            let kind = entry.header().entry_type();
+            let node = match kind {
+                tar::EntryType::Regular | tar::EntryType::Continuous => {
+                    let size = entry.size();
+                    if size <= SMALL_FILE_MAX && in_memory + size <= MEMORY_BUDGET {
+                        let mut buf = Vec::with_capacity(size as usize);
+                        entry
+                            .read_to_end(&mut buf)
+                            .map_err(|e| truncated(&path, e))?;
+                        if buf.len() as u64 != size {
+                            return Err(truncated(
+                                &path,
+                                io::Error::from(io::ErrorKind::UnexpectedEof),
+                            ));
+                        }
+                        in_memory += size;
+                        Node::Mem(buf)
+                    } else {
+                        let pos = entry.raw_file_position();
+                        if pos.saturating_add(size) > file_len {
+                            return Err(truncated(
+                                &path,
+                                io::Error::from(io::ErrorKind::UnexpectedEof),
+                            ));
+                        }
+                        Node::InFile { pos, size }
+                    }
+                }
+                tar::EntryType::Symlink | tar::EntryType::Link => link_node(&entry, &path, kind)?,
+                tar::EntryType::GNUSparse => {
+                    return Err(Error::InvalidArchive(format!(
+                        "archive entry {path} is a sparse file"
+                    )));
+                }
+                _ => continue,
+            };
+            out.nodes.insert(path, node);
+        }
+        Ok(out)
+    }
+
+    /// Opens a file of the archive (after links) for reading.
+    pub(crate) fn open(&self, path: &str) -> Result<Box<dyn Read + Send + '_>> {
+        let (p, node) = self.resolve(path)?;
+        Ok(match node {
+            Node::Mem(b) => Box::new(io::Cursor::new(b.as_slice())),
+            Node::Staged(s) => Box::new(File::open(&s.path).at(&s.path)?),
+            Node::External(f) => Box::new(File::open(f).at(f)?),
+            Node::InFile { pos, size } => Box::new(RangeReader {
+                file: self.file.as_ref().ok_or_else(|| {
+                    Error::InvalidArchive(format!("{p}: no archive file to read from"))
+                })?,
+                pos: *pos,
+                end: pos + size,
+            }),
+            _ => unreachable!("resolve returns files only"),
+        })
+    }
+
+    /// The size of a file of the archive (after links).
+    pub(crate) fn size(&self, path: &str) -> Result<u64> {
+        let (_, node) = self.resolve(path)?;
+        Ok(match node {
+            Node::Mem(b) => b.len() as u64,
+            Node::Staged(s) => s.size,
+            Node::External(f) => std::fs::metadata(f).at(f)?.len(),
+            Node::InFile { size, .. } => *size,
+            _ => unreachable!("resolve returns files only"),
+        })
+    }
+
     /// Indexes a directory (an OCI layout on disk): small files are read, big ones are staged
     /// later only if an image needs them.
     pub(crate) fn from_dir(dir: &Path) -> Result<Collected> {
@@ -326,19 +426,14 @@ impl Collected {
     /// The bytes of a small document (JSON): from memory, or read from its staged file.
     pub(crate) fn bytes(&self, path: &str) -> Result<Vec<u8>> {
         let (p, node) = self.resolve(path)?;
-        let file = match node {
-            Node::Mem(b) => return Ok(b.clone()),
-            Node::Staged(s) => s.path.clone(),
-            Node::External(f) => f.clone(),
-            _ => unreachable!("resolve returns files only"),
-        };
+        if let Node::Mem(b) = node {
+            return Ok(b.clone());
+        }
         let mut out = Vec::new();
-        File::open(&file)
-            .and_then(|f| {
-                f.take(crate::store::MAX_JSON_SIZE + 1)
-                    .read_to_end(&mut out)
-            })
-            .at(&file)?;
+        self.open(&p)?
+            .take(crate::store::MAX_JSON_SIZE + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| truncated(&p, e))?;
         if out.len() as u64 > crate::store::MAX_JSON_SIZE {
             return Err(Error::InvalidArchive(format!(
                 "{p} is too large to be a JSON document"
@@ -355,19 +450,19 @@ impl Collected {
     /// The file as a staged blob (staging it now if it is in memory or in an input directory).
     pub(crate) fn blob(&self, path: &str, staging: &Staging) -> Result<Staged> {
         let (p, node) = self.resolve(path)?;
-        if let Some(s) = self.staged.borrow().get(&p) {
+        if let Some(s) = self.staged.lock().expect("never poisoned").get(&p) {
             return Ok(s.clone());
         }
         let staged = match node {
             Node::Staged(s) => s.clone(),
             Node::Mem(b) => staging.stage_bytes(b)?,
-            Node::External(f) => {
-                let file = File::open(f).at(f)?;
-                staging.stage(file, &p)?
-            }
+            Node::External(_) | Node::InFile { .. } => staging.stage(self.open(&p)?, &p)?,
             _ => unreachable!("resolve returns files only"),
         };
-        self.staged.borrow_mut().insert(p, staged.clone());
+        self.staged
+            .lock()
+            .expect("never poisoned")
+            .insert(p, staged.clone());
         Ok(staged)
     }
 }

@@ -368,7 +368,7 @@ fn group_top_level(
         let ds = &groups[&key];
         let platformed = ds.iter().filter(|d| d.platform.is_some()).count();
         let chosen: Vec<&Descriptor> = if platformed > 1 {
-            vec![choose_platform(ds, opts, "index.json")?]
+            vec![choose_platform(ds, opts.platform.as_ref(), "index.json")?]
         } else {
             ds.clone()
         };
@@ -407,19 +407,19 @@ fn parse_name(n: &str) -> Result<Reference> {
     Ok(r.with_default_tag())
 }
 
-fn is_attestation(d: &Descriptor) -> bool {
+pub(crate) fn is_attestation(d: &Descriptor) -> bool {
     d.annotation(ANNOTATION_DOCKER_REFERENCE_TYPE).is_some()
         || d.platform
             .as_ref()
             .is_some_and(|p| p.os == "unknown" || p.architecture == "unknown")
 }
 
-fn choose_platform<'d>(
+pub(crate) fn choose_platform<'d>(
     ds: &[&'d Descriptor],
-    opts: &LoadOptions<'_>,
+    platform: Option<&Platform>,
     what: &str,
 ) -> Result<&'d Descriptor> {
-    let want = opts.platform.clone().unwrap_or_else(Platform::host);
+    let want = platform.cloned().unwrap_or_else(Platform::host);
     let candidates: Vec<&&Descriptor> = ds.iter().filter(|d| !is_attestation(d)).collect();
     if let Some(d) = candidates.iter().find(|d| {
         d.platform
@@ -458,7 +458,12 @@ fn plan_oci(
         if sniff.is_index() {
             let idx: Index = json(&bytes, &path)?;
             let refs: Vec<&Descriptor> = idx.manifests.iter().collect();
-            desc = choose_platform(&refs, opts, &format!("index {}", desc.digest))?.clone();
+            desc = choose_platform(
+                &refs,
+                opts.platform.as_ref(),
+                &format!("index {}", desc.digest),
+            )?
+            .clone();
             continue;
         }
         let manifest: Manifest = json(&bytes, &path)?;
@@ -597,7 +602,7 @@ fn check_layers(
 pub(crate) fn synthesize_manifest(
     config_bytes: &[u8],
     config: &ImageConfig,
-    layers: &[(Staged, Digest)],
+    layers: &[(Compression, Digest, u64)],
 ) -> Result<Vec<u8>> {
     let mut cfg = Descriptor::new(
         media_type::OCI_CONFIG,
@@ -613,14 +618,13 @@ pub(crate) fn synthesize_manifest(
         });
     }
     let mut descs = Vec::new();
-    for (s, _) in layers {
-        let mt = s.compression.oci_layer_media_type().ok_or_else(|| {
+    for (compression, digest, size) in layers {
+        let mt = compression.oci_layer_media_type().ok_or_else(|| {
             Error::InvalidArchive(format!(
-                "a layer is {:?}-compressed, which OCI has no media type for",
-                s.compression
+                "a layer is {compression:?}-compressed, which OCI has no media type for"
             ))
         })?;
-        descs.push(Descriptor::new(mt, s.digest.clone(), s.size));
+        descs.push(Descriptor::new(mt, digest.clone(), *size));
     }
     let m = Manifest {
         schema_version: 2,
@@ -630,6 +634,14 @@ pub(crate) fn synthesize_manifest(
         annotations: None,
     };
     Ok(serde_json::to_vec(&m).expect("a manifest always serializes"))
+}
+
+/// What [`synthesize_manifest`] needs of staged layers.
+fn described(layers: &[(Staged, Digest)]) -> Vec<(Compression, Digest, u64)> {
+    layers
+        .iter()
+        .map(|(s, _)| (s.compression, s.digest.clone(), s.size))
+        .collect()
 }
 
 /// Layers compressed with bzip2 or xz (possible inside docker archives, since docker
@@ -676,7 +688,7 @@ fn plan_docker_item(
         sources,
         &format!("manifest.json entry {i} ({})", item.config),
     )?;
-    let manifest_bytes = synthesize_manifest(&config_bytes, &config, &layers)?;
+    let manifest_bytes = synthesize_manifest(&config_bytes, &config, &described(&layers))?;
     let names = item
         .repo_tags
         .iter()
@@ -754,7 +766,7 @@ fn plan_legacy(c: &Collected, staging: &Staging, opts: &LoadOptions<'_>) -> Resu
             continue;
         }
         let layers = check_layers(&config, sources, &format!("image {top}"))?;
-        let manifest_bytes = synthesize_manifest(&config_bytes, &config, &layers)?;
+        let manifest_bytes = synthesize_manifest(&config_bytes, &config, &described(&layers))?;
         let names = names
             .iter()
             .map(|n| parse_name(n))

@@ -3,6 +3,7 @@
 mod collect;
 pub mod load;
 pub mod save;
+pub mod transport;
 
 pub use load::{LoadOptions, LoadReport, LoadedImage, load, load_dir, load_file};
 pub use save::{SaveFormat, SaveOptions, save};

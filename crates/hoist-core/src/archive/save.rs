@@ -15,6 +15,7 @@ use hoist_format::oci::{Descriptor, Index};
 use hoist_format::reference::Reference;
 use hoist_format::{Digest, legacy, media_type};
 
+use super::transport::BlobSource;
 use crate::error::{Error, Result};
 use crate::store::{Image, Store};
 
@@ -117,9 +118,43 @@ pub fn resolve_for_save(store: &Store, specs: &[String]) -> Result<Vec<SaveItem>
     Ok(items)
 }
 
+/// Where the blobs of the images being written come from.
+#[derive(Clone, Copy)]
+enum Blobs<'a> {
+    /// The store (read as files, so the copy can be done by the kernel).
+    Store(&'a Store),
+    /// Any other source (`hoist copy`).
+    Source(&'a dyn BlobSource),
+}
+
 /// Writes `items` as one archive to `out`.
 pub fn save<W: Write>(
     store: &Store,
+    items: &[SaveItem],
+    out: W,
+    opts: &SaveOptions<'_>,
+) -> Result<()> {
+    save_with(Blobs::Store(store), items, out, opts)
+}
+
+/// Writes `items`, whose blobs come from `source`, as one archive to `out` (docker or OCI
+/// shape; docker-legacy needs the store, which knows the uncompressed sizes of layers).
+pub fn save_from<W: Write>(
+    source: &dyn BlobSource,
+    items: &[SaveItem],
+    out: W,
+    opts: &SaveOptions<'_>,
+) -> Result<()> {
+    if opts.format == SaveFormat::DockerLegacy {
+        return Err(Error::Conflict(
+            "the docker-legacy format is written from the store only".into(),
+        ));
+    }
+    save_with(Blobs::Source(source), items, out, opts)
+}
+
+fn save_with<W: Write>(
+    store: Blobs<'_>,
     items: &[SaveItem],
     out: W,
     opts: &SaveOptions<'_>,
@@ -166,7 +201,7 @@ fn write_err(source: io::Error) -> Error {
 }
 
 fn write_format<W: Write>(
-    store: &Store,
+    store: Blobs<'_>,
     items: &[SaveItem],
     w: &mut TarOut<'_, W>,
     format: SaveFormat,
@@ -178,12 +213,17 @@ fn write_format<W: Write>(
         SaveFormat::Docker | SaveFormat::Oci => {
             write_layout(store, items, w, format == SaveFormat::Docker)
         }
-        SaveFormat::DockerLegacy => write_legacy(store, items, w),
+        SaveFormat::DockerLegacy => match store {
+            Blobs::Store(store) => write_legacy(store, items, w),
+            Blobs::Source(_) => Err(Error::Conflict(
+                "the docker-legacy format is written from the store only".into(),
+            )),
+        },
     }
 }
 
 fn write_layout<W: Write>(
-    store: &Store,
+    store: Blobs<'_>,
     items: &[SaveItem],
     w: &mut TarOut<'_, W>,
     docker: bool,
@@ -202,16 +242,34 @@ fn write_layout<W: Write>(
     }
     w.dir("blobs/")?;
     w.dir("blobs/sha256/")?;
+    let in_memory: BTreeMap<&Digest, &[u8]> = items
+        .iter()
+        .flat_map(|i| {
+            [
+                (&i.image.manifest_digest, i.image.manifest_bytes.as_slice()),
+                (i.image.id(), i.image.config_bytes.as_slice()),
+            ]
+        })
+        .collect();
     for (d, size) in &blobs {
         let path = format!("blobs/sha256/{}", d.hex());
-        let f = store.open_blob(d)?;
-        w.file_from(
-            &path,
-            0o444,
-            *size,
-            f,
-            &store.blob_path(d).display().to_string(),
-        )?;
+        match (store, in_memory.get(d)) {
+            (Blobs::Store(store), _) => {
+                let f = store.open_blob(d)?;
+                w.file_from(
+                    &path,
+                    0o444,
+                    *size,
+                    f,
+                    &store.blob_path(d).display().to_string(),
+                )?;
+            }
+            (Blobs::Source(_), Some(bytes)) => w.bytes(&path, 0o444, bytes)?,
+            (Blobs::Source(source), None) => {
+                let r = source.open_blob(&Descriptor::new("", d.clone(), *size))?;
+                w.file_from(&path, 0o444, *size, r, &format!("blob {d}"))?;
+            }
+        }
     }
 
     let mut index = Index::new();

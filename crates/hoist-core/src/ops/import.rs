@@ -145,12 +145,10 @@ pub fn import(store: &Store, input: impl Read, opts: &ImportOptions<'_>) -> Resu
     .map_err(|e| Error::Conflict(e.to_string()))?;
     let config =
         ImageConfig::parse(&config_bytes).map_err(|e| Error::InvalidArchive(e.to_string()))?;
-    let mut layer_for_manifest = layer.clone();
-    layer_for_manifest.compression = Compression::None;
     let manifest_bytes = crate::archive::load::synthesize_manifest(
         &config_bytes,
         &config,
-        &[(layer_for_manifest, diff_id.clone())],
+        &[(Compression::None, layer.digest.clone(), layer.size)],
     )?;
     let mut staging = staging;
     let new = staging.commit_image(

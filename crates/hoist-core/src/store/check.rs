@@ -143,7 +143,8 @@ fn check_target(
     if sniff.is_index() {
         match serde_json::from_slice::<Index>(&bytes) {
             Ok(idx) => {
-                for m in &idx.manifests {
+                // Attestations are never pulled: an index in the store may lack them.
+                for m in idx.manifests.iter().filter(|m| !m.is_attestation()) {
                     out.extend(check_target(store, good, &m.digest, m.size, seen));
                 }
             }
@@ -267,7 +268,14 @@ pub(crate) fn reachable(store: &Store) -> Result<BTreeSet<Digest>> {
         let sniff: Sniff = serde_json::from_slice(&bytes).map_err(json)?;
         if sniff.is_index() {
             let idx: Index = serde_json::from_slice(&bytes).map_err(json)?;
-            todo.extend(idx.manifests.into_iter().map(|m| m.digest));
+            // Every platform's image is kept. Attestations are never pulled, so an index in
+            // the store may name them without the store having them: kept only if present.
+            todo.extend(
+                idx.manifests
+                    .into_iter()
+                    .filter(|m| !m.is_attestation() || store.has_blob(&m.digest))
+                    .map(|m| m.digest),
+            );
         } else {
             let m: Manifest = serde_json::from_slice(&bytes).map_err(json)?;
             keep.insert(m.config.digest);

@@ -3,24 +3,36 @@
 //! ```text
 //! $HOIST_ROOT/
 //!   oci-layout            {"imageLayoutVersion": "1.0.0"}
-//!   index.json            one descriptor per name -> manifest (name in both annotations);
-//!                         untagged images have a descriptor without annotations
+//!   index.json            one descriptor per name -> manifest (name in both annotations),
+//!                         or -> index for a multi-platform image kept whole (`pull
+//!                         --all-platforms`); untagged images have a descriptor without
+//!                         annotations
 //!   blobs/sha256/<hex>    configs, manifests, layers: exactly the bytes received
 //!   hoist/
 //!     lock                flock: shared while a writer stages blobs, exclusive for gc
 //!     index.lock          flock: exclusive around every read-modify-write of index.json
 //!     tmp/<pid>-<n>/      staging: blobs are written and verified here, fsynced, then renamed
 //!     layers/<hex>        cache: a compressed layer's diff_id and uncompressed size
+//!     compressed/, sources/  caches for pushes (see `remember.rs`)
 //! ```
 //!
 //! Writes are atomic: a blob becomes visible only by `rename` after its digest was checked and
 //! its bytes fsynced; `index.json` is replaced by `rename` under `index.lock`. A crash leaves at
 //! most unreferenced blobs (removed by `gc`) and staging directories (removed by `gc`), never a
 //! half-written image. Readers take no lock: every file they read is complete when it appears.
+//!
+//! A name that points at an index is one image to the user: [`Store::images`] and
+//! [`Store::resolve`] present it as the image for the host's platform when the index has it,
+//! else as the first image (in index order) the store holds, and [`Image::index`] says which
+//! index it was chosen from. `gc` keeps, and `fsck` verifies, every platform's manifest, config
+//! and layers of such an index; attestation entries (never pulled) are not required.
 
 mod check;
 mod names;
+mod remember;
 mod staging;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
@@ -30,7 +42,8 @@ use std::path::{Path, PathBuf};
 use hoist_format::Digest;
 use hoist_format::config::ImageConfig;
 use hoist_format::media_type::{self, ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME};
-use hoist_format::oci::{Descriptor, Index, Manifest};
+use hoist_format::oci::{Descriptor, Index, Manifest, Sniff};
+use hoist_format::platform::Platform;
 use hoist_format::reference::Reference;
 
 pub use check::{FsckProblem, FsckReport, GcReport};
@@ -44,24 +57,34 @@ use crate::error::{Error, IoContext, Result};
 /// an attack or a mistake.
 pub const MAX_JSON_SIZE: u64 = 32 * 1024 * 1024;
 
+/// Indexes nested deeper than this are refused: real ones have at most one index inside another
+/// (docker's containerd store, skopeo layouts); the limit also ends a cycle of indexes.
+pub const MAX_INDEX_DEPTH: usize = 4;
+
 /// An opened store.
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
 }
 
-/// A name in the store and the manifest it points to.
+/// A name in the store and the manifest (or multi-platform index) it points to.
 #[derive(Debug, Clone)]
 pub struct StoreEntry {
     /// The normalized name (`docker.io/library/busybox:latest`), or `None` for untagged images.
     pub name: Option<Reference>,
-    /// The manifest descriptor as stored in `index.json`.
+    /// The manifest or index descriptor as stored in `index.json`.
     pub descriptor: Descriptor,
 }
 
 /// An image as the store holds it: its manifest and config, both as bytes and parsed.
+///
+/// When the store's entry is a multi-platform index, this is the platform image the index
+/// stands for (see [`Store::image`]) and `index` is the index.
 #[derive(Debug, Clone)]
 pub struct Image {
+    /// The index the store's entry points at, when the image was chosen from one (without
+    /// annotations); `None` when the entry points at the manifest itself.
+    pub index: Option<Descriptor>,
     /// The manifest's digest.
     pub manifest_digest: Digest,
     /// The manifest's media type.
@@ -85,6 +108,17 @@ impl Image {
     /// Sum of the layer blob sizes (what the layers occupy in the store).
     pub fn layers_size(&self) -> u64 {
         self.manifest.layers.iter().map(|l| l.size).sum()
+    }
+
+    /// What a name for this image points at: the index it was chosen from, else its manifest.
+    pub fn entry_descriptor(&self) -> Descriptor {
+        self.index.clone().unwrap_or_else(|| {
+            Descriptor::new(
+                &self.manifest_media_type,
+                self.manifest_digest.clone(),
+                self.manifest_bytes.len() as u64,
+            )
+        })
     }
 }
 
@@ -273,9 +307,101 @@ impl Store {
         Ok(out)
     }
 
-    /// Loads an image by manifest digest.
-    pub fn image(&self, manifest: &Descriptor) -> Result<Image> {
-        let manifest_bytes = self.read_json_blob(&manifest.digest)?;
+    /// Loads the image an entry of `index.json` stands for: the manifest `desc` names or, when
+    /// `desc` names a multi-platform index, the image for the host's platform if the index has
+    /// it, else the first image in index order that the store holds (nested indexes followed,
+    /// attestations skipped). The blob's content decides, not the descriptor's media type.
+    pub fn image(&self, desc: &Descriptor) -> Result<Image> {
+        let (manifest, manifest_bytes, index) = self.presented(desc)?;
+        let mut image = self.manifest_image(&manifest, manifest_bytes)?;
+        image.index = index;
+        Ok(image)
+    }
+
+    /// The manifest an entry stands for, its bytes, and the index it was chosen from if any.
+    fn presented(&self, desc: &Descriptor) -> Result<(Descriptor, Vec<u8>, Option<Descriptor>)> {
+        let bytes = self.read_json_blob(&desc.digest)?;
+        let Some(sniff) = index_sniff(&bytes) else {
+            return Ok((desc.clone(), bytes, None));
+        };
+        let mut index = strip(desc);
+        if !media_type::is_index(&index.media_type) {
+            index.media_type = sniff
+                .media_type
+                .filter(|m| media_type::is_index(m))
+                .unwrap_or_else(|| media_type::OCI_INDEX.to_string());
+        }
+        let chosen = self.platform_image(&desc.digest, &bytes)?;
+        let chosen_bytes = self.read_json_blob(&chosen.digest)?;
+        Ok((chosen, chosen_bytes, Some(index)))
+    }
+
+    /// The image an index stands for (see [`Store::image`]).
+    fn platform_image(&self, digest: &Digest, bytes: &[u8]) -> Result<Descriptor> {
+        let mut held = Vec::new();
+        self.held_images(digest, bytes, 1, &mut held)?;
+        let host = Platform::host();
+        held.iter()
+            .find(|d| {
+                d.platform
+                    .as_ref()
+                    .is_some_and(|p| host.matches(&p.to_platform()))
+            })
+            .or(held.first())
+            .cloned()
+            .ok_or_else(|| Error::Store {
+                root: self.root.clone(),
+                reason: format!("index {digest} lists no image the store holds"),
+            })
+    }
+
+    /// The image manifests of an index that the store holds, in index order, nested indexes
+    /// followed (`depth` is the nesting level of `bytes`), attestations skipped.
+    fn held_images(
+        &self,
+        digest: &Digest,
+        bytes: &[u8],
+        depth: usize,
+        out: &mut Vec<Descriptor>,
+    ) -> Result<()> {
+        let index: Index = serde_json::from_slice(bytes).map_err(|source| Error::Json {
+            what: format!("index {digest}"),
+            source,
+        })?;
+        for d in index.manifests {
+            if d.is_attestation() || !self.has_blob(&d.digest) {
+                continue;
+            }
+            let nested = if media_type::is_index(&d.media_type) {
+                Some(self.read_json_blob(&d.digest)?)
+            } else if media_type::is_manifest(&d.media_type) {
+                None
+            } else {
+                Some(self.read_json_blob(&d.digest)?).filter(|b| index_sniff(b).is_some())
+            };
+            match nested {
+                Some(_) if depth >= MAX_INDEX_DEPTH => {
+                    return Err(Error::Store {
+                        root: self.root.clone(),
+                        reason: format!(
+                            "index {} is nested more than {MAX_INDEX_DEPTH} levels deep",
+                            d.digest
+                        ),
+                    });
+                }
+                Some(b) => self.held_images(&d.digest, &b, depth + 1, out)?,
+                None => {
+                    if !out.iter().any(|o| o.digest == d.digest) {
+                        out.push(d);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Loads an image from its manifest.
+    fn manifest_image(&self, manifest: &Descriptor, manifest_bytes: Vec<u8>) -> Result<Image> {
         let what = format!("manifest {}", manifest.digest);
         let parsed: Manifest =
             serde_json::from_slice(&manifest_bytes).map_err(|source| Error::Json {
@@ -286,6 +412,7 @@ impl Store {
         let config = ImageConfig::parse(&config_bytes)
             .map_err(|e| Error::InvalidArchive(format!("config {}: {e}", parsed.config.digest)))?;
         Ok(Image {
+            index: None,
             manifest_digest: manifest.digest.clone(),
             manifest_media_type: manifest.media_type.clone(),
             manifest_bytes,
@@ -295,7 +422,9 @@ impl Store {
         })
     }
 
-    /// All images, each once, with their names (sorted), in a stable order (by first name, then ID).
+    /// All images, each once, with their names (sorted), in a stable order (by the digest
+    /// their entries point at). A name on a multi-platform index is one image (see
+    /// [`Store::image`]).
     pub fn images(&self) -> Result<Vec<(Image, Vec<Reference>)>> {
         let mut by_manifest: BTreeMap<Digest, (Descriptor, Vec<Reference>)> = BTreeMap::new();
         for e in self.entries()? {
@@ -415,7 +544,7 @@ impl Store {
         check::gc(self)
     }
 
-    /// Puts `name` on the image whose manifest is `desc`, moving it from any other image (which
+    /// Puts `name` on the image whose manifest (or index) is `desc`, moving it from any other image (which
     /// stays in the store untagged if nothing else names it, as docker does). Returns the ID of
     /// the image the name was taken from, if any.
     pub fn tag_entries(
@@ -464,24 +593,37 @@ impl Store {
         }
     }
 
-    /// Image IDs (config digests) of the manifests that `entries` reference.
+    /// Removes the untagged entries whose digest is in `covered`: the manifests and nested
+    /// indexes of an index that is now named, which stand for no image of their own any more.
+    pub fn drop_covered_untagged(entries: &mut Vec<StoreEntry>, covered: &[Digest]) {
+        entries.retain(|e| e.name.is_some() || !covered.contains(&e.descriptor.digest));
+    }
+
+    /// Image IDs (config digests) of the images that `entries` reference, by the digest the
+    /// entry points at (for an index: the ID of the image it stands for, see [`Store::image`]).
     pub fn ids_of(&self, entries: &[StoreEntry]) -> Result<HashMap<Digest, Digest>> {
         let mut out = HashMap::new();
         for e in entries {
-            if out.contains_key(&e.descriptor.digest)
-                || media_type::is_index(&e.descriptor.media_type)
-            {
+            if out.contains_key(&e.descriptor.digest) {
                 continue;
             }
-            let b = self.read_json_blob(&e.descriptor.digest)?;
+            let (manifest, b, _) = self.presented(&e.descriptor)?;
             let m: Manifest = serde_json::from_slice(&b).map_err(|source| Error::Json {
-                what: format!("manifest {}", e.descriptor.digest),
+                what: format!("manifest {}", manifest.digest),
                 source,
             })?;
             out.insert(e.descriptor.digest.clone(), m.config.digest);
         }
         Ok(out)
     }
+}
+
+/// The document's shape when it is an index (by media type, else by its fields); `None` for a
+/// manifest or anything that is not JSON (parsing it as a manifest then says what is wrong).
+fn index_sniff(bytes: &[u8]) -> Option<Sniff> {
+    serde_json::from_slice::<Sniff>(bytes)
+        .ok()
+        .filter(Sniff::is_index)
 }
 
 fn strip(d: &Descriptor) -> Descriptor {

@@ -20,11 +20,8 @@ impl Store {
     /// Names the image `src` (a name or ID) also `dst`, moving `dst` from any other image.
     pub fn tag(&self, src: &str, dst: &Reference) -> Result<()> {
         let (img, _) = self.resolve(src)?;
-        let desc = hoist_format::oci::Descriptor::new(
-            &img.manifest_media_type,
-            img.manifest_digest.clone(),
-            img.manifest_bytes.len() as u64,
-        );
+        // A multi-platform image keeps all its platforms under the new name too.
+        let desc = img.entry_descriptor();
         let dst = dst.clone().with_default_tag();
         self.update_index(|entries| {
             let ids = self.ids_of(entries)?;
@@ -95,8 +92,7 @@ impl Store {
                         ),
                     }));
                 } else if !entries.iter().any(|e| same_image(&e.descriptor.digest)) {
-                    let desc = hoist_format::oci::Descriptor::new(&img.manifest_media_type, img.manifest_digest.clone(), img.manifest_bytes.len() as u64);
-                    Store::keep_untagged(entries, &desc);
+                    Store::keep_untagged(entries, &img.entry_descriptor());
                 }
             }
             Ok(events)

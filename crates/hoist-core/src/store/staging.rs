@@ -232,14 +232,29 @@ impl Staging {
         config_bytes: &[u8],
         name: Option<&hoist_format::reference::Reference>,
     ) -> Result<NewImage> {
+        self.commit_image_as(
+            blobs,
+            manifest_bytes,
+            hoist_format::media_type::OCI_MANIFEST,
+            config_bytes,
+            name,
+        )
+    }
+
+    /// [`Staging::commit_image`] for a manifest of any media type (a docker schema 2 one).
+    pub fn commit_image_as(
+        &mut self,
+        blobs: &[&Staged],
+        manifest_bytes: &[u8],
+        manifest_media_type: &str,
+        config_bytes: &[u8],
+        name: Option<&hoist_format::reference::Reference>,
+    ) -> Result<NewImage> {
         let m = self.stage_bytes(manifest_bytes)?;
         let c = self.stage_bytes(config_bytes)?;
         self.commit(blobs.iter().copied().chain([&m, &c]))?;
-        let manifest = hoist_format::oci::Descriptor::new(
-            hoist_format::media_type::OCI_MANIFEST,
-            m.digest.clone(),
-            m.size,
-        );
+        let manifest =
+            hoist_format::oci::Descriptor::new(manifest_media_type, m.digest.clone(), m.size);
         let store = self.store.clone();
         let moved_from = store.update_index(|entries| {
             let ids = store.ids_of(entries)?;

@@ -13,10 +13,13 @@ pub mod images;
 pub mod import;
 pub mod inspect;
 pub mod load;
+pub mod login;
+pub mod logout;
 mod output;
 pub mod ps;
 pub mod pull;
 pub mod push;
+pub mod registry;
 pub mod rm;
 pub mod rmi;
 pub mod run;
@@ -101,6 +104,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Squash(a) => squash::run(a, &ctx),
         Command::Pull(a) => pull::run(a, &ctx),
         Command::Push(a) => push::run(a, &ctx),
+        Command::Login(a) => login::run(a, &ctx),
+        Command::Logout(a) => logout::run(a, &ctx),
         Command::Tag(a) => tag::run(a, &ctx),
         Command::Rmi(a) => rmi::run(a, &ctx),
         Command::Inspect(a) => inspect::run(a, &ctx),

@@ -5,17 +5,17 @@ use std::io::Write;
 use anyhow::{Context, Result, bail};
 use hoist_format::platform::Platform;
 use hoist_registry::pull::{PullEvent, PullOptions, pull};
-use hoist_registry::{Client, ClientOptions};
 
 use super::Ctx;
 
 /// Pull an image from a registry into the store.
 ///
-/// The manifest is resolved (from a multi-platform index, the host's platform or --platform),
-/// the config and the layers the store lacks are downloaded a few at a time and verified
-/// (digest, size, diff_id) as they arrive; only then does the image appear in the store under
-/// NAME. A failed pull leaves the store as it was. Plain HTTP is used only for registries on
-/// a loopback address (or with --insecure).
+/// The manifest is resolved (from a multi-platform index, the host's platform or --platform;
+/// with --all-platforms the index is kept with every platform's image), the config and the
+/// layers the store lacks are downloaded a few at a time and verified (digest, size, diff_id)
+/// as they arrive; only then does the image appear in the store under NAME. A failed pull
+/// leaves the store as it was. Plain HTTP is used only for registries on a loopback address
+/// (or with --tls-verify=false).
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The image: NAME[:TAG] or NAME@DIGEST (docker.io/library/ is implied as in docker)
@@ -24,9 +24,11 @@ pub struct Args {
     /// Take this platform from a multi-platform image [default: the host's]
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     pub platform: Option<String>,
-    /// Allow plain HTTP (after HTTPS fails) to a registry that is not on a loopback address
-    #[arg(long)]
-    pub insecure: bool,
+    /// Keep the index and every platform's image (NAME then shows as the host's platform)
+    #[arg(long, conflicts_with = "platform")]
+    pub all_platforms: bool,
+    #[command(flatten)]
+    pub registry: super::registry::RegistryArgs,
 }
 
 /// Runs `hoist pull`.
@@ -39,13 +41,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     let reference = reference.with_default_tag();
     let platform = args.platform.as_deref().map(Platform::parse).transpose()?;
     let store = ctx.store()?;
-    let client = Client::new(
-        reference.domain(),
-        ClientOptions {
-            insecure: args.insecure,
-            credentials: None,
-        },
-    );
+    let client = args.registry.client(reference.domain())?;
     let mut out = std::io::stdout().lock();
     if !ctx.quiet {
         let shown = reference
@@ -74,6 +70,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     drop(out);
     let opts = PullOptions {
         platform,
+        all_platforms: args.all_platforms,
         progress: Some(&events),
     };
     let report = pull(&store, &client, &reference, &opts)

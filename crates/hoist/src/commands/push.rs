@@ -4,16 +4,18 @@ use std::io::Write;
 
 use anyhow::{Context, Result, bail};
 use hoist_registry::push::{PushEvent, PushOptions, push};
-use hoist_registry::{Client, ClientOptions};
 
 use super::Ctx;
 
 /// Push an image of the store to a registry.
 ///
-/// The blobs the registry lacks are uploaded (each is checked with HEAD first, so a second push
-/// uploads nothing), then the manifest exactly as stored: the pushed digest is the store's.
-/// Layers go as stored (uncompressed layers stay uncompressed). Plain HTTP is used only for
-/// registries on a loopback address (or with --insecure).
+/// The blobs the registry lacks are uploaded (each is checked with HEAD first, and mounted from
+/// another repository of the same registry when hoist knows one that has it), then the
+/// manifest. Layers the store keeps uncompressed are compressed on the way (gzip by default,
+/// always to the same bytes); the compressed digest is remembered, so a second push uploads
+/// nothing. With --compress none, or when every layer is stored compressed, the manifest goes
+/// exactly as stored and the pushed digest is the store's. Plain HTTP is used only for
+/// registries on a loopback address (or with --tls-verify=false).
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The image in the store: NAME[:TAG] or ID
@@ -22,9 +24,11 @@ pub struct Args {
     /// Where to push: REGISTRY/REPOSITORY[:TAG] [default: IMAGE's own name]
     #[arg(value_name = "DEST")]
     pub dest: Option<String>,
-    /// Allow plain HTTP (after HTTPS fails) to a registry that is not on a loopback address
-    #[arg(long)]
-    pub insecure: bool,
+    /// Compress layers the store keeps uncompressed (none: push them as stored)
+    #[arg(long, value_enum, default_value = "gzip")]
+    pub compress: super::save::CompressArg,
+    #[command(flatten)]
+    pub registry: super::registry::RegistryArgs,
 }
 
 /// Runs `hoist push`.
@@ -40,13 +44,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
         bail!("invalid destination {dest_text:?}: no registry host");
     }
     let dest = dest.with_default_tag();
-    let client = Client::new(
-        dest.domain(),
-        ClientOptions {
-            insecure: args.insecure,
-            credentials: None,
-        },
-    );
+    let client = args.registry.client(dest.domain())?;
     if !ctx.quiet {
         writeln!(
             std::io::stdout(),
@@ -63,11 +61,13 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
             PushEvent::BlobExists(d) => format!("{}: Layer already exists", d.short()),
             PushEvent::BlobUploading(_) => return,
             PushEvent::BlobPushed(d) => format!("{}: Pushed", d.short()),
+            PushEvent::BlobMounted(d, from) => format!("{}: Mounted from {from}", d.short()),
         };
         // Progress lines are best effort: a closed stdout shows in the final line.
         let _ = writeln!(std::io::stdout(), "{line}");
     };
     let opts = PushOptions {
+        compress: args.compress.into(),
         progress: Some(&events),
     };
     let report = push(&store, &client, &image, &dest, &opts)

@@ -54,6 +54,16 @@ pub enum CompressArg {
     Zstd,
 }
 
+impl From<CompressArg> for Compression {
+    fn from(c: CompressArg) -> Compression {
+        match c {
+            CompressArg::None => Compression::None,
+            CompressArg::Gzip => Compression::Gzip,
+            CompressArg::Zstd => Compression::Zstd,
+        }
+    }
+}
+
 /// Runs `hoist save`.
 pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     let store = ctx.store()?;
@@ -66,11 +76,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
             FormatArg::Oci => SaveFormat::Oci,
             FormatArg::DockerLegacy => SaveFormat::DockerLegacy,
         },
-        compression: Some(match args.compress {
-            CompressArg::None => Compression::None,
-            CompressArg::Gzip => Compression::Gzip,
-            CompressArg::Zstd => Compression::Zstd,
-        }),
+        compression: Some(args.compress.into()),
         progress: Some(&cb),
     };
     write_to(args.output.as_deref(), "an archive", |dest| {

@@ -1,0 +1,645 @@
+//! Images read straight from archives and layouts, and written straight into layouts, for
+//! `hoist copy`: nothing goes through the store unless the store is one side of the copy.
+//!
+//! A source is a [`SourceImage`] (manifest and config in memory, as received) plus a
+//! [`BlobSource`] that opens its blobs as streams. Archive files are indexed once (tar headers
+//! only) and their blobs read in place with `pread`; a docker archive without `index.json` is
+//! read once more to learn its layers' digests, since `manifest.json` names files, not digests.
+//! Every blob from an archive or layout is checked against its digest as it streams.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use hoist_format::Digest;
+use hoist_format::config::ImageConfig;
+use hoist_format::docker::ManifestItem;
+use hoist_format::media_type::{self, ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME};
+use hoist_format::oci::{Descriptor, Index, Manifest, OciLayout};
+use hoist_format::platform::Platform;
+use hoist_format::reference::Reference;
+
+use super::collect::Collected;
+use crate::compress::{Compression, Peeked};
+use crate::error::{Error, IoContext, Result};
+use crate::hashio::{HashingReader, VerifyingReader};
+use crate::store::{Image, Store};
+
+/// Index levels followed from `index.json` to an image manifest (real layouts have one or two).
+const MAX_INDEX_DEPTH: usize = 4;
+
+/// Where the blobs of an image come from.
+pub trait BlobSource: Sync {
+    /// Opens the blob `desc` names. Readers of untrusted sources fail (with
+    /// [`io::ErrorKind::InvalidData`]) at their end when the bytes are not the blob's.
+    fn open_blob(&self, desc: &Descriptor) -> Result<Box<dyn Read + Send + '_>>;
+}
+
+impl BlobSource for Store {
+    fn open_blob(&self, desc: &Descriptor) -> Result<Box<dyn Read + Send + '_>> {
+        // The store's blobs were checked when they came in (and by fsck).
+        Ok(Box::new(Store::open_blob(self, &desc.digest)?))
+    }
+}
+
+/// One image of an archive file (`docker-archive:`, `oci-archive:`) or an OCI layout
+/// directory (`oci:`), ready to be copied.
+#[derive(Debug)]
+pub struct ArchiveSource {
+    collected: Collected,
+    /// The archive path of each blob.
+    blobs: HashMap<Digest, String>,
+    /// The image (manifest and config as found, or as synthesized for a docker archive).
+    pub image: Image,
+    /// Its names in the archive.
+    pub names: Vec<Reference>,
+    /// The archive or directory, for messages.
+    what: String,
+}
+
+impl ArchiveSource {
+    /// An image of an uncompressed archive file: docker (any `manifest.json` archive, or
+    /// docker 25+ with `index.json`) or OCI. `reference` picks one image when it has several
+    /// (a name of `RepoTags`, or an `org.opencontainers.image.ref.name`); `platform` picks from
+    /// an index (default: the host's).
+    pub fn open_archive(
+        path: &Path,
+        reference: Option<&str>,
+        platform: Option<&Platform>,
+    ) -> Result<ArchiveSource> {
+        let file = File::open(path).at(path)?;
+        let mut head = [0u8; 6];
+        let n = {
+            use std::os::unix::fs::FileExt;
+            file.read_at(&mut head, 0).at(path)?
+        };
+        let outer = Compression::sniff(&head[..n]);
+        if outer != Compression::None {
+            return Err(Error::InvalidArchive(format!(
+                "{}: the archive is {outer:?}-compressed; copying reads archives in place, so \
+                 decompress it first (or `hoist load` it)",
+                path.display()
+            )));
+        }
+        let collected = Collected::index_tar_file(&file)?;
+        Self::from_collected(collected, &path.display().to_string(), reference, platform)
+    }
+
+    /// An image of an OCI layout directory.
+    pub fn open_layout(
+        dir: &Path,
+        reference: Option<&str>,
+        platform: Option<&Platform>,
+    ) -> Result<ArchiveSource> {
+        if !dir.join("index.json").is_file() {
+            return Err(Error::InvalidArchive(format!(
+                "{}: not an OCI layout (no index.json)",
+                dir.display()
+            )));
+        }
+        let collected = Collected::from_dir(dir)?;
+        Self::from_collected(collected, &dir.display().to_string(), reference, platform)
+    }
+
+    fn from_collected(
+        collected: Collected,
+        what: &str,
+        reference: Option<&str>,
+        platform: Option<&Platform>,
+    ) -> Result<ArchiveSource> {
+        let mut reader = Reader {
+            collected: &collected,
+            what,
+            blobs: HashMap::new(),
+        };
+        let (image, names) = if collected.exists("index.json") {
+            reader.read_oci(reference, platform)?
+        } else if collected.exists("manifest.json") {
+            reader.read_docker(reference, platform)?
+        } else if collected.exists("repositories") {
+            return Err(Error::InvalidArchive(format!(
+                "{what}: a docker 1.x (v1) archive has no manifests to copy; `hoist load` it \
+                 and copy from the store"
+            )));
+        } else {
+            return Err(Error::InvalidArchive(format!(
+                "{what}: neither an OCI layout (index.json) nor a docker archive (manifest.json)"
+            )));
+        };
+        let blobs = reader.blobs;
+        Ok(ArchiveSource {
+            collected,
+            blobs,
+            image,
+            names,
+            what: what.to_string(),
+        })
+    }
+
+    fn bad(&self, reason: impl std::fmt::Display) -> Error {
+        Error::InvalidArchive(format!("{}: {reason}", self.what))
+    }
+}
+
+/// Reads the image out of an indexed archive, noting where its blobs are.
+struct Reader<'a> {
+    collected: &'a Collected,
+    what: &'a str,
+    blobs: HashMap<Digest, String>,
+}
+
+impl Reader<'_> {
+    fn bad(&self, reason: impl std::fmt::Display) -> Error {
+        Error::InvalidArchive(format!("{}: {reason}", self.what))
+    }
+
+    /// A small blob of an OCI layout, checked against its descriptor.
+    fn oci_json(&self, desc: &Descriptor) -> Result<Vec<u8>> {
+        let path = blob_path(&desc.digest);
+        let bytes = self.collected.bytes(&path)?;
+        let found = Digest::of(&bytes);
+        if found != desc.digest || bytes.len() as u64 != desc.size {
+            return Err(self.bad(format!(
+                "{path}: expected {} ({} bytes), found {found} ({} bytes)",
+                desc.digest,
+                desc.size,
+                bytes.len()
+            )));
+        }
+        Ok(bytes)
+    }
+
+    fn read_oci(
+        &mut self,
+        reference: Option<&str>,
+        platform: Option<&Platform>,
+    ) -> Result<(Image, Vec<Reference>)> {
+        let layout = self.collected.bytes("oci-layout").ok();
+        if let Some(l) = layout {
+            let l: OciLayout =
+                serde_json::from_slice(&l).map_err(|e| self.bad(format!("oci-layout: {e}")))?;
+            if !l.image_layout_version.starts_with("1.") {
+                return Err(self.bad(format!(
+                    "oci-layout: unsupported version {}",
+                    l.image_layout_version
+                )));
+            }
+        }
+        let index: Index = serde_json::from_slice(&self.collected.bytes("index.json")?)
+            .map_err(|e| self.bad(format!("index.json: {e}")))?;
+        let wanted = reference.map(|r| (r, Reference::parse_normalized(r).ok()));
+        let names_of = |d: &Descriptor| -> Vec<String> {
+            [ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME]
+                .iter()
+                .filter_map(|a| d.annotation(a).map(str::to_string))
+                .collect()
+        };
+        let candidates: Vec<&Descriptor> = match &wanted {
+            Some((text, parsed)) => index
+                .manifests
+                .iter()
+                .filter(|d| {
+                    d.annotation(ANNOTATION_REF_NAME) == Some(*text)
+                        || parsed.as_ref().is_some_and(|p| {
+                            let full = p.clone().with_default_tag().to_string();
+                            names_of(d).iter().any(|n| {
+                                Reference::parse_normalized(n)
+                                    .is_ok_and(|r| r.with_default_tag().to_string() == full)
+                            })
+                        })
+                })
+                .collect(),
+            None => index.manifests.iter().collect(),
+        };
+        let top = match candidates.as_slice() {
+            [one] => (*one).clone(),
+            [] => {
+                return Err(self.bad(match &wanted {
+                    Some((r, _)) => format!("no image named {r:?} in index.json"),
+                    None => "index.json lists no image".to_string(),
+                }));
+            }
+            many => {
+                // Several entries may name one image (docker 25 writes one per tag).
+                let first = &many[0].digest;
+                if many.iter().all(|d| &d.digest == first) {
+                    many[0].clone()
+                } else {
+                    let mut names: Vec<String> = many.iter().flat_map(|d| names_of(d)).collect();
+                    names.sort();
+                    names.dedup();
+                    return Err(self.bad(format!(
+                        "it has {} images: name one ({})",
+                        many.len(),
+                        names.join(", ")
+                    )));
+                }
+            }
+        };
+        let mut desc = top.clone();
+        let mut depth = 0;
+        while media_type::is_index(&desc.media_type) {
+            depth += 1;
+            if depth > MAX_INDEX_DEPTH {
+                return Err(self.bad("indexes nested too deeply"));
+            }
+            let nested: Index = serde_json::from_slice(&self.oci_json(&desc)?)
+                .map_err(|e| self.bad(format!("index {}: {e}", desc.digest)))?;
+            let refs: Vec<&Descriptor> = nested.manifests.iter().collect();
+            desc = super::load::choose_platform(
+                &refs,
+                platform,
+                &format!("{}: index {}", self.what, desc.digest),
+            )?
+            .clone();
+        }
+        let manifest_bytes = self.oci_json(&desc)?;
+        let manifest: Manifest = serde_json::from_slice(&manifest_bytes)
+            .map_err(|e| self.bad(format!("manifest {}: {e}", desc.digest)))?;
+        let config_bytes = self.oci_json(&manifest.config)?;
+        let config = ImageConfig::parse(&config_bytes)
+            .map_err(|e| self.bad(format!("config {}: {e}", manifest.config.digest)))?;
+        if let Some(p) = platform
+            && !p.matches(&config.platform())
+        {
+            return Err(self.bad(format!("the image is {}, not {p}", config.platform())));
+        }
+        for l in &manifest.layers {
+            let path = blob_path(&l.digest);
+            let size = self.collected.size(&path)?;
+            if size != l.size {
+                return Err(self.bad(format!(
+                    "{path}: {size} bytes, the manifest says {}",
+                    l.size
+                )));
+            }
+            self.blobs.insert(l.digest.clone(), path);
+        }
+        self.blobs.insert(
+            manifest.config.digest.clone(),
+            blob_path(&manifest.config.digest),
+        );
+        let mut names: Vec<Reference> = Vec::new();
+        for d in index.manifests.iter().filter(|d| d.digest == top.digest) {
+            if let Some(n) = d
+                .annotation(ANNOTATION_CONTAINERD_NAME)
+                .or_else(|| d.annotation(ANNOTATION_REF_NAME))
+                .and_then(|n| Reference::parse_normalized(n).ok())
+            {
+                names.push(n.with_default_tag());
+            }
+        }
+        names.sort_by_key(|n| n.to_string());
+        names.dedup_by_key(|n| n.to_string());
+        let image = Image {
+            index: None,
+            manifest_digest: desc.digest.clone(),
+            manifest_media_type: manifest
+                .media_type
+                .clone()
+                .filter(|m| !m.is_empty())
+                .unwrap_or_else(|| desc.media_type.clone()),
+            manifest_bytes,
+            manifest,
+            config_bytes,
+            config,
+        };
+        Ok((image, names))
+    }
+
+    fn read_docker(
+        &mut self,
+        reference: Option<&str>,
+        platform: Option<&Platform>,
+    ) -> Result<(Image, Vec<Reference>)> {
+        let items: Option<Vec<ManifestItem>> =
+            serde_json::from_slice(&self.collected.bytes("manifest.json")?)
+                .map_err(|e| self.bad(format!("manifest.json: {e}")))?;
+        let items = items.ok_or_else(|| self.bad("manifest.json is null"))?;
+        let wanted = reference
+            .map(|r| {
+                Reference::parse_normalized(r)
+                    .map(|p| p.with_default_tag().to_string())
+                    .map_err(|e| self.bad(format!("invalid image name {r:?}: {e}")))
+            })
+            .transpose()?;
+        let tags_of = |i: &ManifestItem| -> Vec<Reference> {
+            i.repo_tags
+                .iter()
+                .flatten()
+                .filter_map(|t| Reference::parse_normalized(t).ok())
+                .map(Reference::with_default_tag)
+                .collect()
+        };
+        let chosen: Vec<&ManifestItem> = items
+            .iter()
+            .filter(|i| {
+                wanted
+                    .as_ref()
+                    .is_none_or(|w| tags_of(i).iter().any(|t| &t.to_string() == w))
+            })
+            .collect();
+        let item = match chosen.as_slice() {
+            [one] => *one,
+            [] => {
+                return Err(self.bad(match reference {
+                    Some(r) => format!("no image tagged {r:?} in manifest.json"),
+                    None => "manifest.json lists no image".into(),
+                }));
+            }
+            many => {
+                let mut names: Vec<String> = many
+                    .iter()
+                    .flat_map(|i| tags_of(i))
+                    .map(|t| t.familiar())
+                    .collect();
+                names.sort();
+                return Err(self.bad(format!(
+                    "it has {} images: name one ({})",
+                    many.len(),
+                    names.join(", ")
+                )));
+            }
+        };
+        let config_bytes = self.collected.bytes(&item.config)?;
+        let config = ImageConfig::parse(&config_bytes)
+            .map_err(|e| self.bad(format!("{}: {e}", item.config)))?;
+        if let Some(p) = platform
+            && !p.matches(&config.platform())
+        {
+            return Err(self.bad(format!("the image is {}, not {p}", config.platform())));
+        }
+        let diff_ids = &config.rootfs.diff_ids;
+        if diff_ids.len() != item.layers.len() {
+            return Err(self.bad(format!(
+                "{} layers but its config lists {} diff_ids",
+                item.layers.len(),
+                diff_ids.len()
+            )));
+        }
+        // manifest.json names files: their digests are learned by reading them once.
+        let mut layers = Vec::new();
+        for (i, (path, diff_id)) in item.layers.iter().zip(diff_ids).enumerate() {
+            let (compression, digest, size, found) = self.describe_layer(path)?;
+            if &found != diff_id {
+                return Err(self.bad(format!(
+                    "layer {i} ({path}): invalid diffID: the config says {diff_id}, the layer is \
+                     {found}"
+                )));
+            }
+            self.blobs.insert(digest.clone(), path.clone());
+            layers.push((compression, digest, size));
+        }
+        let manifest_bytes = super::load::synthesize_manifest(&config_bytes, &config, &layers)?;
+        let manifest: Manifest =
+            serde_json::from_slice(&manifest_bytes).expect("a synthesized manifest parses");
+        self.blobs
+            .insert(manifest.config.digest.clone(), item.config.clone());
+        let names = tags_of(item);
+        let image = Image {
+            index: None,
+            manifest_digest: Digest::of(&manifest_bytes),
+            manifest_media_type: media_type::OCI_MANIFEST.to_string(),
+            manifest_bytes,
+            manifest,
+            config_bytes,
+            config,
+        };
+        Ok((image, names))
+    }
+
+    /// Reads a layer file once: its compression, digest, size and diff_id.
+    fn describe_layer(&self, path: &str) -> Result<(Compression, Digest, u64, Digest)> {
+        let unreadable = |e: io::Error| self.bad(format!("{path}: {e}"));
+        let mut raw = HashingReader::new(self.collected.open(path)?);
+        let (compression, diff_id) = {
+            let peeked = Peeked::new(&mut raw).map_err(unreadable)?;
+            let compression = peeked.compression();
+            if matches!(compression, Compression::Bzip2 | Compression::Xz) {
+                return Err(self.bad(format!(
+                    "{path} is {compression:?}-compressed, which registries and OCI do not \
+                     carry; `hoist load` the archive and copy from the store"
+                )));
+            }
+            let mut decoded = HashingReader::new(
+                crate::compress::decoder(compression, peeked).map_err(unreadable)?,
+            );
+            crate::compress::drain(&mut decoded).map_err(unreadable)?;
+            (compression, decoded.finish().0)
+        };
+        // A decoder may stop before padding after the compressed stream: hash that too.
+        crate::compress::drain(&mut raw).map_err(unreadable)?;
+        let (digest, size, _) = raw.finish();
+        Ok((compression, digest, size, diff_id))
+    }
+}
+
+impl BlobSource for ArchiveSource {
+    fn open_blob(&self, desc: &Descriptor) -> Result<Box<dyn Read + Send + '_>> {
+        let path = self
+            .blobs
+            .get(&desc.digest)
+            .ok_or_else(|| self.bad(format!("no blob {}", desc.digest)))?;
+        let what = format!("{}: {path}", self.what);
+        Ok(Box::new(VerifyingReader::new(
+            self.collected.open(path)?,
+            desc.digest.clone(),
+            desc.size,
+            what,
+        )))
+    }
+}
+
+fn blob_path(d: &Digest) -> String {
+    format!("blobs/sha256/{}", d.hex())
+}
+
+/// Writes an image into an OCI layout directory (created if needed, shared with what is
+/// there): each blob it lacks is written to a temporary name, checked and renamed; then
+/// `index.json` gets the image under `ref_name` (replacing an image of that name), atomically.
+pub fn write_layout(
+    dir: &Path,
+    source: &dyn BlobSource,
+    image: &Image,
+    ref_name: Option<&str>,
+) -> Result<()> {
+    let blobs = dir.join("blobs").join("sha256");
+    fs::create_dir_all(&blobs).at(&blobs)?;
+    let layout = dir.join("oci-layout");
+    if !layout.exists() {
+        write_file(&layout, media_type::OCI_LAYOUT_CONTENT.as_bytes())?;
+    }
+    let mut all: Vec<&Descriptor> = image.manifest.layers.iter().collect();
+    all.push(&image.manifest.config);
+    for d in all {
+        let dest = blobs.join(d.digest.hex());
+        if dest.exists() {
+            continue;
+        }
+        let tmp = blobs.join(format!(".{}.{}.tmp", d.digest.hex(), std::process::id()));
+        let copy = || -> Result<()> {
+            let mut r = source.open_blob(d)?;
+            let mut w = HashingWriterFile::create(&tmp)?;
+            io::copy(&mut r, &mut w.inner).map_err(|source| Error::Read {
+                what: format!("blob {}", d.digest),
+                source,
+            })?;
+            w.finish(&d.digest, d.size)?;
+            fs::rename(&tmp, &dest).at(&dest)
+        };
+        if let Err(e) = copy() {
+            // The temp file is garbage now; failing to remove it changes nothing.
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+    }
+    let manifest_path = blobs.join(image.manifest_digest.hex());
+    if !manifest_path.exists() {
+        write_file(&manifest_path, &image.manifest_bytes)?;
+    }
+    let index_path = dir.join("index.json");
+    let mut index: Index = match fs::read(&index_path) {
+        Ok(b) => serde_json::from_slice(&b)
+            .map_err(|e| Error::InvalidArchive(format!("{}: {e}", index_path.display())))?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Index::new(),
+        Err(e) => {
+            return Err(Error::Io {
+                path: index_path,
+                source: e,
+            });
+        }
+    };
+    let mut desc = Descriptor::new(
+        &image.manifest_media_type,
+        image.manifest_digest.clone(),
+        image.manifest_bytes.len() as u64,
+    );
+    match ref_name {
+        Some(r) => {
+            index
+                .manifests
+                .retain(|d| d.annotation(ANNOTATION_REF_NAME) != Some(r));
+            desc.annotations = Some(std::collections::BTreeMap::from([(
+                ANNOTATION_REF_NAME.to_string(),
+                r.to_string(),
+            )]));
+            index.manifests.push(desc);
+        }
+        None => {
+            if !index
+                .manifests
+                .iter()
+                .any(|d| d.digest == desc.digest && d.annotations.is_none())
+            {
+                index.manifests.push(desc);
+            }
+        }
+    }
+    let bytes = serde_json::to_vec(&index).expect("an index serializes");
+    write_file(&index_path, &bytes)
+}
+
+/// A temp file being written with its sha256 computed on the way.
+struct HashingWriterFile {
+    inner: crate::hashio::HashingWriter<File>,
+    path: PathBuf,
+}
+
+impl HashingWriterFile {
+    fn create(path: &Path) -> Result<Self> {
+        Ok(HashingWriterFile {
+            inner: crate::hashio::HashingWriter::new(File::create(path).at(path)?),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Checks what was written and syncs it.
+    fn finish(self, digest: &Digest, size: u64) -> Result<()> {
+        let (found, n, f) = self.inner.finish();
+        if &found != digest || n != size {
+            return Err(Error::InvalidArchive(format!(
+                "blob {digest}: expected {size} bytes, got {n} bytes with digest {found}"
+            )));
+        }
+        f.sync_all().at(&self.path)
+    }
+}
+
+/// Writes a whole file by temp file and rename.
+fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let (tmp, mut f) = crate::store::tempfile_in(dir)?;
+    let r = io::Write::write_all(&mut f, bytes)
+        .and_then(|()| f.sync_all())
+        .and_then(|()| fs::rename(&tmp, path));
+    if let Err(e) = r {
+        // The temp file is garbage now; failing to remove it changes nothing.
+        let _ = fs::remove_file(&tmp);
+        return Err(Error::Io {
+            path: path.to_path_buf(),
+            source: e,
+        });
+    }
+    Ok(())
+}
+
+/// Copies an image into the store under `name` (or untagged): every blob the store lacks is
+/// staged and checked (layers against the config's diff_ids too), then all are committed and
+/// the name set at once, as `load` does.
+pub fn ingest(
+    store: &Store,
+    source: &dyn BlobSource,
+    image: &Image,
+    name: Option<&Reference>,
+) -> Result<crate::store::NewImage> {
+    let _ingest = store.ingest_lock()?;
+    let mut staging = store.staging()?;
+    let diff_ids = &image.config.rootfs.diff_ids;
+    if diff_ids.len() != image.manifest.layers.len() {
+        return Err(Error::InvalidArchive(format!(
+            "manifest {}: {} layers but the config lists {} diff_ids",
+            image.manifest_digest,
+            image.manifest.layers.len(),
+            diff_ids.len()
+        )));
+    }
+    let mut staged = Vec::new();
+    for (i, (l, diff_id)) in image.manifest.layers.iter().zip(diff_ids).enumerate() {
+        if store.has_blob(&l.digest)
+            || staged
+                .iter()
+                .any(|s: &crate::store::Staged| s.digest == l.digest)
+        {
+            continue;
+        }
+        let what = format!("layer {i} ({})", l.digest);
+        let s = staging.stage(source.open_blob(l)?, &what)?;
+        if s.digest != l.digest || s.size != l.size {
+            return Err(Error::InvalidArchive(format!(
+                "{what}: expected {} bytes with digest {}, got {} bytes with digest {}",
+                l.size, l.digest, s.size, s.digest
+            )));
+        }
+        if s.diff_id.as_ref() != Some(diff_id) {
+            return Err(Error::InvalidArchive(format!(
+                "{what}: invalid diffID: the config says {diff_id}, the layer is {}",
+                s.diff_id
+                    .as_ref()
+                    .map_or_else(|| "not decodable".to_string(), ToString::to_string)
+            )));
+        }
+        if s.compression != Compression::None {
+            store.remember_layer(&s.digest, diff_id, s.uncompressed_size)?;
+        }
+        staged.push(s);
+    }
+    let refs: Vec<&crate::store::Staged> = staged.iter().collect();
+    staging.commit_image_as(
+        &refs,
+        &image.manifest_bytes,
+        &image.manifest_media_type,
+        &image.config_bytes,
+        name,
+    )
+}

@@ -1,0 +1,308 @@
+//! Registries that ask for credentials (htpasswd) or speak TLS with a private CA: `hoist
+//! login`/`logout`, the credentials file shared with docker and skopeo, `--cert-dir` and
+//! `--tls-verify`. Each test starts its own Debian `docker-registry` on 127.0.0.1.
+
+use std::path::Path;
+use std::process::Command;
+
+use base64::Engine as _;
+use serde_json::Value;
+
+use crate::common::{self, Env};
+use crate::test_registry::{DIVE, Registry, s, skopeo};
+
+const USER: &str = "hoist";
+const PASSWORD: &str = "s3cret pass";
+
+/// A registry with htpasswd auth (one user, [`USER`]/[`PASSWORD`]).
+fn htpasswd_registry(dir: &Path) -> Option<Registry> {
+    // bcrypt cost 4: the lowest, the test needs no strength and the registry checks every
+    // request.
+    let hash = bcrypt::hash(PASSWORD, 4).unwrap();
+    let file = dir.join("htpasswd");
+    std::fs::write(&file, format!("{USER}:{hash}\n")).unwrap();
+    Registry::start_with(
+        "",
+        &format!(
+            "auth:\n  htpasswd:\n    realm: hoist-test\n    path: {}\n",
+            file.display()
+        ),
+    )
+}
+
+/// `hoist ARGS` with `--authfile FILE` right after the command name (after global flags).
+fn with_authfile<'a>(args: &[&'a str], file: &'a str) -> Vec<&'a str> {
+    let at = args.iter().position(|a| !a.starts_with('-')).unwrap() + 1;
+    let mut v = args[..at].to_vec();
+    v.extend(["--authfile", file]);
+    v.extend_from_slice(&args[at..]);
+    v
+}
+
+#[test]
+fn htpasswd_registry_needs_login_and_shares_docker_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(reg) = htpasswd_registry(dir.path()) else {
+        return;
+    };
+    let env = Env::new();
+    env.ok(&["load", "-i", s(&common::data(DIVE))]);
+    let id = env.inspect("dive-test:latest")["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let registry = format!("127.0.0.1:{}", reg.port);
+    let dest = reg.name("dive:1");
+    let auth = env.path("auth/config.json");
+    let auth_s = s(&auth);
+
+    // No credentials: a 401 that names the registry, the repository and the request.
+    let before = env.snapshot();
+    let err = env.fails(&with_authfile(&["push", "dive-test:latest", &dest], auth_s));
+    for part in [
+        registry.as_str(),
+        "unauthorized",
+        "repository dive",
+        "requires authentication",
+    ] {
+        assert!(err.contains(part), "{part:?} not in {err}");
+    }
+    assert_eq!(reg.blob_uploads("dive"), 0);
+
+    // A wrong password is refused by login and nothing is written.
+    let out = env.with_stdin(
+        &with_authfile(
+            &["login", "-u", USER, "--password-stdin", &registry],
+            auth_s,
+        ),
+        b"wrong\n",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&registry), "{err}");
+    assert!(err.contains("wrong username or password"), "{err}");
+    assert!(!auth.exists());
+
+    // The right one is stored as docker stores it.
+    let out = env.with_stdin(
+        &with_authfile(
+            &["login", "-u", USER, "--password-stdin", &registry],
+            auth_s,
+        ),
+        format!("{PASSWORD}\n").as_bytes(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "Login Succeeded\n");
+    let file: Value = serde_json::from_slice(&std::fs::read(&auth).unwrap()).unwrap();
+    assert_eq!(
+        file["auths"][&registry]["auth"],
+        base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"))
+    );
+    assert_eq!(env.snapshot(), before, "login changed the store");
+
+    // Push and pull work with it.
+    let pushed = env.ok(&with_authfile(
+        &["-q", "push", "dive-test:latest", &dest],
+        auth_s,
+    ));
+    assert_eq!(reg.blob_uploads("dive"), 15);
+    let other = Env::new();
+    other.ok(&with_authfile(&["pull", &dest], auth_s));
+    assert_eq!(other.inspect(&dest)["Id"], id.as_str());
+
+    // skopeo reads the same file (docker's format).
+    if let Some(skopeo) = skopeo() {
+        let raw = common::run_ok(
+            Command::new(&skopeo)
+                .args([
+                    "inspect",
+                    "--raw",
+                    "--tls-verify=false",
+                    "--authfile",
+                    auth_s,
+                ])
+                .arg(format!("docker://{dest}")),
+        );
+        assert_eq!(
+            format!("sha256:{}\n", common::sha256(raw.as_bytes())),
+            pushed
+        );
+    }
+
+    // --creds overrides the file for one command.
+    let err = other.fails(&[
+        "pull",
+        "--authfile",
+        s(&env.path("none.json")),
+        "--creds",
+        "hoist:nope",
+        &dest,
+    ]);
+    assert!(err.contains("unauthorized"), "{err}");
+
+    // Logout removes the entry; the next pull is refused again.
+    let out = env.ok(&with_authfile(&["logout", &registry], auth_s));
+    assert_eq!(out, format!("Removing login credentials for {registry}\n"));
+    let file: Value = serde_json::from_slice(&std::fs::read(&auth).unwrap()).unwrap();
+    assert_eq!(file["auths"], serde_json::json!({}));
+    let out = env.ok(&with_authfile(&["logout", &registry], auth_s));
+    assert_eq!(out, format!("Not logged in to {registry}\n"));
+    let third = Env::new();
+    let err = third.fails(&with_authfile(&["pull", &dest], auth_s));
+    assert!(err.contains("unauthorized"), "{err}");
+
+    // Without --authfile, $DOCKER_CONFIG/config.json is docker's file and hoist's.
+    let docker_config = env.path("docker-config");
+    let mut login = env.cmd(&["login", "-u", USER, "--password-stdin", &registry]);
+    login
+        .env("DOCKER_CONFIG", &docker_config)
+        .env_remove("REGISTRY_AUTH_FILE")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = login.spawn().unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(PASSWORD.as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let file: Value =
+        serde_json::from_slice(&std::fs::read(docker_config.join("config.json")).unwrap()).unwrap();
+    assert!(file["auths"][&registry]["auth"].is_string(), "{file}");
+    let mut pull = third.cmd(&["pull", &dest]);
+    pull.env("DOCKER_CONFIG", &docker_config)
+        .env_remove("REGISTRY_AUTH_FILE");
+    let out = pull.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(third.inspect(&dest)["Id"], id.as_str());
+}
+
+/// A CA and a server certificate for 127.0.0.1 signed by it, made with openssl.
+fn make_certs(dir: &Path) {
+    let openssl = |args: &[&str]| {
+        common::run_ok(Command::new("openssl").args(args).current_dir(dir));
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=hoist test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "server.crt",
+    ]);
+}
+
+#[test]
+fn tls_registry_with_a_private_ca_needs_cert_dir() {
+    if common::peer("openssl").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    make_certs(dir.path());
+    let Some(reg) = Registry::start_with(
+        &format!(
+            "  tls:\n    certificate: {}\n    key: {}\n",
+            dir.path().join("server.crt").display(),
+            dir.path().join("server.key").display()
+        ),
+        "",
+    ) else {
+        return;
+    };
+    let certs = dir.path().join("certs.d");
+    std::fs::create_dir(&certs).unwrap();
+    std::fs::copy(dir.path().join("ca.crt"), certs.join("ca.crt")).unwrap();
+
+    let env = Env::new();
+    env.ok(&["load", "-i", s(&common::data(DIVE))]);
+    let id = env.inspect("dive-test:latest")["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let dest = reg.name("dive:tls");
+
+    // Refused without the CA: the certificate is named, and no plain HTTP is tried instead.
+    let err = env.fails(&["push", "dive-test:latest", &dest]);
+    assert!(err.contains("certificate"), "{err}");
+    assert!(err.contains("--cert-dir"), "{err}");
+    assert!(
+        err.contains(&format!("https://127.0.0.1:{}", reg.port)),
+        "{err}"
+    );
+    assert_eq!(reg.blob_uploads("dive"), 0);
+
+    // With it, push and pull work.
+    env.ok(&["push", "--cert-dir", s(&certs), "dive-test:latest", &dest]);
+    assert_eq!(reg.blob_uploads("dive"), 15);
+    let other = Env::new();
+    let err = other.fails(&["pull", &dest]);
+    assert!(err.contains("certificate"), "{err}");
+    other.ok(&["pull", "--cert-dir", s(&certs), &dest]);
+    assert_eq!(other.inspect(&dest)["Id"], id.as_str());
+
+    // --tls-verify=false skips the check.
+    let third = Env::new();
+    third.ok(&["pull", "--tls-verify=false", &dest]);
+    assert_eq!(third.inspect(&dest)["Id"], id.as_str());
+
+    // A certificate directory with a broken file is named.
+    std::fs::write(certs.join("zz.crt"), "not a certificate\n").unwrap();
+    let err = third.fails(&["pull", "--cert-dir", s(&certs), &dest]);
+    assert!(err.contains("zz.crt"), "{err}");
+    assert!(err.contains("no PEM certificate"), "{err}");
+}
