@@ -89,13 +89,13 @@ struct Prepared {
 }
 
 /// Where errors happen: the registry and repository, for messages.
-struct Source<'c> {
-    client: &'c Client,
-    repo: &'c str,
+pub(crate) struct Source<'c> {
+    pub(crate) client: &'c Client,
+    pub(crate) repo: &'c str,
 }
 
 impl Source<'_> {
-    fn what(&self, what: &str) -> String {
+    pub(crate) fn what(&self, what: &str) -> String {
         format!("{}/{}: {what}", self.client.registry(), self.repo)
     }
 
@@ -125,12 +125,7 @@ pub fn pull(
 ) -> Result<PullReport> {
     let repo = reference.path();
     let src = Source { client, repo };
-    let tag_or_digest = match (reference.digest(), reference.tag()) {
-        (Some(d), _) => d.to_string(),
-        (None, Some(t)) => t.to_string(),
-        (None, None) => hoist_format::reference::DEFAULT_TAG.to_string(),
-    };
-    let top = client.get_manifest(repo, &tag_or_digest)?;
+    let top = client.get_manifest(repo, &tag_or_digest(reference))?;
     let want_platform = opts.platform.as_ref().filter(|_| !opts.all_platforms);
     // The indexes to store (only with all_platforms) and the image manifests to pull.
     let (indexes, manifests) = if opts.all_platforms && media_type::is_index(&top.media_type) {
@@ -272,9 +267,18 @@ pub fn pull(
     })
 }
 
+/// What to ask the registry for: the digest, else the tag, else `latest`.
+pub(crate) fn tag_or_digest(reference: &Reference) -> String {
+    match (reference.digest(), reference.tag()) {
+        (Some(d), _) => d.to_string(),
+        (None, Some(t)) => t.to_string(),
+        (None, None) => hoist_format::reference::DEFAULT_TAG.to_string(),
+    }
+}
+
 /// Narrows `top` (through nested indexes) to the image manifest for one platform (default:
 /// the host's).
-fn resolve_platform(
+pub(crate) fn resolve_platform(
     src: &Source<'_>,
     top: FetchedManifest,
     platform: Option<&Platform>,
@@ -333,7 +337,7 @@ fn fetch_all_platforms(
 }
 
 /// Parses an image manifest (schema 2 only).
-fn parse_manifest(
+pub(crate) fn parse_manifest(
     src: &Source<'_>,
     fetched: FetchedManifest,
 ) -> Result<(FetchedManifest, Manifest)> {

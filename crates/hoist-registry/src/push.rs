@@ -44,6 +44,9 @@ pub struct PushOptions<'a> {
     /// How to compress layers the store keeps uncompressed (`None`: push them as they are).
     /// Layers stored compressed are pushed as they are in any case.
     pub compress: Compression,
+    /// A repository (`registry/path`) that has the image's blobs, to mount them from when the
+    /// destination is in the same registry (a copy between two repositories of one registry).
+    pub mount_from: Option<String>,
     /// Called as blobs are checked and uploaded (with the store's digest of each blob).
     pub progress: Option<&'a (dyn Fn(PushEvent) + Sync)>,
 }
@@ -52,6 +55,7 @@ impl Default for PushOptions<'_> {
     fn default() -> Self {
         PushOptions {
             compress: Compression::Gzip,
+            mount_from: None,
             progress: None,
         }
     }
@@ -127,6 +131,7 @@ pub fn push_from(
         client,
         repo,
         compress: opts.compress,
+        mount_from: opts.mount_from.as_deref(),
         oci: !docker || to_oci,
         progress,
     };
@@ -265,6 +270,7 @@ struct Job<'a> {
     client: &'a Client,
     repo: &'a str,
     compress: Compression,
+    mount_from: Option<&'a str>,
     /// Whether the pushed manifest is an OCI one (for the compressed layers' media types).
     oci: bool,
     progress: &'a (dyn Fn(PushEvent) + Sync),
@@ -356,10 +362,11 @@ impl Job<'_> {
             }));
         }
         let prefix = format!("{}/", self.client.registry());
-        let known = self
+        let mut known = self
             .cache
             .map(|s| s.sources(&out.digest))
             .unwrap_or_default();
+        known.extend(self.mount_from.map(str::to_string));
         for source in known {
             let Some(from) = source.strip_prefix(&prefix).filter(|f| *f != self.repo) else {
                 continue;

@@ -6,16 +6,13 @@ use std::io::Read;
 use hoist_core::archive::transport::BlobSource;
 use hoist_core::store::Image;
 use hoist_format::config::ImageConfig;
-use hoist_format::media_type;
-use hoist_format::oci::{Descriptor, Index, Manifest};
+use hoist_format::oci::Descriptor;
 use hoist_format::platform::Platform;
 use hoist_format::reference::Reference;
 
-use crate::client::{Client, FetchedManifest};
+use crate::client::Client;
 use crate::error::{Error, Result};
-
-/// Indexes nested deeper than this are refused (real ones have one level).
-const MAX_INDEX_DEPTH: usize = 4;
+use crate::pull::{Source, parse_manifest, resolve_platform, tag_or_digest};
 
 /// One image of a registry repository.
 #[derive(Debug)]
@@ -37,47 +34,12 @@ impl<'a> RegistrySource<'a> {
         platform: Option<&Platform>,
     ) -> Result<RegistrySource<'a>> {
         let repo = reference.path();
-        let tag_or_digest = match (reference.digest(), reference.tag()) {
-            (Some(d), _) => d.to_string(),
-            (None, Some(t)) => t.to_string(),
-            (None, None) => hoist_format::reference::DEFAULT_TAG.to_string(),
-        };
-        let top = client.get_manifest(repo, &tag_or_digest)?;
-        let what = |w: &str| format!("{}/{repo}: {w}", client.registry());
-        let mut fetched: FetchedManifest = top.clone();
-        let mut depth = 0;
-        while media_type::is_index(&fetched.media_type) {
-            depth += 1;
-            if depth > MAX_INDEX_DEPTH {
-                return Err(Error::InvalidManifest {
-                    what: what(&format!("index {}", top.digest)),
-                    reason: "indexes nested too deeply".into(),
-                });
-            }
-            let w = what(&format!("index {}", fetched.digest));
-            let index: Index = parse(&fetched.bytes, &w)?;
-            let chosen = crate::pull::choose_platform(&index.manifests, platform, &w)?;
-            let next = client.get_manifest(repo, &chosen.digest.to_string())?;
-            if next.bytes.len() as u64 != chosen.size || next.digest != chosen.digest {
-                return Err(Error::DigestMismatch {
-                    what: what(&format!("manifest {}", chosen.digest)),
-                    expected: chosen.digest.clone(),
-                    found: next.digest,
-                });
-            }
-            fetched = next;
-        }
-        let w = what(&format!("manifest {}", fetched.digest));
-        let manifest: Manifest = parse(&fetched.bytes, &w)?;
-        if manifest.schema_version != 2 {
-            return Err(Error::InvalidManifest {
-                what: w,
-                reason: format!(
-                    "schema version {} (only 2 is supported)",
-                    manifest.schema_version
-                ),
-            });
-        }
+        let src = Source { client, repo };
+        let top = client.get_manifest(repo, &tag_or_digest(reference))?;
+        let top_digest = top.digest.clone();
+        let (fetched, manifest) = parse_manifest(&src, resolve_platform(&src, top, platform)?)?;
+        let w = src.what(&format!("manifest {}", fetched.digest));
+        let what = |x: &str| src.what(x);
         if manifest.config.size > hoist_core::store::MAX_JSON_SIZE {
             return Err(Error::InvalidManifest {
                 what: w,
@@ -117,7 +79,7 @@ impl<'a> RegistrySource<'a> {
         Ok(RegistrySource {
             client,
             repository: repo.to_string(),
-            digest: top.digest,
+            digest: top_digest,
             image: Image {
                 index: None,
                 manifest_digest: fetched.digest.clone(),
@@ -153,11 +115,4 @@ impl BlobSource for RegistrySource<'_> {
             what,
         )))
     }
-}
-
-fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
-    serde_json::from_slice(bytes).map_err(|e| Error::InvalidManifest {
-        what: what.to_string(),
-        reason: e.to_string(),
-    })
 }

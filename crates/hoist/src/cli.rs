@@ -64,6 +64,8 @@ pub enum Command {
     Pull(commands::pull::Args),
     /// Push an image to a registry
     Push(commands::push::Args),
+    /// Copy an image between registries, archives, OCI layouts and the store
+    Copy(commands::copy::Args),
     /// Log in to a registry
     Login(commands::login::Args),
     /// Log out from a registry

@@ -6,6 +6,7 @@ mod common;
 mod test_analyze;
 mod test_bad_input;
 mod test_containers;
+mod test_copy;
 mod test_crash;
 mod test_export;
 mod test_images;

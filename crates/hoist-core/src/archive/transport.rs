@@ -1,7 +1,7 @@
 //! Images read straight from archives and layouts, and written straight into layouts, for
 //! `hoist copy`: nothing goes through the store unless the store is one side of the copy.
 //!
-//! A source is a [`SourceImage`] (manifest and config in memory, as received) plus a
+//! A source is an [`Image`] (manifest and config in memory, as received) plus a
 //! [`BlobSource`] that opens its blobs as streams. Archive files are indexed once (tar headers
 //! only) and their blobs read in place with `pread`; a docker archive without `index.json` is
 //! read once more to learn its layers' digests, since `manifest.json` names files, not digests.

@@ -3,6 +3,7 @@
 pub mod analyze;
 pub mod commit;
 pub mod completions;
+pub mod copy;
 pub mod create;
 pub mod diff;
 pub mod export;
@@ -104,6 +105,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Squash(a) => squash::run(a, &ctx),
         Command::Pull(a) => pull::run(a, &ctx),
         Command::Push(a) => push::run(a, &ctx),
+        Command::Copy(a) => copy::run(a, &ctx),
         Command::Login(a) => login::run(a, &ctx),
         Command::Logout(a) => logout::run(a, &ctx),
         Command::Tag(a) => tag::run(a, &ctx),

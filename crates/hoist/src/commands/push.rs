@@ -68,6 +68,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     };
     let opts = PushOptions {
         compress: args.compress.into(),
+        mount_from: None,
         progress: Some(&events),
     };
     let report = push(&store, &client, &image, &dest, &opts)

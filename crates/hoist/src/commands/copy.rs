@@ -1,0 +1,283 @@
+//! `hoist copy`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use hoist_core::archive::save::{SaveFormat, SaveItem, SaveOptions, save_from};
+use hoist_core::archive::transport::{ArchiveSource, BlobSource, ingest, write_layout};
+use hoist_core::store::Image;
+use hoist_format::platform::Platform;
+use hoist_format::reference::Reference;
+use hoist_registry::push::{PushOptions, push_from};
+use hoist_registry::source::RegistrySource;
+
+use super::Ctx;
+use super::output::{Dest, write_to};
+use super::registry::RegistryArgs;
+
+/// Copy an image between registries, archives, OCI layouts and the store.
+///
+/// SRC and DEST use skopeo's transport names:
+///   docker://NAME[:TAG|@DIGEST]    a registry
+///   docker-archive:PATH[:NAME]     a docker archive (docker save's; written in docker 25's shape)
+///   oci-archive:PATH[:REF]         an OCI layout in a tar file
+///   oci:DIR[:REF]                  an OCI layout directory (created, or added to)
+///   hoist:NAME                     the store
+///
+/// Blobs stream from one side to the other, each checked against its digest on the way; the
+/// store is used only when it is one of the sides. Archives are read in place (uncompressed
+/// ones only). From a multi-platform image, the host's platform (or --platform) is copied.
+#[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    /// Where the image is
+    #[arg(value_name = "SRC")]
+    pub src: String,
+    /// Where it goes
+    #[arg(value_name = "DEST")]
+    pub dest: String,
+    /// Take this platform from a multi-platform image [default: the host's]
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<String>,
+    /// To a registry: compress uncompressed layers (none: copy them as they are)
+    #[arg(long, value_enum, default_value = "gzip")]
+    pub compress: super::save::CompressArg,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// A side of a copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Transport {
+    Registry(Reference),
+    DockerArchive(PathBuf, Option<String>),
+    OciArchive(PathBuf, Option<String>),
+    OciDir(PathBuf, Option<String>),
+    Store(String),
+}
+
+impl Transport {
+    fn parse(s: &str) -> Result<Transport> {
+        let Some((kind, rest)) = s.split_once(':') else {
+            bail!("{s:?}: no transport (docker://, docker-archive:, oci-archive:, oci:, hoist:)");
+        };
+        let path_ref = |rest: &str| -> Result<(PathBuf, Option<String>)> {
+            let (path, r) = match rest.split_once(':') {
+                Some((p, r)) => (p, Some(r.to_string()).filter(|r| !r.is_empty())),
+                None => (rest, None),
+            };
+            if path.is_empty() {
+                bail!("{s:?}: no path");
+            }
+            Ok((PathBuf::from(path), r))
+        };
+        Ok(match kind {
+            "docker" => {
+                let Some(name) = rest.strip_prefix("//") else {
+                    bail!("{s:?}: a registry image is docker://NAME");
+                };
+                let r = Reference::parse_normalized(name)
+                    .with_context(|| format!("invalid image name {name:?}"))?;
+                if r.domain().is_empty() {
+                    bail!("{s:?}: no registry host");
+                }
+                Transport::Registry(r.with_default_tag())
+            }
+            "docker-archive" => {
+                let (p, r) = path_ref(rest)?;
+                Transport::DockerArchive(p, r)
+            }
+            "oci-archive" => {
+                let (p, r) = path_ref(rest)?;
+                Transport::OciArchive(p, r)
+            }
+            "oci" => {
+                let (p, r) = path_ref(rest)?;
+                Transport::OciDir(p, r)
+            }
+            "hoist" => {
+                if rest.is_empty() {
+                    bail!("{s:?}: no image name");
+                }
+                Transport::Store(rest.to_string())
+            }
+            other => bail!(
+                "{s:?}: unknown transport {other:?} (docker://, docker-archive:, oci-archive:, \
+                 oci:, hoist:)"
+            ),
+        })
+    }
+}
+
+/// Runs `hoist copy`.
+pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
+    let src = Transport::parse(&args.src)?;
+    let dest = Transport::parse(&args.dest)?;
+    let platform = args.platform.as_deref().map(Platform::parse).transpose()?;
+    let store = match (&src, &dest) {
+        (Transport::Store(_), _) | (_, Transport::Store(_)) => Some(ctx.store()?),
+        _ => None,
+    };
+
+    // The source: the image in memory, its blobs on demand.
+    let src_client = match &src {
+        Transport::Registry(r) => Some(args.registry.client(r.domain())?),
+        _ => None,
+    };
+    let archive;
+    let registry_source;
+    let (source, image, names): (&dyn BlobSource, Image, Vec<Reference>) = match &src {
+        Transport::Store(spec) => {
+            let store = store.as_ref().expect("opened for a store side");
+            let (image, names) = store
+                .resolve(spec)
+                .with_context(|| format!("reading {}", args.src))?;
+            (store, image, names)
+        }
+        Transport::Registry(r) => {
+            let client = src_client.as_ref().expect("made for a registry source");
+            registry_source = RegistrySource::open(client, r, platform.as_ref())
+                .with_context(|| format!("reading {}", args.src))?;
+            let image = registry_source.image.clone();
+            let names = if r.tag().is_some() && r.digest().is_none() {
+                vec![r.clone()]
+            } else {
+                Vec::new()
+            };
+            (&registry_source, image, names)
+        }
+        Transport::DockerArchive(p, r) | Transport::OciArchive(p, r) => {
+            archive = ArchiveSource::open_archive(p, r.as_deref(), platform.as_ref())
+                .with_context(|| format!("reading {}", args.src))?;
+            (&archive, archive.image.clone(), archive.names.clone())
+        }
+        Transport::OciDir(d, r) => {
+            archive = ArchiveSource::open_layout(d, r.as_deref(), platform.as_ref())
+                .with_context(|| format!("reading {}", args.src))?;
+            (&archive, archive.image.clone(), archive.names.clone())
+        }
+    };
+
+    let digest = match &dest {
+        Transport::Store(spec) => {
+            let store = store.as_ref().expect("opened for a store side");
+            let name = super::image_name(spec)?;
+            ingest(store, source, &image, Some(&name))
+                .with_context(|| format!("copying {} to {}", args.src, args.dest))?;
+            image.manifest_digest.clone()
+        }
+        Transport::Registry(r) => {
+            let client = args.registry.client(r.domain())?;
+            let mount_from = match &src {
+                Transport::Registry(s) if s.domain() == r.domain() && s.path() != r.path() => {
+                    Some(format!("{}/{}", s.domain(), s.path()))
+                }
+                _ => None,
+            };
+            let opts = PushOptions {
+                compress: args.compress.into(),
+                mount_from,
+                progress: None,
+            };
+            let cache = match &src {
+                Transport::Store(_) => store.as_ref(),
+                _ => None,
+            };
+            push_from(source, cache, &client, &image, r, &opts)
+                .with_context(|| format!("copying {} to {}", args.src, args.dest))?
+                .digest
+        }
+        Transport::DockerArchive(p, r) | Transport::OciArchive(p, r) => {
+            let format = if matches!(dest, Transport::DockerArchive(..)) {
+                SaveFormat::Docker
+            } else {
+                SaveFormat::Oci
+            };
+            let names = match r {
+                Some(r) => vec![super::image_name(r)?],
+                None => names,
+            };
+            let items = [SaveItem {
+                image: image.clone(),
+                names,
+            }];
+            let opts = SaveOptions {
+                format,
+                compression: None,
+                progress: None,
+            };
+            write_archive(p, &args.dest, |dest| match dest {
+                Dest::File(f) => Ok(save_from(source, &items, f, &opts)?),
+                Dest::Stdout(s) => Ok(save_from(source, &items, s, &opts)?),
+            })?;
+            image.manifest_digest.clone()
+        }
+        Transport::OciDir(d, r) => {
+            write_layout(d, source, &image, r.as_deref())
+                .with_context(|| format!("copying {} to {}", args.src, args.dest))?;
+            image.manifest_digest.clone()
+        }
+    };
+    if !ctx.quiet {
+        writeln!(std::io::stdout(), "{digest}")?;
+    }
+    Ok(())
+}
+
+/// Writes an archive to `path` through a temp file renamed at the end.
+fn write_archive(
+    path: &Path,
+    what: &str,
+    write: impl FnOnce(Dest<'_>) -> Result<()>,
+) -> Result<()> {
+    if path.as_os_str() == "-" {
+        bail!("{what}: archives are written to a file, not stdout");
+    }
+    write_to(Some(path), what, write)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transports() {
+        assert_eq!(
+            Transport::parse("docker://localhost:5000/a/b:1").unwrap(),
+            Transport::Registry(Reference::parse_normalized("localhost:5000/a/b:1").unwrap())
+        );
+        assert_eq!(
+            Transport::parse("docker://busybox").unwrap(),
+            Transport::Registry(
+                Reference::parse_normalized("docker.io/library/busybox:latest").unwrap()
+            )
+        );
+        assert_eq!(
+            Transport::parse("docker-archive:/tmp/x.tar:busybox:1").unwrap(),
+            Transport::DockerArchive("/tmp/x.tar".into(), Some("busybox:1".into()))
+        );
+        assert_eq!(
+            Transport::parse("oci-archive:x.tar").unwrap(),
+            Transport::OciArchive("x.tar".into(), None)
+        );
+        assert_eq!(
+            Transport::parse("oci:dir:latest").unwrap(),
+            Transport::OciDir("dir".into(), Some("latest".into()))
+        );
+        assert_eq!(
+            Transport::parse("hoist:busybox:1").unwrap(),
+            Transport::Store("busybox:1".into())
+        );
+        for bad in [
+            "busybox",
+            "docker:busybox",
+            "ftp:x",
+            "oci:",
+            "hoist:",
+            "docker://",
+        ] {
+            assert!(Transport::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
