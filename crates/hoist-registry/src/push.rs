@@ -16,7 +16,7 @@ use hoist_core::archive::transport::BlobSource;
 use hoist_core::store::{Image, Store};
 use hoist_format::Digest;
 use hoist_format::media_type::{self, Compression};
-use hoist_format::oci::{Descriptor, Manifest};
+use hoist_format::oci::{Descriptor, Index, Manifest};
 use hoist_format::reference::Reference;
 
 use crate::client::Client;
@@ -99,7 +99,10 @@ pub fn push(
     dest: &Reference,
     opts: &PushOptions<'_>,
 ) -> Result<PushReport> {
-    push_from(store, Some(store), client, image, dest, opts)
+    match &image.index {
+        Some(index) => push_index(store, client, index, dest, opts),
+        None => push_from(store, Some(store), client, image, dest, opts),
+    }
 }
 
 /// Pushes `image`, whose blobs come from `source` (`hoist copy`), to `dest`. `cache` is the
@@ -113,12 +116,29 @@ pub fn push_from(
     dest: &Reference,
     opts: &PushOptions<'_>,
 ) -> Result<PushReport> {
-    let repo = dest.path();
-    let target = match (dest.tag(), dest.digest()) {
+    push_image(source, cache, client, image, dest, target_of(dest), opts)
+}
+
+/// Where a reference puts a manifest.
+fn target_of(dest: &Reference) -> Target {
+    match (dest.tag(), dest.digest()) {
         (Some(t), _) => Target::Tag(t.to_string()),
         (None, Some(d)) => Target::Digest(d.clone()),
         (None, None) => Target::Tag(hoist_format::reference::DEFAULT_TAG.to_string()),
-    };
+    }
+}
+
+/// Pushes one image's blobs and manifest (under `target`).
+fn push_image(
+    source: &dyn BlobSource,
+    cache: Option<&Store>,
+    client: &Client,
+    image: &Image,
+    dest: &Reference,
+    target: Target,
+    opts: &PushOptions<'_>,
+) -> Result<PushReport> {
+    let repo = dest.path();
     let noop = |_: PushEvent| {};
     let progress: &(dyn Fn(PushEvent) + Sync) = opts.progress.unwrap_or(&noop);
     let docker = image.manifest.media_type.as_deref() == Some(media_type::DOCKER_MANIFEST)
@@ -231,15 +251,7 @@ pub fn push_from(
         (image.manifest_bytes.clone(), mt)
     };
     let digest = Digest::of(&manifest_bytes);
-    let target = match target {
-        Target::Tag(t) => t,
-        Target::Digest(d) if d == digest => d.to_string(),
-        Target::Digest(d) => {
-            return Err(Error::Reference(format!(
-                "cannot push to {dest}: the manifest pushed is {digest}, not {d}"
-            )));
-        }
-    };
+    let target = target.resolve(&digest, dest)?;
     let digest = client.put_manifest(repo, &target, &mt, &manifest_bytes)?;
     let (mut uploaded, mut existing) = (Vec::new(), Vec::new());
     for (_, p) in pushed {
@@ -257,10 +269,133 @@ pub fn push_from(
     })
 }
 
-/// A tag, or the digest the pushed manifest must have.
+/// A tag, or the digest the pushed manifest must have, or whatever digest it has (an index's
+/// child).
 enum Target {
     Tag(String),
     Digest(Digest),
+    OwnDigest,
+}
+
+impl Target {
+    /// The tag or digest to `PUT` a manifest of `digest` under.
+    fn resolve(self, digest: &Digest, dest: &Reference) -> Result<String> {
+        match self {
+            Target::Tag(t) => Ok(t),
+            Target::OwnDigest => Ok(digest.to_string()),
+            Target::Digest(d) if &d == digest => Ok(d.to_string()),
+            Target::Digest(d) => Err(Error::Reference(format!(
+                "cannot push to {dest}: what is pushed is {digest}, not {d}"
+            ))),
+        }
+    }
+}
+
+/// Pushes an image the store keeps as a multi-platform index: every platform the store holds
+/// (by digest), then the index under `dest`'s tag. The index is pushed as stored when no
+/// child changed (no layer needed compressing, nothing left out); otherwise it is rewritten
+/// with the pushed children's descriptors, in the same order, without the entries the store
+/// does not hold (attestations it never pulled).
+fn push_index(
+    store: &Store,
+    client: &Client,
+    index_desc: &Descriptor,
+    dest: &Reference,
+    opts: &PushOptions<'_>,
+) -> Result<PushReport> {
+    let bytes = store.read_json_blob(&index_desc.digest)?;
+    let what = format!("index {} in the store", index_desc.digest);
+    let index: Index = serde_json::from_slice(&bytes).map_err(|e| Error::InvalidManifest {
+        what: what.clone(),
+        reason: e.to_string(),
+    })?;
+    let mut children = Vec::new();
+    let (mut uploaded, mut existing) = (Vec::new(), Vec::new());
+    let mut changed = false;
+    for d in &index.manifests {
+        if !store.has_blob(&d.digest) {
+            changed = true;
+            continue;
+        }
+        let child = if media_type::is_index(&d.media_type) {
+            // One level is what registries and docker produce; deeper ones are refused.
+            return Err(Error::InvalidManifest {
+                what,
+                reason: "nested indexes are not pushed".into(),
+            });
+        } else {
+            store.image(&Descriptor::new(&d.media_type, d.digest.clone(), d.size))?
+        };
+        let r = push_image(
+            store,
+            Some(store),
+            client,
+            &child,
+            dest,
+            Target::OwnDigest,
+            opts,
+        )?;
+        uploaded.extend(r.uploaded);
+        existing.extend(r.existing);
+        let mut pushed = d.clone();
+        if r.digest != d.digest {
+            changed = true;
+            pushed.digest = r.digest;
+            pushed.size = r.size;
+            // A compressed docker manifest may have become OCI.
+            pushed.media_type =
+                if media_type::is_manifest(&d.media_type) && opts.compress == Compression::Zstd {
+                    media_type::OCI_MANIFEST.to_string()
+                } else {
+                    d.media_type.clone()
+                };
+        }
+        children.push(pushed);
+    }
+    if children.is_empty() {
+        return Err(Error::InvalidManifest {
+            what,
+            reason: "the store holds none of its images".into(),
+        });
+    }
+    let (index_bytes, index_type) = if changed {
+        let mut new = index.clone();
+        new.manifests = children;
+        // A docker manifest list cannot list OCI manifests.
+        if new
+            .manifests
+            .iter()
+            .any(|m| m.media_type == media_type::OCI_MANIFEST)
+            && new.media_type.as_deref() == Some(media_type::DOCKER_MANIFEST_LIST)
+        {
+            new.media_type = Some(media_type::OCI_INDEX.to_string());
+        }
+        let t = new
+            .media_type
+            .clone()
+            .unwrap_or_else(|| media_type::OCI_INDEX.to_string());
+        let b = serde_json::to_vec(&new).map_err(|e| Error::InvalidManifest {
+            what: what.clone(),
+            reason: format!("cannot be written: {e}"),
+        })?;
+        (b, t)
+    } else {
+        let t = index
+            .media_type
+            .clone()
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| index_desc.media_type.clone());
+        (bytes, t)
+    };
+    let digest = Digest::of(&index_bytes);
+    let tag = target_of(dest).resolve(&digest, dest)?;
+    let digest = client.put_manifest(dest.path(), &tag, &index_type, &index_bytes)?;
+    Ok(PushReport {
+        digest,
+        size: index_bytes.len() as u64,
+        uploaded,
+        existing,
+    })
 }
 
 /// What every blob of one push shares.

@@ -25,7 +25,7 @@ const SYSTEM_BUNDLES: &[&str] = &[
 /// Per-registry certificate directories docker and podman read, in this order.
 const DEFAULT_CERT_DIRS: &[&str] = &["/etc/docker/certs.d", "/etc/containers/certs.d"];
 
-/// What [`load`] found, for messages and tests.
+/// What [`config`] found, for messages and tests.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct CertFiles {
     /// The certificate directory used, if any.

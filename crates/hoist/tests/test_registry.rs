@@ -391,8 +391,14 @@ fn push_is_read_by_skopeo_and_pulls_back_to_the_same_image() {
     if let Some(docker) = common::docker() {
         docker.ok(&["pull", &dest]);
         let docker_id = docker.ok(&["image", "inspect", "--format", "{{.Id}}", &dest]);
+        // And runs it: the file's bytes are the corpus listing's.
+        let out = docker.ok(&["run", "--rm", &dest, "cat", "/somefile.txt"]);
         docker.quiet(&["rmi", &dest]);
         assert_eq!(docker_id.trim(), id);
+        assert_eq!(
+            common::sha256(out.as_bytes()),
+            "9422b46ac51529b16b223b83c51f2c1040e6278c918e00194201552d2d4a0551"
+        );
     }
 }
 

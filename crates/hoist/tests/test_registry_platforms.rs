@@ -459,3 +459,59 @@ fn attestations_are_neither_pulled_nor_required() {
     single.ok(&["pull", &name]);
     assert_eq!(single.inspect(&name)["Id"], config_of(arch).as_str());
 }
+
+#[test]
+fn an_index_pulled_whole_is_pushed_whole() {
+    let Some(reg) = Registry::start() else { return };
+    let Some(skopeo) = skopeo() else { return };
+    let (name, index) = push_multiplatform(&reg, &skopeo);
+    let env = Env::new();
+    env.ok(&["pull", "--all-platforms", &name]);
+
+    // As stored: the same index bytes under the new name, every platform pullable from it.
+    let back = reg.name("back:1");
+    let out = env.ok(&["-q", "push", "--compress", "none", &name, &back]);
+    assert_eq!(out, format!("{}\n", digest_of(&index)));
+    assert_eq!(skopeo_inspect(&skopeo, &["--raw"], &back), index);
+    for arch in ARCHES {
+        let fresh = Env::new();
+        fresh.ok(&["pull", "--platform", &format!("linux/{arch}"), &back]);
+        assert_eq!(fresh.inspect(&back)["Id"], config_of(arch).as_str());
+    }
+
+    // An index whose attestation the store never pulled: pushed without it, the platforms'
+    // entries kept in order.
+    let work = Env::new();
+    let (layout, _) = layout_with_attestation(&work);
+    let attested = reg.name("attested:1");
+    common::run_ok(
+        Command::new(&skopeo)
+            .args(["copy", "--all", "--dest-tls-verify=false"])
+            .arg(format!("oci:{}:latest", s(&layout)))
+            .arg(format!("docker://{attested}")),
+    );
+    let original: Value =
+        serde_json::from_slice(&skopeo_inspect(&skopeo, &["--raw"], &attested)).unwrap();
+    let store = Env::new();
+    store.ok(&["pull", "--all-platforms", &attested]);
+    let trimmed = reg.name("trimmed:1");
+    let digest = store.ok(&["-q", "push", "--compress", "none", &attested, &trimmed]);
+    let raw = skopeo_inspect(&skopeo, &["--raw"], &trimmed);
+    assert_eq!(format!("{}\n", digest_of(&raw)), digest);
+    let pushed: Value = serde_json::from_slice(&raw).unwrap();
+    let platforms: Vec<&Value> = original["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["platform"]["os"] != "unknown")
+        .collect();
+    assert_eq!(platforms.len(), 2);
+    assert_eq!(
+        pushed["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .collect::<Vec<_>>(),
+        platforms
+    );
+}

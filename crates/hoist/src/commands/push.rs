@@ -14,7 +14,8 @@ use super::Ctx;
 /// manifest. Layers the store keeps uncompressed are compressed on the way (gzip by default,
 /// always to the same bytes); the compressed digest is remembered, so a second push uploads
 /// nothing. With --compress none, or when every layer is stored compressed, the manifest goes
-/// exactly as stored and the pushed digest is the store's. Plain HTTP is used only for
+/// exactly as stored and the pushed digest is the store's. A name pulled with --all-platforms
+/// pushes every platform the store holds, then the index. Plain HTTP is used only for
 /// registries on a loopback address (or with --tls-verify=false).
 #[derive(Debug, clap::Args)]
 pub struct Args {
