@@ -705,9 +705,15 @@ impl Client {
         })
     }
 
-    /// `POST /v2/<repository>/blobs/uploads/`: the URL to send the blob to.
-    fn start_upload(&self, repository: &str, what: &str) -> Result<String> {
-        let url = self.url(&format!("{repository}/blobs/uploads/"))?;
+    /// `POST /v2/<repository>/blobs/uploads/<query>`; the URL posted to and the answer.
+    fn post_upload(
+        &self,
+        repository: &str,
+        query: &str,
+        also_pull: Option<&str>,
+        what: &str,
+    ) -> Result<(String, Response<ureq::Body>)> {
+        let url = self.url(&format!("{repository}/blobs/uploads/{query}"))?;
         let resp = self.send(Req {
             method: Method::Post,
             url: &url,
@@ -715,9 +721,15 @@ impl Client {
             body: SendBody::None,
             repository,
             access: Access::PullPush,
-            also_pull: None,
+            also_pull,
             what,
         })?;
+        Ok((url, resp))
+    }
+
+    /// `POST /v2/<repository>/blobs/uploads/`: the URL to send the blob to.
+    fn start_upload(&self, repository: &str, what: &str) -> Result<String> {
+        let (url, resp) = self.post_upload(repository, "", None, what)?;
         if resp.status() != StatusCode::ACCEPTED {
             return Err(self.status_error(resp, repository, what));
         }
@@ -802,21 +814,8 @@ impl Client {
     /// upload, which is cancelled).
     pub fn mount_blob(&self, repository: &str, digest: &Digest, from: &str) -> Result<bool> {
         let what = format!("mount of blob {digest} from {from}");
-        let url = self.url(&format!(
-            "{repository}/blobs/uploads/?mount=sha256%3A{}&from={}",
-            digest.hex(),
-            from
-        ))?;
-        let resp = self.send(Req {
-            method: Method::Post,
-            url: &url,
-            headers: &[],
-            body: SendBody::None,
-            repository,
-            access: Access::PullPush,
-            also_pull: Some(from),
-            what: &what,
-        })?;
+        let query = format!("?mount=sha256%3A{}&from={from}", digest.hex());
+        let (url, resp) = self.post_upload(repository, &query, Some(from), &what)?;
         match resp.status() {
             StatusCode::CREATED => {
                 drain(resp);

@@ -383,19 +383,7 @@ fn prepare(
             })
         })?
     };
-    let config = ImageConfig::parse(&config_bytes).map_err(|e| Error::InvalidManifest {
-        what: src.what(&format!("config {}", manifest.config.digest)),
-        reason: e.to_string(),
-    })?;
-    if let Some(want) = platform
-        && !want.matches(&config.platform())
-    {
-        return Err(Error::NoPlatform {
-            what: what_manifest,
-            wanted: want.to_string(),
-            available: vec![config.platform().to_string()],
-        });
-    }
+    let config = parse_config(src, &fetched.digest, &manifest, &config_bytes, platform)?;
     let diff_ids = config.rootfs.diff_ids.clone();
     if diff_ids.len() != manifest.layers.len() {
         return Err(Error::InvalidManifest {
@@ -413,6 +401,30 @@ fn prepare(
         config_bytes,
         diff_ids,
     })
+}
+
+/// Parses an image's config and checks it is for `platform` (when one is asked for).
+pub(crate) fn parse_config(
+    src: &Source<'_>,
+    manifest_digest: &Digest,
+    manifest: &Manifest,
+    config_bytes: &[u8],
+    platform: Option<&Platform>,
+) -> Result<ImageConfig> {
+    let config = ImageConfig::parse(config_bytes).map_err(|e| Error::InvalidManifest {
+        what: src.what(&format!("config {}", manifest.config.digest)),
+        reason: e.to_string(),
+    })?;
+    if let Some(want) = platform
+        && !want.matches(&config.platform())
+    {
+        return Err(Error::NoPlatform {
+            what: src.what(&format!("manifest {manifest_digest}")),
+            wanted: want.to_string(),
+            available: vec![config.platform().to_string()],
+        });
+    }
+    Ok(config)
 }
 
 /// Checks every layer of `img` against its diff_id: downloaded ones (in `staged`) by what was

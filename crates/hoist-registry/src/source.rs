@@ -5,14 +5,13 @@ use std::io::Read;
 
 use hoist_core::archive::transport::BlobSource;
 use hoist_core::store::Image;
-use hoist_format::config::ImageConfig;
 use hoist_format::oci::Descriptor;
 use hoist_format::platform::Platform;
 use hoist_format::reference::Reference;
 
 use crate::client::Client;
 use crate::error::{Error, Result};
-use crate::pull::{Source, parse_manifest, resolve_platform, tag_or_digest};
+use crate::pull::{Source, parse_config, parse_manifest, resolve_platform, tag_or_digest};
 
 /// One image of a registry repository.
 #[derive(Debug)]
@@ -63,19 +62,7 @@ impl<'a> RegistrySource<'a> {
                 found,
             });
         }
-        let config = ImageConfig::parse(&config_bytes).map_err(|e| Error::InvalidManifest {
-            what: what(&format!("config {}", manifest.config.digest)),
-            reason: e.to_string(),
-        })?;
-        if let Some(p) = platform
-            && !p.matches(&config.platform())
-        {
-            return Err(Error::NoPlatform {
-                what: w,
-                wanted: p.to_string(),
-                available: vec![config.platform().to_string()],
-            });
-        }
+        let config = parse_config(&src, &fetched.digest, &manifest, &config_bytes, platform)?;
         Ok(RegistrySource {
             client,
             repository: repo.to_string(),

@@ -164,49 +164,17 @@ impl Collected {
         staging: &Staging,
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<Collected> {
-        let mut out = Collected::default();
-        let mut in_memory = 0u64;
-        let mut jobs: Vec<(String, u64, u64)> = Vec::new();
-        let mut archive = tar::Archive::new(file);
-        let bad = |e: io::Error| Error::InvalidArchive(format!("not a readable tar stream: {e}"));
-        for entry in archive.entries_with_seek().map_err(bad)? {
-            let mut entry = entry.map_err(bad)?;
-            let raw_path = String::from_utf8_lossy(&entry.path_bytes()).to_string();
-            let Some(path) = normalize(&raw_path)? else {
-                continue;
-            };
-            let kind = entry.header().entry_type();
-            let node = match kind {
-                tar::EntryType::Regular | tar::EntryType::Continuous => {
-                    let size = entry.size();
-                    if size <= SMALL_FILE_MAX && in_memory + size <= MEMORY_BUDGET {
-                        let mut buf = Vec::with_capacity(size as usize);
-                        entry
-                            .read_to_end(&mut buf)
-                            .map_err(|e| truncated(&path, e))?;
-                        if buf.len() as u64 != size {
-                            return Err(truncated(
-                                &path,
-                                io::Error::from(io::ErrorKind::UnexpectedEof),
-                            ));
-                        }
-                        in_memory += size;
-                        Node::Mem(buf)
-                    } else {
-                        jobs.push((path, entry.raw_file_position(), size));
-                        continue;
-                    }
-                }
-                tar::EntryType::Symlink | tar::EntryType::Link => link_node(&entry, &path, kind)?,
-                tar::EntryType::GNUSparse => {
-                    return Err(Error::InvalidArchive(format!(
-                        "archive entry {path} is a sparse file"
-                    )));
-                }
-                _ => continue,
-            };
-            out.nodes.insert(path, node);
-        }
+        let mut out = Collected::index_tar_file(file)?;
+        let mut jobs: Vec<(String, u64, u64)> = out
+            .nodes
+            .iter()
+            .filter_map(|(p, n)| match n {
+                Node::InFile { pos, size } => Some((p.clone(), *pos, *size)),
+                _ => None,
+            })
+            .collect();
+        // Popped from the end: the last layers of the file first, as before.
+        jobs.sort_by_key(|(_, pos, _)| *pos);
         let file_len = file.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
         let queue = std::sync::Mutex::new(jobs);
         let done = std::sync::atomic::AtomicU64::new(0);
