@@ -37,6 +37,9 @@ const ERROR_BODY_MAX: u64 = 64 * 1024;
 /// token and metadata.
 const TOKEN_BODY_MAX: u64 = 1024 * 1024;
 
+/// What Go's `net/http` answers a plain-HTTP request on a TLS port with (distribution is Go).
+const GO_PLAIN_HTTP_TO_TLS: &str = "Client sent an HTTP request to an HTTPS server";
+
 /// The registry host docker uses for `docker.io` names.
 const DOCKER_HUB_HOST: &str = "registry-1.docker.io";
 
@@ -195,6 +198,31 @@ impl Client {
                 Err(tls_err) => {
                     let http = format!("http://{}", self.host);
                     match self.with_retries(|| self.agent.get(format!("{http}/v2/")).call()) {
+                        // Go's TLS servers answer plain HTTP with a 400 saying so: the
+                        // registry does speak TLS, and the handshake failed for another reason
+                        // (a client certificate it requires, most often).
+                        Ok(resp) if resp.status() == StatusCode::BAD_REQUEST => {
+                            let detail = error_detail(resp);
+                            if detail.contains(GO_PLAIN_HTTP_TO_TLS) {
+                                Err(Error::Transport {
+                                    registry: self.registry.clone(),
+                                    what: format!(
+                                        "the TLS handshake with {https} failed (if the \
+                                         registry asks for a client certificate, put NAME.cert \
+                                         and NAME.key in --cert-dir)"
+                                    ),
+                                    source: Box::new(tls_err),
+                                })
+                            } else {
+                                Err(Error::Status {
+                                    registry: self.registry.clone(),
+                                    repository: String::new(),
+                                    what: format!("pinging {http}/v2/"),
+                                    status: StatusCode::BAD_REQUEST.as_u16(),
+                                    detail,
+                                })
+                            }
+                        }
                         Ok(resp) => Ok((http, resp)),
                         Err(e) => Err(Error::Transport {
                             registry: self.registry.clone(),

@@ -524,8 +524,28 @@ pub(crate) fn choose_platform<'d>(
 fn download(client: &Client, staging: &Staging, repo: &str, desc: &Descriptor) -> Result<Staged> {
     let what = format!("{}/{repo}: blob {}", client.registry(), desc.digest);
     let mut attempt = 1;
+    // The first interruption is what the user needs to hear about, not only the last retry.
+    let mut interrupted: Option<std::io::Error> = None;
     loop {
-        let reader = client.get_blob(repo, &desc.digest, desc.size)?;
+        let reader = match client.get_blob(repo, &desc.digest, desc.size) {
+            Ok(r) => r,
+            Err(e) => {
+                return Err(match interrupted {
+                    Some(first) => Error::Read {
+                        registry: client.registry().to_string(),
+                        what: format!(
+                            "blob {} in repository {repo} (interrupted, then {} more \
+                             attempt(s) failed, the last with: {})",
+                            desc.digest,
+                            attempt - 1,
+                            error_chain(&e)
+                        ),
+                        source: first,
+                    },
+                    None => e,
+                });
+            }
+        };
         match staging.stage(reader, &what) {
             Ok(s) => {
                 if s.size != desc.size {
@@ -548,6 +568,7 @@ fn download(client: &Client, staging: &Staging, repo: &str, desc: &Descriptor) -
             Err(hoist_core::Error::Read { source, .. })
                 if attempt < MAX_ATTEMPTS && source.kind() != std::io::ErrorKind::InvalidData =>
             {
+                interrupted.get_or_insert(source);
                 std::thread::sleep(std::time::Duration::from_millis(250) * attempt);
                 attempt += 1;
             }
@@ -561,6 +582,18 @@ fn download(client: &Client, staging: &Staging, repo: &str, desc: &Descriptor) -
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+/// An error and its causes on one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 /// Downloads blobs, [`PARALLEL_DOWNLOADS`] at a time; the first error stops the others from

@@ -306,3 +306,199 @@ fn tls_registry_with_a_private_ca_needs_cert_dir() {
     assert!(err.contains("zz.crt"), "{err}");
     assert!(err.contains("no PEM certificate"), "{err}");
 }
+
+#[test]
+fn credentials_go_to_the_helper_config_json_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(reg) = htpasswd_registry(dir.path()) else {
+        return;
+    };
+    // A credential helper speaking docker's protocol, keeping one secret in a file.
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let db = dir.path().join("helper-db.json");
+    let helper = bin.join("docker-credential-hoisttest");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\n\
+             case \"$1\" in\n\
+             store) cat > '{db}' ;;\n\
+             get) read server; if [ -f '{db}' ]; then cat '{db}'; \
+                  else echo 'credentials not found in native keychain'; exit 1; fi ;;\n\
+             erase) read server; rm -f '{db}' ;;\n\
+             esac\n",
+            db = db.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let auth = dir.path().join("config.json");
+    std::fs::write(&auth, r#"{"credsStore":"hoisttest"}"#).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let registry = format!("127.0.0.1:{}", reg.port);
+    let env = Env::new();
+    let run = |args: &[&str], stdin: &[u8]| {
+        use std::io::Write;
+        let mut c = env.cmd(args);
+        c.env("PATH", &path)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        child.wait_with_output().unwrap()
+    };
+
+    let out = run(
+        &[
+            "login",
+            "--authfile",
+            s(&auth),
+            "-u",
+            USER,
+            "--password-stdin",
+            &registry,
+        ],
+        PASSWORD.as_bytes(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The secret is in the helper, not in the file, and no warning about the file is shown.
+    let stored: Value = serde_json::from_slice(&std::fs::read(&db).unwrap()).unwrap();
+    assert_eq!(
+        stored,
+        serde_json::json!({"ServerURL": registry, "Username": USER, "Secret": PASSWORD})
+    );
+    assert_eq!(
+        std::fs::read_to_string(&auth).unwrap(),
+        r#"{"credsStore":"hoisttest"}"#
+    );
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("unencrypted"));
+
+    env.ok(&["load", "-i", s(&common::data(DIVE))]);
+    let dest = reg.name("helper:1");
+    let out = run(
+        &["push", "--authfile", s(&auth), "dive-test:latest", &dest],
+        b"",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(reg.blob_uploads("helper"), 15);
+
+    let out = run(&["logout", "--authfile", s(&auth), &registry], b"");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("Removing login credentials for {registry}\n")
+    );
+    assert!(!db.exists());
+    let out = run(&["pull", "--authfile", s(&auth), &dest], b"");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unauthorized"));
+}
+
+#[test]
+fn a_registry_asking_for_a_client_certificate_gets_the_one_in_cert_dir() {
+    if common::peer("openssl").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    make_certs(dir.path());
+    let openssl = |args: &[&str]| {
+        common::run_ok(Command::new("openssl").args(args).current_dir(dir.path()));
+    };
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=hoist client",
+        "-keyout",
+        "client.key",
+        "-out",
+        "client.csr",
+    ]);
+    std::fs::write(
+        dir.path().join("client.cnf"),
+        "extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "client.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "client.cnf",
+        "-out",
+        "client.cert",
+    ]);
+    let Some(reg) = Registry::start_with(
+        &format!(
+            "  tls:\n    certificate: {}\n    key: {}\n    clientcas:\n      - {}\n",
+            dir.path().join("server.crt").display(),
+            dir.path().join("server.key").display(),
+            dir.path().join("ca.crt").display()
+        ),
+        "",
+    ) else {
+        return;
+    };
+    let only_ca = dir.path().join("only-ca");
+    let with_client = dir.path().join("with-client");
+    for d in [&only_ca, &with_client] {
+        std::fs::create_dir(d).unwrap();
+        std::fs::copy(dir.path().join("ca.crt"), d.join("ca.crt")).unwrap();
+    }
+    for f in ["client.cert", "client.key"] {
+        std::fs::copy(dir.path().join(f), with_client.join(f)).unwrap();
+    }
+    let env = Env::new();
+    env.ok(&["load", "-i", s(&common::data(DIVE))]);
+    let dest = reg.name("mtls:1");
+
+    let err = env.fails(&["push", "--cert-dir", s(&only_ca), "dive-test:latest", &dest]);
+    assert!(
+        err.contains(&format!(
+            "the TLS handshake with https://127.0.0.1:{}",
+            reg.port
+        )),
+        "{err}"
+    );
+    assert!(err.contains("client certificate"), "{err}");
+    assert_eq!(reg.blob_uploads("mtls"), 0);
+
+    env.ok(&[
+        "push",
+        "--cert-dir",
+        s(&with_client),
+        "dive-test:latest",
+        &dest,
+    ]);
+    assert_eq!(reg.blob_uploads("mtls"), 15);
+    let other = Env::new();
+    other.ok(&["pull", "--cert-dir", s(&with_client), &dest]);
+    assert_eq!(
+        other.inspect(&dest)["Id"],
+        env.inspect("dive-test:latest")["Id"]
+    );
+}

@@ -221,6 +221,10 @@ fn registry_stopped_mid_pull() {
         err.contains(&format!("blob {layer}")),
         "{layer} not in {err}"
     );
+    // What happened first (the layer cut off midway) is said, not only the last retry's
+    // refused connection.
+    assert!(err.contains("(interrupted, then "), "{err}");
+    assert!(err.contains("Connection refused"), "{err}");
     // Retries of a dead registry are bounded (0.25 + 0.5 + 1 s of backoff per request), far
     // below the 120 s read timeout.
     assert!(failed_after < Duration::from_secs(10), "{failed_after:?}");
