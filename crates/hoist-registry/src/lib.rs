@@ -20,6 +20,7 @@ pub mod auth;
 pub mod authfile;
 pub mod client;
 pub mod error;
+mod metered;
 pub mod pull;
 pub mod push;
 pub mod source;

@@ -35,6 +35,10 @@ pub enum PullEvent {
     LayerDownloading(Digest),
     /// This layer was downloaded and verified.
     LayerDone(Digest),
+    /// The bytes of all the layers to download (sent once, before the downloads).
+    Total(u64),
+    /// This many more bytes arrived.
+    Bytes(u64),
 }
 
 /// Options of [`pull`].
@@ -187,6 +191,7 @@ pub fn pull(
             }
         }
     }
+    progress(PullEvent::Total(wanted.iter().map(|d| d.size).sum()));
     let staged = download_all(client, &staging, repo, &wanted, progress)?;
 
     // Every layer against its diff_id, before anything becomes visible.
@@ -375,7 +380,7 @@ fn prepare(
                 reason: format!("the config is {} bytes: too big", manifest.config.size),
             });
         }
-        let s = download(src.client, staging, src.repo, &manifest.config)?;
+        let s = download(src.client, staging, src.repo, &manifest.config, &|_| {})?;
         std::fs::read(&s.path).map_err(|source| {
             Error::Store(hoist_core::Error::Io {
                 path: s.path.clone(),
@@ -521,7 +526,14 @@ pub(crate) fn choose_platform<'d>(
 
 /// Downloads one blob into staging, checking size and digest; retried when the connection
 /// drops midway.
-fn download(client: &Client, staging: &Staging, repo: &str, desc: &Descriptor) -> Result<Staged> {
+fn download(
+    client: &Client,
+    staging: &Staging,
+    repo: &str,
+    desc: &Descriptor,
+    progress: &(dyn Fn(PullEvent) + Sync),
+) -> Result<Staged> {
+    let bytes = |n: u64| progress(PullEvent::Bytes(n));
     let what = format!("{}/{repo}: blob {}", client.registry(), desc.digest);
     let mut attempt = 1;
     // The first interruption is what the user needs to hear about, not only the last retry.
@@ -546,7 +558,7 @@ fn download(client: &Client, staging: &Staging, repo: &str, desc: &Descriptor) -
                 });
             }
         };
-        match staging.stage(reader, &what) {
+        match staging.stage(crate::metered::Metered::new(reader, &bytes), &what) {
             Ok(s) => {
                 if s.size != desc.size {
                     return Err(Error::SizeMismatch {
@@ -623,7 +635,7 @@ fn download_all(
                     };
                     let Some(desc) = wanted.get(i) else { return };
                     progress(PullEvent::LayerDownloading(desc.digest.clone()));
-                    let r = download(client, staging, repo, desc);
+                    let r = download(client, staging, repo, desc, progress);
                     if r.is_err() {
                         failed.store(true, std::sync::atomic::Ordering::Relaxed);
                     } else {

@@ -21,6 +21,7 @@ use hoist_format::reference::Reference;
 
 use crate::client::Client;
 use crate::error::{Error, Result};
+use crate::metered::Metered;
 
 /// Blobs uploaded at the same time: docker's default `max-concurrent-uploads` is 5; fewer
 /// keep a slow link from splitting its bandwidth too thin.
@@ -37,6 +38,10 @@ pub enum PushEvent {
     BlobPushed(Digest),
     /// The registry mounted this blob from another repository (the second field).
     BlobMounted(Digest, String),
+    /// The bytes of all the image's blobs as the source has them (sent once, first).
+    Total(u64),
+    /// This many more of them were uploaded, or found in the registry.
+    Bytes(u64),
 }
 
 /// Options of [`push`]; the default compresses uncompressed layers with gzip.
@@ -169,6 +174,7 @@ fn push_image(
             blobs.push((d, is_layer));
         }
     }
+    progress(PushEvent::Total(blobs.iter().map(|(d, _)| d.size).sum()));
     let next = Mutex::new(0usize);
     let outcome: Mutex<Vec<(Digest, Result<Pushed>)>> = Mutex::new(Vec::new());
     let failed = std::sync::atomic::AtomicBool::new(false);
@@ -435,13 +441,15 @@ impl Job<'_> {
             media_type,
             ..desc.clone()
         };
-        if let Some(done) = self.reuse(&desc.digest, &out)? {
+        if let Some(done) = self.reuse(desc, &out)? {
             return Ok(done);
         }
         (self.progress)(PushEvent::BlobUploading(desc.digest.clone()));
         let source = self.source;
+        let bytes = |n: u64| (self.progress)(PushEvent::Bytes(n));
         let open = || -> std::io::Result<Box<dyn std::io::Read + Send + '_>> {
-            source.open_blob(desc).map_err(std::io::Error::other)
+            let raw = source.open_blob(desc).map_err(std::io::Error::other)?;
+            Ok(Box::new(Metered::new(raw, &bytes)))
         };
         self.client.upload_blob(self.repo, &desc.digest, &open)?;
         self.remember_source(&desc.digest)?;
@@ -486,10 +494,12 @@ impl Job<'_> {
     }
 
     /// The blob `out` describes, if the registry has it or mounts it from a repository the
-    /// store knows; `shown` is the store's digest, for progress.
-    fn reuse(&self, shown: &Digest, out: &Descriptor) -> Result<Option<Pushed>> {
+    /// store knows; `shown` is the blob as the source has it, for progress.
+    fn reuse(&self, shown: &Descriptor, out: &Descriptor) -> Result<Option<Pushed>> {
+        let (stored_size, shown) = (shown.size, &shown.digest);
         if self.client.blob_size(self.repo, &out.digest)? == Some(out.size) {
             self.remember_source(&out.digest)?;
+            (self.progress)(PushEvent::Bytes(stored_size));
             (self.progress)(PushEvent::BlobExists(shown.clone()));
             return Ok(Some(Pushed {
                 desc: out.clone(),
@@ -508,6 +518,7 @@ impl Job<'_> {
             };
             if self.client.mount_blob(self.repo, &out.digest, from)? {
                 self.remember_source(&out.digest)?;
+                (self.progress)(PushEvent::Bytes(stored_size));
                 (self.progress)(PushEvent::BlobMounted(shown.clone(), from.to_string()));
                 return Ok(Some(Pushed {
                     desc: out.clone(),
@@ -536,15 +547,16 @@ impl Job<'_> {
                 size,
                 ..desc.clone()
             };
-            if let Some(done) = self.reuse(diff_id, &out)? {
+            if let Some(done) = self.reuse(desc, &out)? {
                 return Ok(done);
             }
         }
         (self.progress)(PushEvent::BlobUploading(diff_id.clone()));
         let source = self.source;
+        let bytes = |n: u64| (self.progress)(PushEvent::Bytes(n));
         let open = || -> std::io::Result<Box<dyn std::io::Read + Send + '_>> {
             let raw = source.open_blob(desc).map_err(std::io::Error::other)?;
-            hoist_core::compress::encoder(algo, raw)
+            hoist_core::compress::encoder(algo, Metered::new(raw, &bytes))
         };
         let what = format!("upload of layer {diff_id} ({algo:?}-compressed)");
         let (digest, size) = self.client.upload_stream(self.repo, &open, &what)?;

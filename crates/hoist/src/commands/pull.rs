@@ -7,6 +7,7 @@ use hoist_format::platform::Platform;
 use hoist_registry::pull::{PullEvent, PullOptions, pull};
 
 use super::Ctx;
+use crate::ui::progress::Progress;
 
 /// Pull an image from a registry into the store.
 ///
@@ -54,18 +55,19 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
         writeln!(out, "{shown}: Pulling from {}", reference.path())?;
         out.flush()?;
     }
+    let bar = Progress::bytes(ctx.quiet, "Downloading");
     let quiet = ctx.quiet;
-    let events = move |e: PullEvent| {
+    let events = |e: PullEvent| {
         if quiet {
             return;
         }
-        let line = match e {
-            PullEvent::LayerExists(d) => format!("{}: Already exists", d.short()),
-            PullEvent::LayerDownloading(_) => return,
-            PullEvent::LayerDone(d) => format!("{}: Pull complete", d.short()),
-        };
-        // Progress lines are best effort: a closed stdout shows in the final lines.
-        let _ = writeln!(std::io::stdout(), "{line}");
+        match e {
+            PullEvent::LayerExists(d) => bar.line(&format!("{}: Already exists", d.short())),
+            PullEvent::LayerDownloading(_) => {}
+            PullEvent::LayerDone(d) => bar.line(&format!("{}: Pull complete", d.short())),
+            PullEvent::Total(n) => bar.set_total(Some(n)),
+            PullEvent::Bytes(n) => bar.inc(n),
+        }
     };
     drop(out);
     let opts = PullOptions {
@@ -73,8 +75,9 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
         all_platforms: args.all_platforms,
         progress: Some(&events),
     };
-    let report = pull(&store, &client, &reference, &opts)
-        .with_context(|| format!("pulling {}", reference.familiar()))?;
+    let report = pull(&store, &client, &reference, &opts);
+    bar.finish();
+    let report = report.with_context(|| format!("pulling {}", reference.familiar()))?;
     let mut out = std::io::stdout().lock();
     let shown = reference.familiar();
     if ctx.quiet {

@@ -6,6 +6,7 @@ use anyhow::{Context, Result, bail};
 use hoist_registry::push::{PushEvent, PushOptions, push};
 
 use super::Ctx;
+use crate::ui::progress::Progress;
 
 /// Push an image of the store to a registry.
 ///
@@ -53,27 +54,32 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
             dest.familiar_name()
         )?;
     }
+    let bar = Progress::bytes(ctx.quiet, "Uploading");
     let quiet = ctx.quiet;
-    let events = move |e: PushEvent| {
+    let events = |e: PushEvent| {
         if quiet {
             return;
         }
-        let line = match e {
-            PushEvent::BlobExists(d) => format!("{}: Layer already exists", d.short()),
-            PushEvent::BlobUploading(_) => return,
-            PushEvent::BlobPushed(d) => format!("{}: Pushed", d.short()),
-            PushEvent::BlobMounted(d, from) => format!("{}: Mounted from {from}", d.short()),
-        };
-        // Progress lines are best effort: a closed stdout shows in the final line.
-        let _ = writeln!(std::io::stdout(), "{line}");
+        match e {
+            PushEvent::BlobExists(d) => bar.line(&format!("{}: Layer already exists", d.short())),
+            PushEvent::BlobUploading(_) => {}
+            PushEvent::BlobPushed(d) => bar.line(&format!("{}: Pushed", d.short())),
+            PushEvent::BlobMounted(d, from) => {
+                bar.line(&format!("{}: Mounted from {from}", d.short()));
+            }
+            PushEvent::Total(n) => bar.set_total(Some(n)),
+            PushEvent::Bytes(n) => bar.inc(n),
+        }
     };
     let opts = PushOptions {
         compress: args.compress.into(),
         mount_from: None,
         progress: Some(&events),
     };
-    let report = push(&store, &client, &image, &dest, &opts)
-        .with_context(|| format!("pushing {} to {}", args.image, dest.familiar()))?;
+    let report = push(&store, &client, &image, &dest, &opts);
+    bar.finish();
+    let report =
+        report.with_context(|| format!("pushing {} to {}", args.image, dest.familiar()))?;
     let mut out = std::io::stdout().lock();
     if ctx.quiet {
         writeln!(out, "{}", report.digest)?;

@@ -46,6 +46,26 @@ impl Progress {
         }
     }
 
+    /// Adds `n` to the position.
+    pub fn inc(&self, n: u64) {
+        if let Some(b) = &self.bar {
+            b.inc(n);
+        }
+    }
+
+    /// Writes a line to stdout without tearing the bar (best effort: a closed stdout shows in
+    /// the command's last line).
+    pub fn line(&self, text: &str) {
+        use std::io::Write;
+        let print = || {
+            let _ = writeln!(std::io::stdout(), "{text}");
+        };
+        match &self.bar {
+            Some(b) => b.suspend(print),
+            None => print(),
+        }
+    }
+
     /// Removes the bar.
     pub fn finish(&self) {
         if let Some(b) = &self.bar {
