@@ -806,15 +806,22 @@ impl Client {
         location: &str,
         digest: &Digest,
         body: SendBody<'_, '_>,
+        size: Option<u64>,
         what: &str,
     ) -> Result<()> {
         let mut put_url = location.to_string();
         put_url.push(if put_url.contains('?') { '&' } else { '?' });
         put_url.push_str(&format!("digest=sha256%3A{}", digest.hex()));
+        // A known size goes as Content-Length (some registries refuse chunked PUT bodies).
+        let length = size.map(|n| n.to_string());
+        let mut headers = vec![("Content-Type", "application/octet-stream")];
+        if let Some(l) = &length {
+            headers.push(("Content-Length", l.as_str()));
+        }
         let resp = self.send(Req {
             method: Method::Put,
             url: &put_url,
-            headers: &[("Content-Type", "application/octet-stream")],
+            headers: &headers,
             body,
             repository,
             access: Access::PullPush,
@@ -828,13 +835,26 @@ impl Client {
         Ok(())
     }
 
-    /// Uploads a blob of known digest: `POST /v2/<repository>/blobs/uploads/`, then one
-    /// monolithic `PUT <location>?digest=…` with what `open` gives (opened again when the
+    /// Uploads a blob of known digest and size: `POST /v2/<repository>/blobs/uploads/`, then
+    /// one monolithic `PUT <location>?digest=…` with what `open` gives (opened again when the
     /// connection drops). The registry checks the digest.
-    pub fn upload_blob(&self, repository: &str, digest: &Digest, open: &Opener<'_>) -> Result<()> {
+    pub fn upload_blob(
+        &self,
+        repository: &str,
+        digest: &Digest,
+        size: u64,
+        open: &Opener<'_>,
+    ) -> Result<()> {
         let what = format!("upload of blob {digest}");
         let location = self.start_upload(repository, &what)?;
-        self.finish_upload(repository, &location, digest, SendBody::Open(open), &what)
+        self.finish_upload(
+            repository,
+            &location,
+            digest,
+            SendBody::Open(open),
+            Some(size),
+            &what,
+        )
     }
 
     /// Asks the registry to mount `digest` from repository `from` into `repository`
@@ -927,7 +947,7 @@ impl Client {
         let next = self.location(&resp, &location, repository, what)?;
         drain(resp);
         let (digest, size, _) = body.finish();
-        self.finish_upload(repository, &next, &digest, SendBody::None, what)?;
+        self.finish_upload(repository, &next, &digest, SendBody::None, None, what)?;
         Ok((digest, size))
     }
 

@@ -451,7 +451,8 @@ impl Job<'_> {
             let raw = source.open_blob(desc).map_err(std::io::Error::other)?;
             Ok(Box::new(Metered::new(raw, &bytes)))
         };
-        self.client.upload_blob(self.repo, &desc.digest, &open)?;
+        self.client
+            .upload_blob(self.repo, &desc.digest, desc.size, &open)?;
         self.remember_source(&desc.digest)?;
         (self.progress)(PushEvent::BlobPushed(desc.digest.clone()));
         Ok(Pushed {
