@@ -19,6 +19,7 @@ pub mod error;
 pub mod flatten;
 pub mod hashio;
 pub mod ops;
+pub mod pgzip;
 pub mod rootfs;
 pub mod store;
 
