@@ -1068,14 +1068,18 @@ fn is_certificate_error(e: &ureq::Error) -> bool {
 
 /// Whether a transport error may go away when the request is sent again.
 fn retryable(e: &ureq::Error) -> bool {
-    matches!(
-        e,
-        ureq::Error::Io(_)
-            | ureq::Error::Timeout(_)
-            | ureq::Error::ConnectionFailed
-            | ureq::Error::Protocol(_)
-            | ureq::Error::BodyStalled
-    )
+    match e {
+        // A TLS failure (a certificate, a server that does not speak TLS) is the same the
+        // next time.
+        ureq::Error::Io(io) => !io
+            .get_ref()
+            .is_some_and(|inner| inner.is::<rustls::Error>()),
+        ureq::Error::Timeout(_)
+        | ureq::Error::ConnectionFailed
+        | ureq::Error::Protocol(_)
+        | ureq::Error::BodyStalled => true,
+        _ => false,
+    }
 }
 
 /// The wait before retry number `attempt` (1-based).

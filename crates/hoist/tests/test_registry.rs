@@ -31,6 +31,8 @@ pub fn s(p: &Path) -> &str {
 /// A running registry, killed when dropped.
 pub struct Registry {
     pub child: Child,
+    /// The address it listens on (127.0.0.1 unless started with [`Registry::start_on`]).
+    pub host: std::net::IpAddr,
     pub port: u16,
     pub log: PathBuf,
     pub dir: tempfile::TempDir,
@@ -46,6 +48,11 @@ impl Registry {
     /// Like [`Registry::start`], with more YAML: `http` lines (indented by two spaces, e.g. a
     /// `tls:` section) and top-level sections (e.g. `auth:`).
     pub fn start_with(http_extra: &str, extra: &str) -> Option<Registry> {
+        Self::start_on([127, 0, 0, 1].into(), http_extra, extra)
+    }
+
+    /// Like [`Registry::start_with`], listening on `host`.
+    pub fn start_on(host: std::net::IpAddr, http_extra: &str, extra: &str) -> Option<Registry> {
         let bin = common::peer(REGISTRY_BIN)?;
         let dir = tempfile::Builder::new()
             .prefix("hoist-registry-")
@@ -53,7 +60,7 @@ impl Registry {
             .unwrap();
         // Another process may take the port between here and the registry's bind; then the
         // registry exits and the wait below says so.
-        let port = TcpListener::bind("127.0.0.1:0")
+        let port = TcpListener::bind((host, 0))
             .unwrap()
             .local_addr()
             .unwrap()
@@ -65,7 +72,7 @@ impl Registry {
                 "version: 0.1\n\
                  log:\n  level: info\n  accesslog:\n    disabled: false\n\
                  storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
-                 http:\n  addr: 127.0.0.1:{port}\n  secret: hoist-test\n{http_extra}{extra}",
+                 http:\n  addr: {host}:{port}\n  secret: hoist-test\n{http_extra}{extra}",
                 dir.path().join("data").display()
             ),
         )
@@ -74,6 +81,7 @@ impl Registry {
         let child = Self::spawn(bin.as_path(), &config, &log);
         let mut reg = Registry {
             child,
+            host,
             port,
             log,
             dir,
@@ -125,7 +133,7 @@ impl Registry {
                     std::fs::read_to_string(&self.log).unwrap_or_default()
                 );
             }
-            if let Ok(mut c) = TcpStream::connect(("127.0.0.1", self.port)) {
+            if let Ok(mut c) = TcpStream::connect((self.host, self.port)) {
                 let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
                 let mut answer = String::new();
                 // Any HTTP answer means it serves: 200, or 401 with auth, or 400 from a TLS
@@ -146,9 +154,9 @@ impl Registry {
         }
     }
 
-    /// `127.0.0.1:PORT/<rest>`.
+    /// `HOST:PORT/<rest>`.
     pub fn name(&self, rest: &str) -> String {
-        format!("127.0.0.1:{}/{rest}", self.port)
+        format!("{}:{}/{rest}", self.host, self.port)
     }
 
     /// Blob upload completions (`PUT /v2/<repo>/blobs/uploads/…`) in the access log so far.

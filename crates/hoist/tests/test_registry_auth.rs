@@ -502,3 +502,54 @@ fn a_registry_asking_for_a_client_certificate_gets_the_one_in_cert_dir() {
         env.inspect("dive-test:latest")["Id"]
     );
 }
+
+/// An address of this machine that is not loopback, if it has one.
+fn non_loopback_address() -> Option<std::net::IpAddr> {
+    // Connecting a UDP socket sends nothing; it only picks the local address of the route.
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    for probe in ["192.0.2.1:9", "10.255.255.1:9", "8.8.8.8:53"] {
+        if s.connect(probe).is_ok()
+            && let Ok(a) = s.local_addr()
+            && !a.ip().is_loopback()
+            && !a.ip().is_unspecified()
+        {
+            return Some(a.ip());
+        }
+    }
+    None
+}
+
+#[test]
+fn plain_http_is_used_only_for_loopback_or_without_tls_verification() {
+    let Some(ip) = non_loopback_address() else {
+        eprintln!("skipped: this machine has no non-loopback address");
+        return;
+    };
+    let Some(reg) = Registry::start_on(ip, "", "") else {
+        return;
+    };
+    let env = Env::new();
+    env.ok(&["load", "-i", s(&common::data(DIVE))]);
+    let dest = reg.name("plain:1");
+
+    let err = env.fails(&["push", "dive-test:latest", &dest]);
+    assert!(
+        err.contains(&format!("https://{ip}:{}/v2/", reg.port)),
+        "{err}"
+    );
+    assert!(
+        err.contains("plain HTTP is tried only for loopback registries or with --tls-verify=false"),
+        "{err}"
+    );
+    assert_eq!(reg.blob_uploads("plain"), 0);
+
+    env.ok(&["push", "--tls-verify=false", "dive-test:latest", &dest]);
+    assert_eq!(reg.blob_uploads("plain"), 15);
+    let other = Env::new();
+    other.fails(&["pull", &dest]);
+    other.ok(&["pull", "--tls-verify=false", &dest]);
+    assert_eq!(
+        other.inspect(&dest)["Id"],
+        env.inspect("dive-test:latest")["Id"]
+    );
+}
