@@ -75,7 +75,7 @@ impl<R> std::fmt::Debug for ParallelGzip<R> {
 }
 
 impl<R: Read> ParallelGzip<R> {
-    /// Compresses `input` at `level` (1–9) with up to [`MAX_WORKERS`] threads.
+    /// Compresses `input` at `level` (1–9) with a few threads (one per core, at most four).
     pub fn new(input: R, level: u32) -> Self {
         let workers = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
