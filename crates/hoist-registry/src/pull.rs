@@ -310,7 +310,7 @@ pub(crate) fn resolve_platform(
 /// Fetches every image manifest below `index` (at nesting level `depth`), in index order,
 /// nested indexes followed and attestations skipped; `indexes` gets the indexes themselves
 /// (outermost first), `manifests` the image manifests, each once.
-fn fetch_all_platforms(
+pub(crate) fn fetch_all_platforms(
     src: &Source<'_>,
     index: FetchedManifest,
     top: &Digest,

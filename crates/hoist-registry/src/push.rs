@@ -12,11 +12,11 @@ use std::sync::Mutex;
 
 use std::io::Read;
 
-use hoist_core::archive::transport::BlobSource;
+use hoist_core::archive::transport::{BlobSource, ImageSet};
 use hoist_core::store::{Image, Store};
 use hoist_format::Digest;
 use hoist_format::media_type::{self, Compression};
-use hoist_format::oci::{Descriptor, Index, Manifest};
+use hoist_format::oci::{Descriptor, Manifest};
 use hoist_format::reference::Reference;
 
 use crate::client::Client;
@@ -81,6 +81,8 @@ pub struct PushReport {
     pub digest: Digest,
     /// The pushed manifest's size in bytes.
     pub size: u64,
+    /// The pushed manifest's media type.
+    pub media_type: String,
     /// Blobs uploaded (digests as pushed).
     pub uploaded: Vec<Digest>,
     /// Blobs the registry had already, or mounted from another repository.
@@ -104,10 +106,8 @@ pub fn push(
     dest: &Reference,
     opts: &PushOptions<'_>,
 ) -> Result<PushReport> {
-    match &image.index {
-        Some(index) => push_index(store, client, index, dest, opts),
-        None => push_from(store, Some(store), client, image, dest, opts),
-    }
+    let set = ImageSet::from_store(store, image)?;
+    push_set(store, Some(store), client, &set, dest, opts)
 }
 
 /// Pushes `image`, whose blobs come from `source` (`hoist copy`), to `dest`. `cache` is the
@@ -270,6 +270,7 @@ fn push_image(
     Ok(PushReport {
         digest,
         size: manifest_bytes.len() as u64,
+        media_type: mt,
         uploaded,
         existing,
     })
@@ -297,108 +298,40 @@ impl Target {
     }
 }
 
-/// Pushes an image the store keeps as a multi-platform index: every platform the store holds
-/// (by digest), then the index under `dest`'s tag. The index is pushed as stored when no
-/// child changed (no layer needed compressing, nothing left out); otherwise it is rewritten
-/// with the pushed children's descriptors, in the same order, without the entries the store
-/// does not hold (attestations it never pulled).
-fn push_index(
-    store: &Store,
+/// Pushes an image set (`hoist copy --all`, or a name the store keeps as a multi-platform
+/// index): every image by digest, then the index under `dest`'s tag — as found when no image
+/// changed (no layer needed compressing, nothing left out), else rewritten with the pushed
+/// images' descriptors in the same order.
+pub fn push_set(
+    source: &dyn BlobSource,
+    cache: Option<&Store>,
     client: &Client,
-    index_desc: &Descriptor,
+    set: &ImageSet,
     dest: &Reference,
     opts: &PushOptions<'_>,
 ) -> Result<PushReport> {
-    let bytes = store.read_json_blob(&index_desc.digest)?;
-    let what = format!("index {} in the store", index_desc.digest);
-    let index: Index = serde_json::from_slice(&bytes).map_err(|e| Error::InvalidManifest {
-        what: what.clone(),
-        reason: e.to_string(),
-    })?;
-    let mut children = Vec::new();
-    let (mut uploaded, mut existing) = (Vec::new(), Vec::new());
-    let mut changed = false;
-    for d in &index.manifests {
-        if !store.has_blob(&d.digest) {
-            changed = true;
-            continue;
-        }
-        let child = if media_type::is_index(&d.media_type) {
-            // One level is what registries and docker produce; deeper ones are refused.
-            return Err(Error::InvalidManifest {
-                what,
-                reason: "nested indexes are not pushed".into(),
-            });
-        } else {
-            store.image(&Descriptor::new(&d.media_type, d.digest.clone(), d.size))?
-        };
-        let r = push_image(
-            store,
-            Some(store),
-            client,
-            &child,
-            dest,
-            Target::OwnDigest,
-            opts,
-        )?;
+    if set.index.is_none() {
+        return push_from(source, cache, client, set.first(), dest, opts);
+    }
+    let (mut uploaded, mut existing, mut written) = (Vec::new(), Vec::new(), Vec::new());
+    for image in &set.images {
+        let r = push_image(source, cache, client, image, dest, Target::OwnDigest, opts)?;
         uploaded.extend(r.uploaded);
         existing.extend(r.existing);
-        let mut pushed = d.clone();
-        if r.digest != d.digest {
-            changed = true;
-            pushed.digest = r.digest;
-            pushed.size = r.size;
-            // A compressed docker manifest may have become OCI.
-            pushed.media_type =
-                if media_type::is_manifest(&d.media_type) && opts.compress == Compression::Zstd {
-                    media_type::OCI_MANIFEST.to_string()
-                } else {
-                    d.media_type.clone()
-                };
-        }
-        children.push(pushed);
+        written.push((
+            image.manifest_digest.clone(),
+            Descriptor::new(&r.media_type, r.digest, r.size),
+        ));
     }
-    if children.is_empty() {
-        return Err(Error::InvalidManifest {
-            what,
-            reason: "the store holds none of its images".into(),
-        });
-    }
-    let (index_bytes, index_type) = if changed {
-        let mut new = index.clone();
-        new.manifests = children;
-        // A docker manifest list cannot list OCI manifests.
-        if new
-            .manifests
-            .iter()
-            .any(|m| m.media_type == media_type::OCI_MANIFEST)
-            && new.media_type.as_deref() == Some(media_type::DOCKER_MANIFEST_LIST)
-        {
-            new.media_type = Some(media_type::OCI_INDEX.to_string());
-        }
-        let t = new
-            .media_type
-            .clone()
-            .unwrap_or_else(|| media_type::OCI_INDEX.to_string());
-        let b = serde_json::to_vec(&new).map_err(|e| Error::InvalidManifest {
-            what: what.clone(),
-            reason: format!("cannot be written: {e}"),
-        })?;
-        (b, t)
-    } else {
-        let t = index
-            .media_type
-            .clone()
-            .filter(|m| !m.is_empty())
-            .unwrap_or_else(|| index_desc.media_type.clone());
-        (bytes, t)
-    };
-    let digest = Digest::of(&index_bytes);
-    let tag = target_of(dest).resolve(&digest, dest)?;
-    let digest = client.put_manifest(dest.path(), &tag, &index_type, &index_bytes)?;
+    let (bytes, media_type) = set
+        .index_as_written(&written)?
+        .expect("a set with an index gives one");
+    let tag = target_of(dest).resolve(&Digest::of(&bytes), dest)?;
+    let digest = client.put_manifest(dest.path(), &tag, &media_type, &bytes)?;
     Ok(PushReport {
         digest,
-        size: index_bytes.len() as u64,
+        size: bytes.len() as u64,
+        media_type,
         uploaded,
         existing,
     })

@@ -369,3 +369,95 @@ fn copies_to_and_from_a_registry() {
         assert_eq!(id.trim(), dive_id);
     }
 }
+
+#[test]
+fn copy_all_moves_a_multi_platform_index_whole() {
+    let Some(reg) = Registry::start() else { return };
+    let Some(skopeo) = skopeo() else { return };
+    let env = Env::new();
+    let corpus = common::data(MULTIPLATFORM);
+    let corpus_index: Value =
+        serde_json::from_slice(&std::fs::read(corpus.join("index.json")).unwrap()).unwrap();
+    let top = corpus_index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Layout -> OCI archive -> registry -> layout, all platforms, the index byte for byte.
+    let archive = env.path("multi.tar");
+    let out = env.ok(&[
+        "copy",
+        "--all",
+        &format!("oci:{}", s(&corpus)),
+        &format!("oci-archive:{}", s(&archive)),
+    ]);
+    assert_eq!(out, format!("{top}\n"));
+    let dest = reg.name("multi:all");
+    let out = env.ok(&[
+        "copy",
+        "--all",
+        &format!("oci-archive:{}", s(&archive)),
+        &format!("docker://{dest}"),
+    ]);
+    let raw = skopeo_inspect(&skopeo, &["--raw"], &dest);
+    assert_eq!(out, format!("{}\n", digest_of(&raw)));
+    let index: Value = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 2);
+    let layout = env.path("back");
+    env.ok(&[
+        "copy",
+        "--all",
+        &format!("docker://{dest}"),
+        &format!("oci:{}:x", s(&layout)),
+    ]);
+    let written: Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    assert_eq!(written["manifests"][0]["digest"], digest_of(&raw).as_str());
+    // Each platform pulls from the registry as the corpus says.
+    for arch in ["amd64", "arm64"] {
+        let id = common::expected_item(MULTIPLATFORM)["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["platform"]["architecture"] == arch)
+            .unwrap()["config_digest"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let fresh = Env::new();
+        fresh.ok(&["pull", "--platform", &format!("linux/{arch}"), &dest]);
+        assert_eq!(fresh.inspect(&dest)["Id"], id.as_str());
+    }
+
+    // Into the store: the name points at the index; out again, the same index.
+    let store = Env::new();
+    store.ok(&[
+        "copy",
+        "--all",
+        &format!("oci:{}", s(&corpus)),
+        "hoist:multi:all",
+    ]);
+    assert_eq!(
+        store.ok(&["fsck"]),
+        "checked 7 blobs and 1 names: 0 problems\n"
+    );
+    let again = env.path("again");
+    let out = store.ok(&[
+        "copy",
+        "--all",
+        "hoist:multi:all",
+        &format!("oci:{}", s(&again)),
+    ]);
+    assert_eq!(out, format!("{top}\n"));
+
+    // A docker archive holds one platform: refused, nothing written.
+    let docker_tar = env.path("multi-docker.tar");
+    let err = env.fails(&[
+        "copy",
+        "--all",
+        &format!("oci:{}", s(&corpus)),
+        &format!("docker-archive:{}", s(&docker_tar)),
+    ]);
+    assert!(err.contains("a docker archive holds one platform"), "{err}");
+    assert!(!docker_tar.exists());
+}

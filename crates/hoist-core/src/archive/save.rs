@@ -134,7 +134,7 @@ pub fn save<W: Write>(
     out: W,
     opts: &SaveOptions<'_>,
 ) -> Result<()> {
-    save_with(Blobs::Store(store), items, out, opts)
+    save_with(Blobs::Store(store), items, None, out, opts)
 }
 
 /// Writes `items`, whose blobs come from `source`, as one archive to `out` (docker or OCI
@@ -150,12 +150,59 @@ pub fn save_from<W: Write>(
             "the docker-legacy format is written from the store only".into(),
         ));
     }
-    save_with(Blobs::Source(source), items, out, opts)
+    save_with(Blobs::Source(source), items, None, out, opts)
+}
+
+/// Writes a multi-platform image as an OCI archive: the blobs of every image of `set` (from
+/// `source`), the index, and `index.json` pointing at the index under `names`.
+pub fn save_set_from<W: Write>(
+    source: &dyn BlobSource,
+    set: &super::transport::ImageSet,
+    names: &[Reference],
+    out: W,
+    opts: &SaveOptions<'_>,
+) -> Result<()> {
+    let items: Vec<SaveItem> = set
+        .images
+        .iter()
+        .map(|image| SaveItem {
+            image: image.clone(),
+            names: Vec::new(),
+        })
+        .collect();
+    let Some((bytes, mt)) = set.index_as_written(&set.as_found())? else {
+        let single = [SaveItem {
+            image: set.first().clone(),
+            names: names.to_vec(),
+        }];
+        return save_from(source, &single, out, opts);
+    };
+    if opts.format != SaveFormat::Oci {
+        return Err(Error::Conflict(
+            "a multi-platform index is written as an OCI archive only".into(),
+        ));
+    }
+    let desc = Descriptor::new(&mt, Digest::of(&bytes), bytes.len() as u64);
+    let index = TopIndex {
+        descriptor: &desc,
+        bytes: &bytes,
+        names,
+    };
+    save_with(Blobs::Source(source), &items, Some(&index), out, opts)
+}
+
+/// The index an archive's `index.json` points at instead of its images (a multi-platform one).
+#[derive(Debug, Clone, Copy)]
+struct TopIndex<'a> {
+    descriptor: &'a Descriptor,
+    bytes: &'a [u8],
+    names: &'a [Reference],
 }
 
 fn save_with<W: Write>(
     store: Blobs<'_>,
     items: &[SaveItem],
+    index: Option<&TopIndex<'_>>,
     out: W,
     opts: &SaveOptions<'_>,
 ) -> Result<()> {
@@ -164,7 +211,7 @@ fn save_with<W: Write>(
     match opts.compression.unwrap_or(Compression::None) {
         Compression::None => {
             let mut w = TarOut::new(out, progress);
-            write_format(store, items, &mut w, opts.format)?;
+            write_format(store, items, index, &mut w, opts.format)?;
             w.finish()?;
         }
         Compression::Gzip => {
@@ -172,7 +219,7 @@ fn save_with<W: Write>(
                 .mtime(0)
                 .write(out, flate2::Compression::default());
             let mut w = TarOut::new(enc, progress);
-            write_format(store, items, &mut w, opts.format)?;
+            write_format(store, items, index, &mut w, opts.format)?;
             let enc = w.finish()?;
             enc.finish().map_err(write_err)?;
         }
@@ -180,7 +227,7 @@ fn save_with<W: Write>(
             let enc = zstd::stream::write::Encoder::new(out, zstd::DEFAULT_COMPRESSION_LEVEL)
                 .map_err(write_err)?;
             let mut w = TarOut::new(enc, progress);
-            write_format(store, items, &mut w, opts.format)?;
+            write_format(store, items, index, &mut w, opts.format)?;
             let enc = w.finish()?;
             enc.finish().map_err(write_err)?;
         }
@@ -203,6 +250,7 @@ fn write_err(source: io::Error) -> Error {
 fn write_format<W: Write>(
     store: Blobs<'_>,
     items: &[SaveItem],
+    index: Option<&TopIndex<'_>>,
     w: &mut TarOut<'_, W>,
     format: SaveFormat,
 ) -> Result<()> {
@@ -211,7 +259,7 @@ fn write_format<W: Write>(
     }
     match format {
         SaveFormat::Docker | SaveFormat::Oci => {
-            write_layout(store, items, w, format == SaveFormat::Docker)
+            write_layout(store, items, index, w, format == SaveFormat::Docker)
         }
         SaveFormat::DockerLegacy => match store {
             Blobs::Store(store) => write_legacy(store, items, w),
@@ -225,6 +273,7 @@ fn write_format<W: Write>(
 fn write_layout<W: Write>(
     store: Blobs<'_>,
     items: &[SaveItem],
+    top: Option<&TopIndex<'_>>,
     w: &mut TarOut<'_, W>,
     docker: bool,
 ) -> Result<()> {
@@ -240,9 +289,12 @@ fn write_layout<W: Write>(
             blobs.insert(l.digest.clone(), l.size);
         }
     }
+    if let Some(t) = top {
+        blobs.insert(t.descriptor.digest.clone(), t.descriptor.size);
+    }
     w.dir("blobs/")?;
     w.dir("blobs/sha256/")?;
-    let in_memory: BTreeMap<&Digest, &[u8]> = items
+    let mut in_memory: BTreeMap<&Digest, &[u8]> = items
         .iter()
         .flat_map(|i| {
             [
@@ -251,6 +303,9 @@ fn write_layout<W: Write>(
             ]
         })
         .collect();
+    if let Some(t) = top {
+        in_memory.insert(&t.descriptor.digest, t.bytes);
+    }
     for (d, size) in &blobs {
         let path = format!("blobs/sha256/{}", d.hex());
         match (store, in_memory.get(d)) {
@@ -275,13 +330,9 @@ fn write_layout<W: Write>(
     let mut index = Index::new();
     let mut manifest_json: Vec<ManifestItem> = Vec::new();
     let mut repositories: Repositories = BTreeMap::new();
-    for i in items {
-        let desc = Descriptor::new(
-            &i.image.manifest_media_type,
-            i.image.manifest_digest.clone(),
-            i.image.manifest_bytes.len() as u64,
-        );
-        for n in &i.names {
+    // One entry per name (or one without a name), as docker 25 writes them.
+    let entries = |index: &mut Index, desc: &Descriptor, names: &[Reference]| {
+        for n in names {
             let mut d = desc.clone();
             let ref_name = if docker {
                 n.tag().unwrap_or("latest").to_string()
@@ -294,8 +345,21 @@ fn write_layout<W: Write>(
             ]));
             index.manifests.push(d);
         }
-        if i.names.is_empty() {
-            index.manifests.push(desc);
+        if names.is_empty() {
+            index.manifests.push(desc.clone());
+        }
+    };
+    if let Some(t) = top {
+        entries(&mut index, t.descriptor, t.names);
+    }
+    for i in items {
+        if top.is_none() {
+            let desc = Descriptor::new(
+                &i.image.manifest_media_type,
+                i.image.manifest_digest.clone(),
+                i.image.manifest_bytes.len() as u64,
+            );
+            entries(&mut index, &desc, &i.names);
         }
         if docker {
             manifest_json.push(ManifestItem {

@@ -43,6 +43,176 @@ impl BlobSource for Store {
     }
 }
 
+/// A multi-platform index as found at the source.
+#[derive(Debug, Clone)]
+pub struct IndexCopy {
+    /// Its descriptor at the source (media type, digest, size).
+    pub descriptor: Descriptor,
+    /// Its bytes as found.
+    pub bytes: Vec<u8>,
+    /// Parsed.
+    pub parsed: Index,
+}
+
+/// What a copy moves: one image, or a multi-platform index with the images of its platforms
+/// (`--all`).
+#[derive(Debug, Clone)]
+pub struct ImageSet {
+    /// The index, when the images are its platforms.
+    pub index: Option<IndexCopy>,
+    /// The images, in index order (attestations and other non-images left out).
+    pub images: Vec<Image>,
+}
+
+impl ImageSet {
+    /// One image.
+    pub fn single(image: Image) -> ImageSet {
+        ImageSet {
+            index: None,
+            images: vec![image],
+        }
+    }
+
+    /// Every image's manifest as found, as [`ImageSet::index_as_written`] takes them when the
+    /// images are written unchanged (layouts, archives, the store).
+    pub fn as_found(&self) -> Vec<(Digest, Descriptor)> {
+        self.images
+            .iter()
+            .map(|i| {
+                (
+                    i.manifest_digest.clone(),
+                    Descriptor::new(
+                        &i.manifest_media_type,
+                        i.manifest_digest.clone(),
+                        i.manifest_bytes.len() as u64,
+                    ),
+                )
+            })
+            .collect()
+    }
+
+    /// The digest of what a layout, archive or the store gets at the top: the index (as
+    /// [`ImageSet::index_as_written`] gives it for images written unchanged) or the image's
+    /// manifest.
+    pub fn top_digest(&self) -> Result<Digest> {
+        Ok(match self.index_as_written(&self.as_found())? {
+            Some((bytes, _)) => Digest::of(&bytes),
+            None => self.first().manifest_digest.clone(),
+        })
+    }
+
+    /// The image a single-image destination takes: the first (the host's platform when the
+    /// source chose one).
+    pub fn first(&self) -> &Image {
+        &self.images[0]
+    }
+
+    /// The index to write once every image was written as `written` (each image's manifest
+    /// digest as found, with its descriptor as written): the bytes as found when nothing
+    /// changed; else the index rewritten with the written descriptors, in the same order,
+    /// without the entries not copied. `None` for a single image.
+    pub fn index_as_written(
+        &self,
+        written: &[(Digest, Descriptor)],
+    ) -> Result<Option<(Vec<u8>, String)>> {
+        let Some(index) = &self.index else {
+            return Ok(None);
+        };
+        let mut changed = false;
+        let mut entries = Vec::new();
+        for d in &index.parsed.manifests {
+            match written.iter().find(|(found, _)| found == &d.digest) {
+                Some((_, w)) => {
+                    if w.digest != d.digest || w.media_type != d.media_type {
+                        changed = true;
+                    }
+                    entries.push(Descriptor {
+                        media_type: w.media_type.clone(),
+                        digest: w.digest.clone(),
+                        size: w.size,
+                        ..d.clone()
+                    });
+                }
+                None => changed = true,
+            }
+        }
+        if !changed {
+            let mt = index
+                .parsed
+                .media_type
+                .clone()
+                .filter(|m| !m.is_empty())
+                .unwrap_or_else(|| index.descriptor.media_type.clone());
+            return Ok(Some((index.bytes.clone(), mt)));
+        }
+        let mut new = index.parsed.clone();
+        new.manifests = entries;
+        // A docker manifest list cannot list OCI manifests.
+        if new.media_type.as_deref() == Some(media_type::DOCKER_MANIFEST_LIST)
+            && new
+                .manifests
+                .iter()
+                .any(|m| m.media_type == media_type::OCI_MANIFEST)
+        {
+            new.media_type = Some(media_type::OCI_INDEX.to_string());
+        }
+        let mt = new
+            .media_type
+            .clone()
+            .unwrap_or_else(|| media_type::OCI_INDEX.to_string());
+        let bytes = serde_json::to_vec(&new).map_err(|e| {
+            Error::InvalidArchive(format!(
+                "index {}: cannot be written: {e}",
+                index.descriptor.digest
+            ))
+        })?;
+        Ok(Some((bytes, mt)))
+    }
+
+    /// The image of the store and, for a name pulled with `--all-platforms`, every platform
+    /// the store holds with the index.
+    pub fn from_store(store: &Store, image: &Image) -> Result<ImageSet> {
+        let Some(desc) = &image.index else {
+            return Ok(ImageSet::single(image.clone()));
+        };
+        let bytes = store.read_json_blob(&desc.digest)?;
+        let parsed: Index = serde_json::from_slice(&bytes).map_err(|source| Error::Json {
+            what: format!("index {}", desc.digest),
+            source,
+        })?;
+        let mut images = Vec::new();
+        for d in &parsed.manifests {
+            if media_type::is_index(&d.media_type) {
+                return Err(Error::InvalidArchive(format!(
+                    "index {}: nested indexes are not copied whole",
+                    desc.digest
+                )));
+            }
+            if store.has_blob(&d.digest) && !d.is_attestation() {
+                images.push(store.image(&Descriptor::new(
+                    &d.media_type,
+                    d.digest.clone(),
+                    d.size,
+                ))?);
+            }
+        }
+        if images.is_empty() {
+            return Err(Error::InvalidArchive(format!(
+                "index {}: the store holds none of its images",
+                desc.digest
+            )));
+        }
+        Ok(ImageSet {
+            index: Some(IndexCopy {
+                descriptor: desc.clone(),
+                bytes,
+                parsed,
+            }),
+            images,
+        })
+    }
+}
+
 /// One image of an archive file (`docker-archive:`, `oci-archive:`) or an OCI layout
 /// directory (`oci:`), ready to be copied.
 #[derive(Debug)]
@@ -50,8 +220,9 @@ pub struct ArchiveSource {
     collected: Collected,
     /// The archive path of each blob.
     blobs: HashMap<Digest, String>,
-    /// The image (manifest and config as found, or as synthesized for a docker archive).
-    pub image: Image,
+    /// The image (manifest and config as found, or as synthesized for a docker archive), or
+    /// with `all` an index and its platforms.
+    pub set: ImageSet,
     /// Its names in the archive.
     pub names: Vec<Reference>,
     /// The archive or directory, for messages.
@@ -67,6 +238,7 @@ impl ArchiveSource {
         path: &Path,
         reference: Option<&str>,
         platform: Option<&Platform>,
+        all: bool,
     ) -> Result<ArchiveSource> {
         let file = File::open(path).at(path)?;
         let mut head = [0u8; 6];
@@ -83,14 +255,21 @@ impl ArchiveSource {
             )));
         }
         let collected = Collected::index_tar_file(&file)?;
-        Self::from_collected(collected, &path.display().to_string(), reference, platform)
+        Self::from_collected(
+            collected,
+            &path.display().to_string(),
+            reference,
+            platform,
+            all,
+        )
     }
 
-    /// An image of an OCI layout directory.
+    /// An image of an OCI layout directory (with `all`, a whole multi-platform index).
     pub fn open_layout(
         dir: &Path,
         reference: Option<&str>,
         platform: Option<&Platform>,
+        all: bool,
     ) -> Result<ArchiveSource> {
         if !dir.join("index.json").is_file() {
             return Err(Error::InvalidArchive(format!(
@@ -99,7 +278,13 @@ impl ArchiveSource {
             )));
         }
         let collected = Collected::from_dir(dir)?;
-        Self::from_collected(collected, &dir.display().to_string(), reference, platform)
+        Self::from_collected(
+            collected,
+            &dir.display().to_string(),
+            reference,
+            platform,
+            all,
+        )
     }
 
     fn from_collected(
@@ -107,16 +292,18 @@ impl ArchiveSource {
         what: &str,
         reference: Option<&str>,
         platform: Option<&Platform>,
+        all: bool,
     ) -> Result<ArchiveSource> {
         let mut reader = Reader {
             collected: &collected,
             what,
             blobs: HashMap::new(),
         };
-        let (image, names) = if collected.exists("index.json") {
-            reader.read_oci(reference, platform)?
+        let (set, names) = if collected.exists("index.json") {
+            reader.read_oci(reference, platform, all)?
         } else if collected.exists("manifest.json") {
-            reader.read_docker(reference, platform)?
+            let (image, names) = reader.read_docker(reference, platform)?;
+            (ImageSet::single(image), names)
         } else if collected.exists("repositories") {
             return Err(Error::InvalidArchive(format!(
                 "{what}: a docker 1.x (v1) archive has no manifests to copy; `hoist load` it \
@@ -131,7 +318,7 @@ impl ArchiveSource {
         Ok(ArchiveSource {
             collected,
             blobs,
-            image,
+            set,
             names,
             what: what.to_string(),
         })
@@ -174,7 +361,8 @@ impl Reader<'_> {
         &mut self,
         reference: Option<&str>,
         platform: Option<&Platform>,
-    ) -> Result<(Image, Vec<Reference>)> {
+        all: bool,
+    ) -> Result<(ImageSet, Vec<Reference>)> {
         let layout = self.collected.bytes("oci-layout").ok();
         if let Some(l) = layout {
             let l: OciLayout =
@@ -237,24 +425,71 @@ impl Reader<'_> {
                 }
             }
         };
-        let mut desc = top.clone();
-        let mut depth = 0;
-        while media_type::is_index(&desc.media_type) {
-            depth += 1;
-            if depth > MAX_INDEX_DEPTH {
-                return Err(self.bad("indexes nested too deeply"));
+        let set = if all && media_type::is_index(&top.media_type) {
+            let bytes = self.oci_json(&top)?;
+            let parsed: Index = serde_json::from_slice(&bytes)
+                .map_err(|e| self.bad(format!("index {}: {e}", top.digest)))?;
+            let mut images = Vec::new();
+            for d in parsed.manifests.iter().filter(|d| !d.is_attestation()) {
+                if media_type::is_index(&d.media_type) {
+                    return Err(self.bad(format!(
+                        "index {}: nested indexes are not copied whole",
+                        top.digest
+                    )));
+                }
+                images.push(self.image_at(d, None)?);
             }
-            let nested: Index = serde_json::from_slice(&self.oci_json(&desc)?)
-                .map_err(|e| self.bad(format!("index {}: {e}", desc.digest)))?;
-            let refs: Vec<&Descriptor> = nested.manifests.iter().collect();
-            desc = super::load::choose_platform(
-                &refs,
-                platform,
-                &format!("{}: index {}", self.what, desc.digest),
-            )?
-            .clone();
+            if images.is_empty() {
+                return Err(self.bad(format!("index {} lists no image", top.digest)));
+            }
+            let mut descriptor = top.clone();
+            descriptor.annotations = None;
+            ImageSet {
+                index: Some(IndexCopy {
+                    descriptor,
+                    bytes,
+                    parsed,
+                }),
+                images,
+            }
+        } else {
+            let mut desc = top.clone();
+            let mut depth = 0;
+            while media_type::is_index(&desc.media_type) {
+                depth += 1;
+                if depth > MAX_INDEX_DEPTH {
+                    return Err(self.bad("indexes nested too deeply"));
+                }
+                let nested: Index = serde_json::from_slice(&self.oci_json(&desc)?)
+                    .map_err(|e| self.bad(format!("index {}: {e}", desc.digest)))?;
+                let refs: Vec<&Descriptor> = nested.manifests.iter().collect();
+                desc = super::load::choose_platform(
+                    &refs,
+                    platform,
+                    &format!("{}: index {}", self.what, desc.digest),
+                )?
+                .clone();
+            }
+            ImageSet::single(self.image_at(&desc, platform)?)
+        };
+        let mut names: Vec<Reference> = Vec::new();
+        for d in index.manifests.iter().filter(|d| d.digest == top.digest) {
+            if let Some(n) = d
+                .annotation(ANNOTATION_CONTAINERD_NAME)
+                .or_else(|| d.annotation(ANNOTATION_REF_NAME))
+                .and_then(|n| Reference::parse_normalized(n).ok())
+            {
+                names.push(n.with_default_tag());
+            }
         }
-        let manifest_bytes = self.oci_json(&desc)?;
+        names.sort_by_key(|n| n.to_string());
+        names.dedup_by_key(|n| n.to_string());
+        Ok((set, names))
+    }
+
+    /// The image manifest `desc` names, its config, and where its blobs are.
+    fn image_at(&mut self, desc: &Descriptor, platform: Option<&Platform>) -> Result<Image> {
+        let manifest_bytes = self.oci_json(desc)?;
         let manifest: Manifest = serde_json::from_slice(&manifest_bytes)
             .map_err(|e| self.bad(format!("manifest {}: {e}", desc.digest)))?;
         let config_bytes = self.oci_json(&manifest.config)?;
@@ -280,19 +515,7 @@ impl Reader<'_> {
             manifest.config.digest.clone(),
             blob_path(&manifest.config.digest),
         );
-        let mut names: Vec<Reference> = Vec::new();
-        for d in index.manifests.iter().filter(|d| d.digest == top.digest) {
-            if let Some(n) = d
-                .annotation(ANNOTATION_CONTAINERD_NAME)
-                .or_else(|| d.annotation(ANNOTATION_REF_NAME))
-                .and_then(|n| Reference::parse_normalized(n).ok())
-            {
-                names.push(n.with_default_tag());
-            }
-        }
-        names.sort_by_key(|n| n.to_string());
-        names.dedup_by_key(|n| n.to_string());
-        let image = Image {
+        Ok(Image {
             index: None,
             manifest_digest: desc.digest.clone(),
             manifest_media_type: manifest
@@ -304,8 +527,7 @@ impl Reader<'_> {
             manifest,
             config_bytes,
             config,
-        };
-        Ok((image, names))
+        })
     }
 
     fn read_docker(
@@ -464,12 +686,43 @@ pub fn write_layout(
     image: &Image,
     ref_name: Option<&str>,
 ) -> Result<()> {
+    write_layout_set(dir, source, &ImageSet::single(image.clone()), ref_name)
+}
+
+/// [`write_layout`] for an image set: every image's blobs and manifest, then (for an index)
+/// the index blob, and `index.json` pointing at the index (or the image) under `ref_name`.
+pub fn write_layout_set(
+    dir: &Path,
+    source: &dyn BlobSource,
+    set: &ImageSet,
+    ref_name: Option<&str>,
+) -> Result<()> {
     let blobs = dir.join("blobs").join("sha256");
     fs::create_dir_all(&blobs).at(&blobs)?;
     let layout = dir.join("oci-layout");
     if !layout.exists() {
         write_file(&layout, media_type::OCI_LAYOUT_CONTENT.as_bytes())?;
     }
+    for image in &set.images {
+        write_image_blobs(&blobs, source, image)?;
+    }
+    let mut written = set.as_found();
+    let top = match set.index_as_written(&written)? {
+        Some((bytes, mt)) => {
+            let digest = Digest::of(&bytes);
+            let path = blobs.join(digest.hex());
+            if !path.exists() {
+                write_file(&path, &bytes)?;
+            }
+            Descriptor::new(&mt, digest, bytes.len() as u64)
+        }
+        None => written.remove(0).1,
+    };
+    add_to_index(dir, top, ref_name)
+}
+
+/// An image's layers, config and manifest into `blobs` (those it lacks).
+fn write_image_blobs(blobs: &Path, source: &dyn BlobSource, image: &Image) -> Result<()> {
     let mut all: Vec<&Descriptor> = image.manifest.layers.iter().collect();
     all.push(&image.manifest.config);
     for d in all {
@@ -498,6 +751,12 @@ pub fn write_layout(
     if !manifest_path.exists() {
         write_file(&manifest_path, &image.manifest_bytes)?;
     }
+    Ok(())
+}
+
+/// Adds `desc` to a layout's `index.json` under `ref_name` (replacing what had that name), or
+/// untagged; the file is replaced atomically.
+fn add_to_index(dir: &Path, mut desc: Descriptor, ref_name: Option<&str>) -> Result<()> {
     let index_path = dir.join("index.json");
     let mut index: Index = match fs::read(&index_path) {
         Ok(b) => serde_json::from_slice(&b)
@@ -510,11 +769,6 @@ pub fn write_layout(
             });
         }
     };
-    let mut desc = Descriptor::new(
-        &image.manifest_media_type,
-        image.manifest_digest.clone(),
-        image.manifest_bytes.len() as u64,
-    );
     match ref_name {
         Some(r) => {
             index
@@ -593,8 +847,75 @@ pub fn ingest(
     image: &Image,
     name: Option<&Reference>,
 ) -> Result<crate::store::NewImage> {
+    ingest_set(store, source, &ImageSet::single(image.clone()), name)
+}
+
+/// [`ingest`] for an image set: with an index, every platform's image and the index are
+/// committed together and the name points at the index (as `pull --all-platforms` does).
+pub fn ingest_set(
+    store: &Store,
+    source: &dyn BlobSource,
+    set: &ImageSet,
+    name: Option<&Reference>,
+) -> Result<crate::store::NewImage> {
     let _ingest = store.ingest_lock()?;
     let mut staging = store.staging()?;
+    let mut staged: Vec<crate::store::Staged> = Vec::new();
+    for image in &set.images {
+        stage_layers(store, &staging, source, image, &mut staged)?;
+    }
+    if set.index.is_none() {
+        let image = set.first();
+        let refs: Vec<&crate::store::Staged> = staged.iter().collect();
+        return staging.commit_image_as(
+            &refs,
+            &image.manifest_bytes,
+            &image.manifest_media_type,
+            &image.config_bytes,
+            name,
+        );
+    }
+    for image in &set.images {
+        staged.push(staging.stage_bytes(&image.manifest_bytes)?);
+        staged.push(staging.stage_bytes(&image.config_bytes)?);
+    }
+    let written = set.as_found();
+    let (bytes, mt) = set
+        .index_as_written(&written)?
+        .expect("a set with an index gives one");
+    let index = staging.stage_bytes(&bytes)?;
+    let desc = Descriptor::new(&mt, index.digest.clone(), index.size);
+    staged.push(index);
+    staging.commit(&staged)?;
+    let covered: Vec<Digest> = written.into_iter().map(|(d, _)| d).collect();
+    let moved_from = store.update_index(|entries| {
+        let ids = store.ids_of(entries)?;
+        let moved = match name {
+            Some(n) => Store::tag_entries(entries, n, &desc, &ids),
+            None => {
+                Store::keep_untagged(entries, &desc);
+                None
+            }
+        };
+        Store::drop_covered_untagged(entries, &covered);
+        Ok(moved)
+    })?;
+    Ok(crate::store::NewImage {
+        id: store.image(&desc)?.id().clone(),
+        manifest: desc,
+        moved_from,
+    })
+}
+
+/// Stages the layers of `image` that neither the store nor `staged` has, each checked against
+/// its digest and its diff_id.
+fn stage_layers(
+    store: &Store,
+    staging: &crate::store::Staging,
+    source: &dyn BlobSource,
+    image: &Image,
+    staged: &mut Vec<crate::store::Staged>,
+) -> Result<()> {
     let diff_ids = &image.config.rootfs.diff_ids;
     if diff_ids.len() != image.manifest.layers.len() {
         return Err(Error::InvalidArchive(format!(
@@ -604,16 +925,14 @@ pub fn ingest(
             diff_ids.len()
         )));
     }
-    let mut staged = Vec::new();
     for (i, (l, diff_id)) in image.manifest.layers.iter().zip(diff_ids).enumerate() {
-        if store.has_blob(&l.digest)
-            || staged
-                .iter()
-                .any(|s: &crate::store::Staged| s.digest == l.digest)
-        {
+        if store.has_blob(&l.digest) || staged.iter().any(|s| s.digest == l.digest) {
             continue;
         }
-        let what = format!("layer {i} ({})", l.digest);
+        let what = format!(
+            "layer {i} ({}) of manifest {}",
+            l.digest, image.manifest_digest
+        );
         let s = staging.stage(source.open_blob(l)?, &what)?;
         if s.digest != l.digest || s.size != l.size {
             return Err(Error::InvalidArchive(format!(
@@ -634,12 +953,5 @@ pub fn ingest(
         }
         staged.push(s);
     }
-    let refs: Vec<&crate::store::Staged> = staged.iter().collect();
-    staging.commit_image_as(
-        &refs,
-        &image.manifest_bytes,
-        &image.manifest_media_type,
-        &image.config_bytes,
-        name,
-    )
+    Ok(())
 }

@@ -4,12 +4,13 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use hoist_core::archive::save::{SaveFormat, SaveItem, SaveOptions, save_from};
-use hoist_core::archive::transport::{ArchiveSource, BlobSource, ingest, write_layout};
-use hoist_core::store::Image;
+use hoist_core::archive::save::{SaveFormat, SaveOptions, save_set_from};
+use hoist_core::archive::transport::{
+    ArchiveSource, BlobSource, ImageSet, ingest_set, write_layout_set,
+};
 use hoist_format::platform::Platform;
 use hoist_format::reference::Reference;
-use hoist_registry::push::{PushOptions, push_from};
+use hoist_registry::push::{PushOptions, push_set};
 use hoist_registry::source::RegistrySource;
 
 use super::Ctx;
@@ -27,7 +28,9 @@ use super::registry::RegistryArgs;
 ///
 /// Blobs stream from one side to the other, each checked against its digest on the way; the
 /// store is used only when it is one of the sides. Archives are read in place (uncompressed
-/// ones only). From a multi-platform image, the host's platform (or --platform) is copied.
+/// ones only). From a multi-platform image, the host's platform (or --platform) is copied;
+/// with --all, the index and every platform's image (to a registry, an OCI layout or archive,
+/// or the store).
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -38,8 +41,11 @@ pub struct Args {
     #[arg(value_name = "DEST")]
     pub dest: String,
     /// Take this platform from a multi-platform image [default: the host's]
-    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]", conflicts_with = "all")]
     pub platform: Option<String>,
+    /// Copy a multi-platform image whole: the index and every platform's image
+    #[arg(long)]
+    pub all: bool,
     /// To a registry: compress uncompressed layers (none: copy them as they are)
     #[arg(long, value_enum, default_value = "gzip")]
     pub compress: super::save::CompressArg,
@@ -127,45 +133,50 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     };
     let archive;
     let registry_source;
-    let (source, image, names): (&dyn BlobSource, Image, Vec<Reference>) = match &src {
+    let (source, set, names): (&dyn BlobSource, ImageSet, Vec<Reference>) = match &src {
         Transport::Store(spec) => {
             let store = store.as_ref().expect("opened for a store side");
             let (image, names) = store
                 .resolve(spec)
                 .with_context(|| format!("reading {}", args.src))?;
-            (store, image, names)
+            let set = if args.all {
+                ImageSet::from_store(store, &image)
+                    .with_context(|| format!("reading {}", args.src))?
+            } else {
+                ImageSet::single(image)
+            };
+            (store, set, names)
         }
         Transport::Registry(r) => {
             let client = src_client.as_ref().expect("made for a registry source");
-            registry_source = RegistrySource::open(client, r, platform.as_ref())
+            registry_source = RegistrySource::open(client, r, platform.as_ref(), args.all)
                 .with_context(|| format!("reading {}", args.src))?;
-            let image = registry_source.image.clone();
             let names = if r.tag().is_some() && r.digest().is_none() {
                 vec![r.clone()]
             } else {
                 Vec::new()
             };
-            (&registry_source, image, names)
+            (&registry_source, registry_source.set.clone(), names)
         }
         Transport::DockerArchive(p, r) | Transport::OciArchive(p, r) => {
-            archive = ArchiveSource::open_archive(p, r.as_deref(), platform.as_ref())
+            archive = ArchiveSource::open_archive(p, r.as_deref(), platform.as_ref(), args.all)
                 .with_context(|| format!("reading {}", args.src))?;
-            (&archive, archive.image.clone(), archive.names.clone())
+            (&archive, archive.set.clone(), archive.names.clone())
         }
         Transport::OciDir(d, r) => {
-            archive = ArchiveSource::open_layout(d, r.as_deref(), platform.as_ref())
+            archive = ArchiveSource::open_layout(d, r.as_deref(), platform.as_ref(), args.all)
                 .with_context(|| format!("reading {}", args.src))?;
-            (&archive, archive.image.clone(), archive.names.clone())
+            (&archive, archive.set.clone(), archive.names.clone())
         }
     };
-
     let digest = match &dest {
         Transport::Store(spec) => {
             let store = store.as_ref().expect("opened for a store side");
             let name = super::image_name(spec)?;
-            ingest(store, source, &image, Some(&name))
-                .with_context(|| format!("copying {} to {}", args.src, args.dest))?;
-            image.manifest_digest.clone()
+            ingest_set(store, source, &set, Some(&name))
+                .with_context(|| format!("copying {} to {}", args.src, args.dest))?
+                .manifest
+                .digest
         }
         Transport::Registry(r) => {
             let client = args.registry.client(r.domain())?;
@@ -184,39 +195,42 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
                 Transport::Store(_) => store.as_ref(),
                 _ => None,
             };
-            push_from(source, cache, &client, &image, r, &opts)
+            push_set(source, cache, &client, &set, r, &opts)
                 .with_context(|| format!("copying {} to {}", args.src, args.dest))?
                 .digest
         }
         Transport::DockerArchive(p, r) | Transport::OciArchive(p, r) => {
-            let format = if matches!(dest, Transport::DockerArchive(..)) {
-                SaveFormat::Docker
-            } else {
-                SaveFormat::Oci
-            };
+            let docker = matches!(dest, Transport::DockerArchive(..));
+            if docker && set.index.is_some() {
+                bail!(
+                    "{}: a docker archive holds one platform of an image; copy --all to \
+                     oci-archive: or oci:, or pick one with --platform",
+                    args.dest
+                );
+            }
             let names = match r {
                 Some(r) => vec![super::image_name(r)?],
                 None => names,
             };
-            let items = [SaveItem {
-                image: image.clone(),
-                names,
-            }];
             let opts = SaveOptions {
-                format,
+                format: if docker {
+                    SaveFormat::Docker
+                } else {
+                    SaveFormat::Oci
+                },
                 compression: None,
                 progress: None,
             };
             write_archive(p, &args.dest, |dest| match dest {
-                Dest::File(f) => Ok(save_from(source, &items, f, &opts)?),
-                Dest::Stdout(s) => Ok(save_from(source, &items, s, &opts)?),
+                Dest::File(f) => Ok(save_set_from(source, &set, &names, f, &opts)?),
+                Dest::Stdout(s) => Ok(save_set_from(source, &set, &names, s, &opts)?),
             })?;
-            image.manifest_digest.clone()
+            set.top_digest()?
         }
         Transport::OciDir(d, r) => {
-            write_layout(d, source, &image, r.as_deref())
+            write_layout_set(d, source, &set, r.as_deref())
                 .with_context(|| format!("copying {} to {}", args.src, args.dest))?;
-            image.manifest_digest.clone()
+            set.top_digest()?
         }
     };
     if !ctx.quiet {
