@@ -63,6 +63,8 @@ pub struct ParallelGzip<R> {
     out: Vec<u8>,
     out_pos: usize,
     trailer_written: bool,
+    /// A failure of the input: every later read fails too, never a valid gzip with a hole.
+    failed: Option<(io::ErrorKind, String)>,
 }
 
 impl<R> std::fmt::Debug for ParallelGzip<R> {
@@ -110,6 +112,7 @@ impl<R: Read> ParallelGzip<R> {
             out: HEADER.to_vec(),
             out_pos: 0,
             trailer_written: false,
+            failed: None,
         }
     }
 
@@ -178,7 +181,13 @@ impl<R: Read> Read for ParallelGzip<R> {
                 self.out_pos += n;
                 return Ok(n);
             }
-            self.feed()?;
+            if let Some((kind, msg)) = &self.failed {
+                return Err(io::Error::new(*kind, msg.clone()));
+            }
+            if let Err(e) = self.feed() {
+                self.failed = Some((e.kind(), e.to_string()));
+                return Err(e);
+            }
             if let Some(result) = self.in_flight.pop_front() {
                 self.out = result
                     .recv()

@@ -30,7 +30,15 @@ impl fmt::Debug for Credentials {
     }
 }
 
+/// The user name docker's config and credential helpers give with an identity token.
+pub const IDENTITY_TOKEN_USER: &str = "<token>";
+
 impl Credentials {
+    /// The identity token (an OAuth2 refresh token) these credentials are, if they are one.
+    pub fn identity_token(&self) -> Option<&str> {
+        (self.username == IDENTITY_TOKEN_USER).then_some(self.password.as_str())
+    }
+
     /// The value of an `Authorization: Basic …` header.
     pub fn basic_header(&self) -> String {
         let raw = format!("{}:{}", self.username, self.password);

@@ -57,6 +57,19 @@ pub fn server_key(registry: &str) -> String {
     }
 }
 
+/// Whether a key of the file is the whole registry `key` ([`server_key`]): `host`,
+/// `https://host/v1/` (old docker files). Keys scoped to a namespace (`quay.io/org`, as
+/// podman writes them) are other entries: never read, replaced or removed for the registry.
+fn same_registry(file_key: &str, key: &str) -> bool {
+    let rest = file_key
+        .strip_prefix("https://")
+        .or_else(|| file_key.strip_prefix("http://"))
+        .unwrap_or(file_key);
+    let path = rest.split_once('/').map_or("", |(_, p)| p);
+    let scoped = !matches!(path.trim_end_matches('/'), "" | "v1" | "v2");
+    !scoped && server_key(file_key) == key
+}
+
 /// docker's `ConvertToHostname`: the host of `https://host/v1/` or `host`.
 fn hostname(key: &str) -> &str {
     let rest = key
@@ -145,7 +158,7 @@ impl AuthFile {
         parsed
             .cred_helpers
             .iter()
-            .find(|(k, _)| hostname(k) == hostname(key) || server_key(k) == key)
+            .find(|(k, _)| hostname(k) == hostname(key) || same_registry(k, key))
             .map(|(_, v)| v.clone())
             .or_else(|| parsed.creds_store.clone())
             .filter(|h| !h.is_empty())
@@ -161,15 +174,16 @@ impl AuthFile {
         let Some(entry) = parsed
             .auths
             .iter()
-            .find(|(k, _)| server_key(k) == key)
+            .find(|(k, _)| same_registry(k, &key))
             .map(|(_, e)| e)
         else {
             return Ok(None);
         };
         if let Some(token) = entry.identity_token.as_ref().filter(|t| !t.is_empty()) {
-            // docker sends an identity token as the password of the user `<token>`.
+            // Carried as the user `<token>` (as credential helpers give it); the client
+            // exchanges it at the token server, as docker does.
             return Ok(Some(Credentials {
-                username: "<token>".into(),
+                username: crate::auth::IDENTITY_TOKEN_USER.into(),
                 password: token.clone(),
             }));
         }
@@ -215,7 +229,7 @@ impl AuthFile {
             "auth": base64::engine::general_purpose::STANDARD.encode(raw_auth),
         });
         self.edit_auths(|auths| {
-            auths.retain(|k, _| server_key(k) != key);
+            auths.retain(|k, _| !same_registry(k, &key));
             auths.insert(key.clone(), entry);
         })?;
         Ok(StoredIn::File(self.path.clone()))
@@ -232,10 +246,10 @@ impl AuthFile {
             run_helper(&helper, "erase", key.as_bytes())?;
             return Ok(true);
         }
-        if !parsed.auths.keys().any(|k| server_key(k) == key) {
+        if !parsed.auths.keys().any(|k| same_registry(k, &key)) {
             return Ok(false);
         }
-        self.edit_auths(|auths| auths.retain(|k, _| server_key(k) != key))?;
+        self.edit_auths(|auths| auths.retain(|k, _| !same_registry(k, &key)))?;
         Ok(true)
     }
 
@@ -425,6 +439,25 @@ mod tests {
         assert!(f.erase("old.example").unwrap());
         assert_eq!(f.get("old.example").unwrap(), None);
         assert_eq!(f.get("index.docker.io").unwrap(), Some(creds("bob", "x")));
+    }
+
+    #[test]
+    fn keys_scoped_to_a_namespace_are_left_alone() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("auth.json");
+        std::fs::write(
+            &path,
+            r#"{"auths":{"quay.io/org1":{"auth":"b3JnOnB3"},"quay.io":{"auth":"YWxsOnB3"}}}"#,
+        )
+        .unwrap();
+        let f = AuthFile::at(&path);
+        assert_eq!(f.get("quay.io").unwrap(), Some(creds("all", "pw")));
+        assert!(f.erase("quay.io").unwrap());
+        assert_eq!(f.get("quay.io").unwrap(), None);
+        f.store("quay.io", &creds("new", "x")).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(v["auths"]["quay.io/org1"]["auth"], "b3JnOnB3");
+        assert_eq!(f.get("quay.io").unwrap(), Some(creds("new", "x")));
     }
 
     #[test]

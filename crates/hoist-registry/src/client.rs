@@ -37,6 +37,9 @@ const ERROR_BODY_MAX: u64 = 64 * 1024;
 /// token and metadata.
 const TOKEN_BODY_MAX: u64 = 1024 * 1024;
 
+/// The OAuth2 client id sent with an identity token (docker sends its own name likewise).
+const IDENTITY_TOKEN_CLIENT_ID: &str = "hoist";
+
 /// What Go's `net/http` answers a plain-HTTP request on a TLS port with (distribution is Go).
 const GO_PLAIN_HTTP_TO_TLS: &str = "Client sent an HTTP request to an HTTPS server";
 
@@ -121,7 +124,6 @@ enum Method {
 }
 
 /// A client of one registry. Cheap to share between threads (`&Client` is `Sync`).
-#[derive(Debug)]
 pub struct Client {
     /// The registry as names spell it (`docker.io`, `127.0.0.1:5000`): used in messages.
     registry: String,
@@ -133,8 +135,21 @@ pub struct Client {
     base: Mutex<Option<String>>,
     /// The challenge of the ping's 401, if any.
     challenge: Mutex<Option<Challenge>>,
+    /// Whether the ping was answered 401 (with or without a challenge hoist can use).
+    ping_unauthorized: std::sync::atomic::AtomicBool,
     /// `Authorization` header values by scope.
     auth: Mutex<HashMap<String, String>>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the cached Authorization headers (passwords, tokens).
+        f.debug_struct("Client")
+            .field("registry", &self.registry)
+            .field("host", &self.host)
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Client {
@@ -163,6 +178,7 @@ impl Client {
             opts,
             base: Mutex::new(None),
             challenge: Mutex::new(None),
+            ping_unauthorized: std::sync::atomic::AtomicBool::new(false),
             auth: Mutex::new(HashMap::new()),
         })
     }
@@ -251,6 +267,8 @@ impl Client {
         };
         let (found, resp) = first?;
         if resp.status() == StatusCode::UNAUTHORIZED {
+            self.ping_unauthorized
+                .store(true, std::sync::atomic::Ordering::Relaxed);
             *self.challenge.lock().expect("never poisoned") = resp
                 .headers()
                 .get("www-authenticate")
@@ -292,6 +310,17 @@ impl Client {
             ),
         };
         let header = match &challenge {
+            None if self
+                .ping_unauthorized
+                .load(std::sync::atomic::Ordering::Relaxed) =>
+            {
+                return Err(Error::Auth {
+                    registry: self.registry.clone(),
+                    reason: "the registry asks for authentication in a way hoist does not speak \
+                             (no Basic or Bearer challenge)"
+                        .into(),
+                });
+            }
             // No authentication asked: any credentials do.
             None => return Ok(()),
             Some(Challenge::Basic) => match &self.opts.credentials {
@@ -332,13 +361,22 @@ impl Client {
     /// Runs `call` up to [`MAX_ATTEMPTS`] times while it fails in a way worth retrying.
     fn with_retries(
         &self,
+        call: impl FnMut() -> Result<Response<ureq::Body>, ureq::Error>,
+    ) -> Result<Response<ureq::Body>, ureq::Error> {
+        self.with_attempts(MAX_ATTEMPTS, call)
+    }
+
+    /// Runs `call` up to `attempts` times while it fails in a way worth retrying.
+    fn with_attempts(
+        &self,
+        attempts: u32,
         mut call: impl FnMut() -> Result<Response<ureq::Body>, ureq::Error>,
     ) -> Result<Response<ureq::Body>, ureq::Error> {
         let mut attempt = 1;
         loop {
             match call() {
-                Err(e) if attempt < MAX_ATTEMPTS && retryable(&e) => {}
-                Ok(r) if attempt < MAX_ATTEMPTS && r.status().is_server_error() => drain(r),
+                Err(e) if attempt < attempts && retryable(&e) => {}
+                Ok(r) if attempt < attempts && r.status().is_server_error() => drain(r),
                 other => return other,
             }
             std::thread::sleep(backoff(attempt));
@@ -387,19 +425,43 @@ impl Client {
         scope: &str,
         asked: Option<&str>,
     ) -> Result<String> {
+        let scopes: Vec<&str> = scope
+            .split(' ')
+            .filter(|x| !x.is_empty())
+            .chain(asked.filter(|a| !scope.split(' ').any(|x| x == *a)))
+            .collect();
         let resp = self
             .with_retries(|| {
+                // An identity token (docker's `identitytoken`) is an OAuth2 refresh token:
+                // exchanged at the realm by a form POST, as docker does, never sent as Basic.
+                if let Some(refresh) = self
+                    .opts
+                    .credentials
+                    .as_ref()
+                    .and_then(|c| c.identity_token())
+                {
+                    let mut form: Vec<(&str, &str)> = vec![
+                        ("grant_type", "refresh_token"),
+                        ("client_id", IDENTITY_TOKEN_CLIENT_ID),
+                        ("refresh_token", refresh),
+                    ];
+                    if let Some(s) = service {
+                        form.push(("service", s));
+                    }
+                    let joined = scopes.join(" ");
+                    if !joined.is_empty() {
+                        form.push(("scope", &joined));
+                    }
+                    return self.agent.post(realm).send_form(form);
+                }
                 let mut req = self.agent.get(realm);
                 if let Some(s) = service {
                     req = req.query("service", s);
                 }
                 // Several scopes (a push that mounts from another repository) are several
                 // `scope` parameters; none for a login.
-                for one in scope.split(' ').filter(|x| !x.is_empty()) {
-                    req = req.query("scope", one);
-                }
-                if let Some(a) = asked.filter(|a| !scope.split(' ').any(|x| x == *a)) {
-                    req = req.query("scope", a);
+                for one in &scopes {
+                    req = req.query("scope", *one);
                 }
                 if let Some(c) = &self.opts.credentials {
                     req = req.header("Authorization", c.basic_header());
@@ -417,12 +479,13 @@ impl Client {
             return Err(Error::Auth {
                 registry: self.registry.clone(),
                 reason: format!(
-                    "the token server {realm} refused {} for {scope} (HTTP {}){}",
+                    "the token server {realm} refused {} for {} (HTTP {}){}",
                     if self.opts.credentials.is_some() {
                         "the credentials"
                     } else {
                         "anonymous access"
                     },
+                    if scope.is_empty() { "login" } else { scope },
                     status.as_u16(),
                     if detail.is_empty() {
                         String::new()
@@ -473,11 +536,27 @@ impl Client {
         if let Some(from) = also_pull {
             scope = format!("{scope} {}", Access::Pull.scope(from));
         }
-        let mut auth = self.authorization(&scope, None)?;
+        // Credentials go only to the registry itself: an upload Location may name another
+        // host, or plain HTTP behind a misconfigured proxy.
+        let own = url.starts_with(&format!("{}/", self.base()?));
+        let mut auth = if own {
+            self.authorization(&scope, None)?
+        } else {
+            None
+        };
         let mut reauthenticated = false;
+        // A streamed body is sent once: an upload session that took part of it cannot take it
+        // again (the caller starts a new one). Errors of the body's own source are kept apart
+        // from the connection's.
+        let attempts = if matches!(body, SendBody::Open(_)) {
+            1
+        } else {
+            MAX_ATTEMPTS
+        };
+        let source_error: Mutex<Option<io::Error>> = Mutex::new(None);
         loop {
             let resp = self
-                .with_retries(|| {
+                .with_attempts(attempts, || {
                     let auth = auth.as_deref();
                     match method {
                         Method::Get | Method::Head | Method::Delete => {
@@ -510,19 +589,30 @@ impl Client {
                                 SendBody::None => req.send_empty(),
                                 SendBody::Bytes(b) => req.send(b),
                                 SendBody::Open(open) => {
-                                    let mut r = open()?;
+                                    let mut r = Watched {
+                                        inner: open().map_err(|e| watch(&source_error, e))?,
+                                        slot: &source_error,
+                                    };
                                     req.send(ureq::SendBody::from_reader(&mut r))
                                 }
                             }
                         }
                     }
                 })
-                .map_err(|e| Error::Transport {
-                    registry: self.registry.clone(),
-                    what: format!("{what} in repository {repository}"),
-                    source: Box::new(e),
+                .map_err(|e| {
+                    if let Some(source) = source_error.lock().expect("never poisoned").take() {
+                        return Error::Source {
+                            what: format!("{what} in repository {repository}"),
+                            source,
+                        };
+                    }
+                    Error::Transport {
+                        registry: self.registry.clone(),
+                        what: format!("{what} in repository {repository}"),
+                        source: Box::new(e),
+                    }
                 })?;
-            if resp.status() == StatusCode::UNAUTHORIZED && !reauthenticated {
+            if resp.status() == StatusCode::UNAUTHORIZED && own && !reauthenticated {
                 let challenge = resp
                     .headers()
                     .get("www-authenticate")
@@ -846,15 +936,29 @@ impl Client {
         open: &Opener<'_>,
     ) -> Result<()> {
         let what = format!("upload of blob {digest}");
-        let location = self.start_upload(repository, &what)?;
-        self.finish_upload(
-            repository,
-            &location,
-            digest,
-            SendBody::Open(open),
-            Some(size),
-            &what,
-        )
+        let mut attempt = 1;
+        loop {
+            let location = self.start_upload(repository, &what)?;
+            match self.finish_upload(
+                repository,
+                &location,
+                digest,
+                SendBody::Open(open),
+                Some(size),
+                &what,
+            ) {
+                Ok(()) => return Ok(()),
+                Err(e) if attempt < MAX_ATTEMPTS && worth_new_session(&e) => {
+                    // The blob may have landed before the answer was lost.
+                    if self.blob_size(repository, digest)? == Some(size) {
+                        return Ok(());
+                    }
+                    std::thread::sleep(backoff(attempt));
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Asks the registry to mount `digest` from repository `from` into `repository`
@@ -887,7 +991,12 @@ impl Client {
                 }
                 Ok(false)
             }
-            _ => Err(self.status_error(resp, repository, &what)),
+            // Refused (no pull access to `from` any more, the blob gone from it, a registry
+            // without mounts): upload instead, as docker does.
+            _ => {
+                drain(resp);
+                Ok(false)
+            }
         }
     }
 
@@ -904,7 +1013,7 @@ impl Client {
         let mut attempt = 1;
         loop {
             match self.upload_stream_once(repository, open, what) {
-                Err(Error::Transport { .. } | Error::Read { .. }) if attempt < MAX_ATTEMPTS => {
+                Err(e) if attempt < MAX_ATTEMPTS && worth_new_session(&e) => {
                     std::thread::sleep(backoff(attempt));
                     attempt += 1;
                 }
@@ -920,13 +1029,20 @@ impl Client {
         what: &str,
     ) -> Result<(Digest, u64)> {
         let location = self.start_upload(repository, what)?;
-        let read_err = |source: io::Error| Error::Read {
-            registry: self.registry.clone(),
-            what: format!("{what} (reading the store)"),
-            source,
+        let source_error: Mutex<Option<io::Error>> = Mutex::new(None);
+        let source_failed = |e: io::Error| Error::Source {
+            what: format!("{what} in repository {repository}"),
+            source: e,
         };
-        let mut body = hoist_core::hashio::HashingReader::new(open().map_err(read_err)?);
-        let auth = self.authorization(&Access::PullPush.scope(repository), None)?;
+        let mut body = hoist_core::hashio::HashingReader::new(Watched {
+            inner: open().map_err(source_failed)?,
+            slot: &source_error,
+        });
+        let auth = if location.starts_with(&format!("{}/", self.base()?)) {
+            self.authorization(&Access::PullPush.scope(repository), None)?
+        } else {
+            None
+        };
         let mut req = self
             .agent
             .patch(&location)
@@ -934,13 +1050,15 @@ impl Client {
         if let Some(a) = &auth {
             req = req.header("Authorization", a.as_str());
         }
-        let resp = req
-            .send(ureq::SendBody::from_reader(&mut body))
-            .map_err(|e| Error::Transport {
-                registry: self.registry.clone(),
-                what: format!("{what} in repository {repository}"),
-                source: Box::new(e),
-            })?;
+        let sent = req.send(ureq::SendBody::from_reader(&mut body));
+        if let Some(e) = source_error.lock().expect("never poisoned").take() {
+            return Err(source_failed(e));
+        }
+        let resp = sent.map_err(|e| Error::Transport {
+            registry: self.registry.clone(),
+            what: format!("{what} in repository {repository}"),
+            source: Box::new(e),
+        })?;
         if resp.status() != StatusCode::ACCEPTED && resp.status() != StatusCode::NO_CONTENT {
             return Err(self.status_error(resp, repository, what));
         }
@@ -1022,7 +1140,7 @@ impl Read for BlobReader {
             return Ok(0);
         }
         // Read at most one byte past the declared size: enough to tell that it is too long.
-        let room = (self.expected + 1 - self.read).min(buf.len() as u64) as usize;
+        let room = (self.expected.saturating_add(1) - self.read).min(buf.len() as u64) as usize;
         let n = self.inner.read(&mut buf[..room])?;
         self.read += n as u64;
         if self.read > self.expected {
@@ -1044,6 +1162,36 @@ impl Read for BlobReader {
             ));
         }
         Ok(n)
+    }
+}
+
+/// A body's reader whose errors are kept, so that a failure to read the source is not taken
+/// for (and retried as) a failure of the connection.
+struct Watched<'s, R> {
+    inner: R,
+    slot: &'s Mutex<Option<io::Error>>,
+}
+
+impl<R: Read> Read for Watched<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf).map_err(|e| watch(self.slot, e))
+    }
+}
+
+/// Keeps `e` (its kind and message) in `slot` and gives it back.
+fn watch(slot: &Mutex<Option<io::Error>>, e: io::Error) -> io::Error {
+    let copy = io::Error::new(e.kind(), e.to_string());
+    slot.lock().expect("never poisoned").get_or_insert(copy);
+    e
+}
+
+/// Whether an upload that failed this way may succeed in a new session: a dropped
+/// connection or a 5xx, not an error of the source or a refusal.
+fn worth_new_session(e: &Error) -> bool {
+    match e {
+        Error::Transport { source, .. } => retryable(source),
+        Error::Status { status, .. } => (500..600).contains(status),
+        _ => false,
     }
 }
 

@@ -91,6 +91,16 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// Reading the blob being uploaded failed (the store, an archive or the source registry
+    /// of a copy): not the destination's fault, and not retried.
+    #[error("{what}: reading what is sent")]
+    Source {
+        /// What was being sent.
+        what: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
     /// A certificate file or directory that cannot be used.
     #[error("{}: {reason}", path.display())]
     Certs {

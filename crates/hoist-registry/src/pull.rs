@@ -82,6 +82,8 @@ pub struct PullReport {
     pub moved_from: Option<Digest>,
     /// Layers downloaded (the others were in the store already).
     pub downloaded: Vec<Digest>,
+    /// What went wrong without failing the pull (the store could not remember something).
+    pub warnings: Vec<String>,
 }
 
 /// One image being pulled: its manifest and config, checked against each other.
@@ -220,6 +222,20 @@ pub fn pull(
             store.remember_layer(&s.digest, diff_id, s.uncompressed_size)?;
         }
     }
+    // Where these blobs are, so that a push to another repository of this registry mounts
+    // them. A cache: failing to write it costs a later push an upload, not this pull.
+    let here = format!("{}/{repo}", client.registry());
+    let mut warnings = Vec::new();
+    for img in &images {
+        for d in img.manifest.layers.iter().chain([&img.manifest.config]) {
+            if let Err(e) = store.remember_source(&d.digest, &here) {
+                warnings.push(format!(
+                    "the store could not remember where blob {} came from: {e}",
+                    d.digest
+                ));
+            }
+        }
+    }
     let target = indexes.first().unwrap_or(&images[0].fetched);
     let desc = Descriptor::new(
         &target.media_type,
@@ -269,6 +285,7 @@ pub fn pull(
         changed,
         moved_from,
         downloaded: wanted.iter().map(|d| d.digest.clone()).collect(),
+        warnings,
     })
 }
 

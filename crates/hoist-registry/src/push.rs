@@ -87,6 +87,8 @@ pub struct PushReport {
     pub uploaded: Vec<Digest>,
     /// Blobs the registry had already, or mounted from another repository.
     pub existing: Vec<Digest>,
+    /// What went wrong without failing the push (the store could not remember something).
+    pub warnings: Vec<String>,
 }
 
 /// What became of one blob.
@@ -159,6 +161,7 @@ fn push_image(
         mount_from: opts.mount_from.as_deref(),
         oci: !docker || to_oci,
         progress,
+        warnings: Mutex::new(Vec::new()),
     };
 
     // Layers first, then the config (distribution checks that a manifest's blobs exist).
@@ -273,6 +276,7 @@ fn push_image(
         media_type: mt,
         uploaded,
         existing,
+        warnings: job.warnings.into_inner().expect("never poisoned"),
     })
 }
 
@@ -314,10 +318,12 @@ pub fn push_set(
         return push_from(source, cache, client, set.first(), dest, opts);
     }
     let (mut uploaded, mut existing, mut written) = (Vec::new(), Vec::new(), Vec::new());
+    let mut warnings = Vec::new();
     for image in &set.images {
         let r = push_image(source, cache, client, image, dest, Target::OwnDigest, opts)?;
         uploaded.extend(r.uploaded);
         existing.extend(r.existing);
+        warnings.extend(r.warnings);
         written.push((
             image.manifest_digest.clone(),
             Descriptor::new(&r.media_type, r.digest, r.size),
@@ -334,6 +340,7 @@ pub fn push_set(
         media_type,
         uploaded,
         existing,
+        warnings,
     })
 }
 
@@ -348,6 +355,8 @@ struct Job<'a> {
     /// Whether the pushed manifest is an OCI one (for the compressed layers' media types).
     oci: bool,
     progress: &'a (dyn Fn(PushEvent) + Sync),
+    /// What went wrong without failing the push.
+    warnings: Mutex<Vec<String>>,
 }
 
 impl Job<'_> {
@@ -359,10 +368,7 @@ impl Job<'_> {
     /// Pushes one blob (a layer is compressed first when it is uncompressed and compression
     /// is asked for).
     fn blob(&self, desc: &Descriptor, is_layer: bool) -> Result<Pushed> {
-        if is_layer
-            && self.compress != Compression::None
-            && self.compression_of(desc)? == Compression::None
-        {
+        if is_layer && self.compress != Compression::None && self.is_plain_tar(desc)? {
             return self.compressed_layer(desc);
         }
         let media_type = if self.oci {
@@ -394,12 +400,12 @@ impl Job<'_> {
         })
     }
 
-    /// How a layer is compressed: from its media type when that says compressed, else from
-    /// its first bytes (a layer may be labelled `tar` yet be gzip).
-    fn compression_of(&self, desc: &Descriptor) -> Result<Compression> {
-        let labelled = Compression::of_layer_media_type(&desc.media_type);
-        if labelled.is_some_and(|c| c != Compression::None) {
-            return Ok(labelled.unwrap_or(Compression::None));
+    /// Whether a layer is a plain distributable tar (`…layer.v1.tar`, `…rootfs.diff.tar`) that
+    /// is not secretly compressed: the only layers compressed on the way. Other media types
+    /// (artifacts, foreign and non-distributable layers) go as they are.
+    fn is_plain_tar(&self, desc: &Descriptor) -> Result<bool> {
+        if desc.media_type != media_type::OCI_LAYER && desc.media_type != media_type::DOCKER_LAYER {
+            return Ok(false);
         }
         let mut head = [0u8; COMPRESSION_MAGIC_MAX];
         let mut r = self.source.open_blob(desc)?;
@@ -417,14 +423,25 @@ impl Job<'_> {
                 }
             }
         }
-        Ok(Compression::sniff(&head[..n]))
+        Ok(Compression::sniff(&head[..n]) == Compression::None)
     }
 
+    /// Remembers where `digest` now is. The store's memory is a cache: failing to write it
+    /// (a read-only store) costs a later push some work, not this one; it is reported.
     fn remember_source(&self, digest: &Digest) -> Result<()> {
-        if let Some(store) = self.cache {
-            store.remember_source(digest, &self.here())?;
+        if let Some(store) = self.cache
+            && let Err(e) = store.remember_source(digest, &self.here())
+        {
+            self.warn(e);
         }
         Ok(())
+    }
+
+    fn warn(&self, e: hoist_core::Error) {
+        self.warnings
+            .lock()
+            .expect("never poisoned")
+            .push(format!("the store could not remember a pushed blob: {e}"));
     }
 
     /// The blob `out` describes, if the registry has it or mounts it from a repository the
@@ -494,8 +511,10 @@ impl Job<'_> {
         };
         let what = format!("upload of layer {diff_id} ({algo:?}-compressed)");
         let (digest, size) = self.client.upload_stream(self.repo, &open, &what)?;
-        if let Some(store) = self.cache {
-            store.remember_compressed(diff_id, algo, &digest, size)?;
+        if let Some(store) = self.cache
+            && let Err(e) = store.remember_compressed(diff_id, algo, &digest, size)
+        {
+            self.warn(e);
         }
         self.remember_source(&digest)?;
         (self.progress)(PushEvent::BlobPushed(diff_id.clone()));

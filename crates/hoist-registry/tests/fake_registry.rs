@@ -16,6 +16,7 @@ struct Seen {
     method: String,
     target: String,
     authorization: Option<String>,
+    body: String,
 }
 
 /// An answer: status, extra headers, body.
@@ -66,6 +67,7 @@ impl Fake {
                     method: method.to_string(),
                     target: target.to_string(),
                     authorization,
+                    body: String::from_utf8_lossy(&body).to_string(),
                 };
                 log.lock().unwrap().push(req.clone());
                 let (status, headers, body) = handler(&req, port);
@@ -106,6 +108,64 @@ fn bearer_challenge(port: u16) -> Vec<(String, String)> {
         "WWW-Authenticate".into(),
         format!(r#"Bearer realm="http://127.0.0.1:{port}/token",service="fake""#),
     )]
+}
+
+#[test]
+fn an_identity_token_is_exchanged_as_an_oauth_refresh_token() {
+    let fake = Fake::start(
+        |req, port| match (req.method.as_str(), req.target.as_str()) {
+            ("GET", "/v2/") => (401, bearer_challenge(port), b"{}".to_vec()),
+            ("POST", "/token")
+                if req.body.contains("grant_type=refresh_token")
+                    && req.body.contains("refresh_token=R3FRESH")
+                    && req.authorization.is_none() =>
+            {
+                ok(br#"{"access_token":"ACC3SS"}"#)
+            }
+            ("GET", "/v2/a/b/manifests/1")
+                if req.authorization.as_deref() == Some("Bearer ACC3SS") =>
+            {
+                ok(MANIFEST)
+            }
+            _ => (401, bearer_challenge(port), b"{}".to_vec()),
+        },
+    );
+    let client = Client::new(
+        &fake.registry(),
+        ClientOptions {
+            credentials: Some(Credentials {
+                username: hoist_registry::auth::IDENTITY_TOKEN_USER.into(),
+                password: "R3FRESH".into(),
+            }),
+            ..ClientOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(client.get_manifest("a/b", "1").unwrap().bytes, MANIFEST);
+    let token = fake
+        .seen()
+        .into_iter()
+        .find(|s| s.method == "POST")
+        .unwrap();
+    assert!(token.body.contains("service=fake"), "{token:?}");
+    assert!(
+        token.body.contains("scope=repository%3Aa%2Fb%3Apull"),
+        "{token:?}"
+    );
+    // The refresh token is never sent to the registry itself.
+    assert!(
+        fake.seen()
+            .iter()
+            .filter(|s| s.target.starts_with("/v2/"))
+            .all(
+                |s| !s.authorization.as_deref().unwrap_or("").contains("R3FRESH")
+                    && !s
+                        .authorization
+                        .as_deref()
+                        .unwrap_or("")
+                        .starts_with("Basic")
+            )
+    );
 }
 
 #[test]

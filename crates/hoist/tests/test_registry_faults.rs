@@ -260,8 +260,9 @@ fn registry_stopped_mid_pull() {
 }
 
 /// A TCP proxy on 127.0.0.1 in front of `upstream` that flips one byte (xor 0xff) at offset
-/// `flip_at` of every connection's upstream-to-client stream. Stopped (its threads joined)
-/// when dropped.
+/// `flip_at` of every connection's upstream-to-client stream, or (`start_cutting`) drops the
+/// first connection whose client-to-upstream stream passes an offset. Stopped (its threads
+/// joined) when dropped.
 struct CorruptingProxy {
     port: u16,
     stop: Arc<AtomicBool>,
@@ -277,6 +278,16 @@ const PROXY_POLL: Duration = Duration::from_millis(50);
 
 impl CorruptingProxy {
     fn start(upstream: u16, flip_at: u64) -> CorruptingProxy {
+        Self::start_with(upstream, Some(flip_at), None)
+    }
+
+    /// A proxy that cuts, once, the first connection on which the client sends more than
+    /// `cut_at` bytes (an upload in the middle of its body).
+    fn start_cutting(upstream: u16, cut_at: u64) -> CorruptingProxy {
+        Self::start_with(upstream, None, Some(cut_at))
+    }
+
+    fn start_with(upstream: u16, flip_at: Option<u64>, cut_at: Option<u64>) -> CorruptingProxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         listener.set_nonblocking(true).unwrap();
@@ -303,11 +314,19 @@ impl CorruptingProxy {
                     };
                     let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
                     let st = stop.clone();
-                    pumps.push(std::thread::spawn(move || pump(client, server, None, &st)));
+                    let cut = cut_at.map(|at| (at, flipped.clone()));
+                    pumps.push(std::thread::spawn(move || {
+                        pump(
+                            client,
+                            server,
+                            cut.as_ref().map(|(at, n)| Action::Cut(*at, n)),
+                            &st,
+                        );
+                    }));
                     let st = stop.clone();
                     let fl = flipped.clone();
                     pumps.push(std::thread::spawn(move || {
-                        pump(s2, c2, Some((flip_at, &*fl)), &st);
+                        pump(s2, c2, flip_at.map(|at| Action::Flip(at, &fl)), &st);
                     }));
                 }
                 for p in pumps {
@@ -325,14 +344,17 @@ impl CorruptingProxy {
     }
 }
 
-/// Copies `from` to `to` until EOF, an error or the stop flag, flipping the byte at the given
-/// offset of the stream; then half-closes `to` so the other side sees the end.
-fn pump(
-    mut from: TcpStream,
-    mut to: TcpStream,
-    flip: Option<(u64, &AtomicUsize)>,
-    stop: &AtomicBool,
-) {
+/// What a proxy does to a stream at an offset (the counter counts it, over all connections).
+enum Action<'a> {
+    /// Flip the byte there.
+    Flip(u64, &'a AtomicUsize),
+    /// Drop the connection there, if no connection was dropped yet.
+    Cut(u64, &'a AtomicUsize),
+}
+
+/// Copies `from` to `to` until EOF, an error or the stop flag, doing `action` at its offset
+/// of the stream; then half-closes `to` so the other side sees the end.
+fn pump(mut from: TcpStream, mut to: TcpStream, action: Option<Action<'_>>, stop: &AtomicBool) {
     from.set_read_timeout(Some(PROXY_POLL)).unwrap();
     to.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut buf = vec![0u8; 64 * 1024];
@@ -351,11 +373,23 @@ fn pump(
             }
             Err(_) => break,
         };
-        if let Some((at, count)) = flip
-            && (pos..pos + n as u64).contains(&at)
-        {
-            buf[(at - pos) as usize] ^= 0xff;
-            count.fetch_add(1, Ordering::Relaxed);
+        match &action {
+            Some(Action::Flip(at, count)) if (pos..pos + n as u64).contains(at) => {
+                buf[(at - pos) as usize] ^= 0xff;
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+            Some(Action::Cut(at, count))
+                if (pos..pos + n as u64).contains(at)
+                    && count.compare_exchange(0, 1, Ordering::Relaxed, Ordering::Relaxed)
+                        == Ok(0) =>
+            {
+                // Half the body went through; then the connection dies both ways.
+                let _ = to.write_all(&buf[..(at - pos) as usize]);
+                let _ = to.shutdown(Shutdown::Both);
+                let _ = from.shutdown(Shutdown::Both);
+                return;
+            }
+            _ => {}
         }
         pos += n as u64;
         if to.write_all(&buf[..n]).is_err() {
@@ -432,6 +466,43 @@ fn corrupting_proxy_is_refused_and_nothing_stored() {
     assert_eq!(ids(&dst), vec![id]);
     assert_eq!(export_digest(&dst, &direct), export_digest(&src, "bb:1"));
     dst.ok(&["fsck"]);
+}
+
+#[test]
+fn an_upload_cut_midway_starts_a_new_session_and_lands() {
+    let Some(reg) = Registry::start() else {
+        return;
+    };
+    let src = Env::new();
+    let rootfs = src.path("busybox.tar");
+    common::busybox_rootfs_tar(&rootfs, |_| {});
+    src.ok(&["import", s(&rootfs), "bb:1"]);
+    let id = src.inspect("bb:1")["Id"].as_str().unwrap().to_string();
+
+    // A monolithic PUT of the uncompressed layer, and a streamed PATCH of the gzip one: each
+    // cut once past its first 300 kB.
+    for (compress, repo) in [("none", "plain"), ("gzip", "gz")] {
+        let proxy = CorruptingProxy::start_cutting(reg.port, 300_000);
+        let through = format!("127.0.0.1:{}/{repo}:1", proxy.port);
+        let digest = src.ok(&["-q", "push", "--compress", compress, "bb:1", &through]);
+        assert_eq!(
+            proxy.flipped.load(Ordering::Relaxed),
+            1,
+            "{compress}: no cut"
+        );
+        drop(proxy);
+        let dst = Env::new();
+        let out = dst.ok(&["pull", &reg.name(&format!("{repo}:1"))]);
+        assert!(out.contains(&format!("Digest: {}", digest.trim())), "{out}");
+        assert_eq!(
+            dst.inspect(&reg.name(&format!("{repo}:1")))["Id"],
+            id.as_str()
+        );
+        assert_eq!(
+            export_digest(&dst, &reg.name(&format!("{repo}:1"))),
+            export_digest(&src, "bb:1")
+        );
+    }
 }
 
 /// Removes every image of an isolated podman storage at the end of a test, even a failed one.

@@ -474,9 +474,14 @@ impl Reader<'_> {
         };
         let mut names: Vec<Reference> = Vec::new();
         for d in index.manifests.iter().filter(|d| d.digest == top.digest) {
+            // A bare ref.name ("latest", as skopeo and buildah write) names no image: load's
+            // rule.
             if let Some(n) = d
                 .annotation(ANNOTATION_CONTAINERD_NAME)
-                .or_else(|| d.annotation(ANNOTATION_REF_NAME))
+                .or_else(|| {
+                    d.annotation(ANNOTATION_REF_NAME)
+                        .filter(|r| r.contains('/') || r.contains(':'))
+                })
                 .and_then(|n| Reference::parse_normalized(n).ok())
             {
                 names.push(n.with_default_tag());

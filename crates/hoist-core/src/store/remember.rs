@@ -6,7 +6,9 @@
 //!                                             was pulled from or pushed to (for mounts)
 //! ```
 //!
-//! Both are caches: a missing or unreadable entry only means the work is done again.
+//! Both are caches: a missing or unreadable entry only means the work is done again. Their
+//! files are replaced through temporary files in their own directories, not in `hoist/tmp`,
+//! which `gc` empties.
 
 use std::fs;
 
@@ -30,6 +32,21 @@ fn algo_dir(c: Compression) -> &'static str {
     }
 }
 
+/// Replaces `dest` with `bytes` by a temporary file in its directory (no fsync: a cache entry
+/// lost in a crash is only work to do again).
+fn replace(dest: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let dir = dest.parent().expect("cache files are in a directory");
+    let (tmp, mut f) = super::tempfile_in(dir)?;
+    let done = f.write_all(bytes).and_then(|()| fs::rename(&tmp, dest));
+    if let Err(e) = done {
+        // The temporary file is useless now; failing to remove it changes nothing.
+        let _ = fs::remove_file(&tmp);
+        return Err(e).at(dest);
+    }
+    Ok(())
+}
+
 impl Store {
     /// Records that the uncompressed layer `diff_id`, compressed by hoist with `algo`, is the
     /// blob `digest` of `size` bytes.
@@ -42,7 +59,7 @@ impl Store {
     ) -> Result<()> {
         let dir = self.hoist_dir().join("compressed").join(algo_dir(algo));
         fs::create_dir_all(&dir).at(&dir)?;
-        self.write_atomic(
+        replace(
             &dir.join(diff_id.hex()),
             format!("{digest} {size}\n").as_bytes(),
         )
@@ -72,7 +89,7 @@ impl Store {
         fs::create_dir_all(&dir).at(&dir)?;
         let mut text = known.join("\n");
         text.push('\n');
-        self.write_atomic(&dir.join(digest.hex()), text.as_bytes())
+        replace(&dir.join(digest.hex()), text.as_bytes())
     }
 
     /// Repositories (`registry/path`) known to hold `digest`, most recent first.

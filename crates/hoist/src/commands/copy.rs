@@ -49,8 +49,48 @@ pub struct Args {
     /// To a registry: compress uncompressed layers (none: copy them as they are)
     #[arg(long, value_enum, default_value = "gzip")]
     pub compress: super::save::CompressArg,
-    #[command(flatten)]
-    pub registry: RegistryArgs,
+    /// The credentials file for both sides [default: $REGISTRY_AUTH_FILE,
+    /// $DOCKER_CONFIG/config.json or ~/.docker/config.json]
+    #[arg(long, value_name = "FILE")]
+    pub authfile: Option<PathBuf>,
+    /// Credentials for the source registry only
+    #[arg(long, value_name = "USER[:PASSWORD]")]
+    pub src_creds: Option<String>,
+    /// Credentials for the destination registry only
+    #[arg(long, value_name = "USER[:PASSWORD]")]
+    pub dest_creds: Option<String>,
+    /// Check the source registry's TLS certificate (false also allows plain HTTP)
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub src_tls_verify: bool,
+    /// Check the destination registry's TLS certificate (false also allows plain HTTP)
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub dest_tls_verify: bool,
+    /// The source registry's certificates (*.crt roots, a *.cert/*.key client pair)
+    #[arg(long, value_name = "DIR")]
+    pub src_cert_dir: Option<PathBuf>,
+    /// The destination registry's certificates
+    #[arg(long, value_name = "DIR")]
+    pub dest_cert_dir: Option<PathBuf>,
+}
+
+impl Args {
+    /// The registry flags of one side (skopeo's `--src-*` / `--dest-*`): credentials and TLS
+    /// settings never cross from one registry to the other.
+    fn side(&self, src: bool) -> RegistryArgs {
+        let (creds, tls_verify, cert_dir) = if src {
+            (&self.src_creds, self.src_tls_verify, &self.src_cert_dir)
+        } else {
+            (&self.dest_creds, self.dest_tls_verify, &self.dest_cert_dir)
+        };
+        RegistryArgs {
+            tls_verify,
+            cert_dir: cert_dir.clone(),
+            authfile: self.authfile.clone(),
+            creds: creds.clone(),
+        }
+    }
 }
 
 /// A side of a copy.
@@ -128,7 +168,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
 
     // The source: the image in memory, its blobs on demand.
     let src_client = match &src {
-        Transport::Registry(r) => Some(args.registry.client(r.domain())?),
+        Transport::Registry(r) => Some(args.side(true).client(r.domain())?),
         _ => None,
     };
     let archive;
@@ -142,6 +182,27 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
             let set = if args.all {
                 ImageSet::from_store(store, &image)
                     .with_context(|| format!("reading {}", args.src))?
+            } else if let Some(p) = &platform {
+                // The store shows an index as the host's platform: pick the one asked for.
+                let whole = ImageSet::from_store(store, &image)
+                    .with_context(|| format!("reading {}", args.src))?;
+                let found: Vec<String> = whole
+                    .images
+                    .iter()
+                    .map(|i| i.config.platform().to_string())
+                    .collect();
+                match whole
+                    .images
+                    .into_iter()
+                    .find(|i| p.matches(&i.config.platform()))
+                {
+                    Some(i) => ImageSet::single(i),
+                    None => bail!(
+                        "{}: no image for platform {p} (the store has: {})",
+                        args.src,
+                        found.join(", ")
+                    ),
+                }
             } else {
                 ImageSet::single(image)
             };
@@ -179,7 +240,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
                 .digest
         }
         Transport::Registry(r) => {
-            let client = args.registry.client(r.domain())?;
+            let client = args.side(false).client(r.domain())?;
             let mount_from = match &src {
                 Transport::Registry(s) if s.domain() == r.domain() && s.path() != r.path() => {
                     Some(format!("{}/{}", s.domain(), s.path()))
@@ -195,9 +256,12 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
                 Transport::Store(_) => store.as_ref(),
                 _ => None,
             };
-            push_set(source, cache, &client, &set, r, &opts)
-                .with_context(|| format!("copying {} to {}", args.src, args.dest))?
-                .digest
+            let report = push_set(source, cache, &client, &set, r, &opts)
+                .with_context(|| format!("copying {} to {}", args.src, args.dest))?;
+            for w in &report.warnings {
+                eprintln!("hoist: warning: {w}");
+            }
+            report.digest
         }
         Transport::DockerArchive(p, r) | Transport::OciArchive(p, r) => {
             let docker = matches!(dest, Transport::DockerArchive(..));

@@ -14,7 +14,7 @@ use super::registry::{RegistryArgs, registry_of};
 /// The credentials are checked against the registry (as `docker login` does), then stored in
 /// docker's config.json (or the credential helper it names), where docker, podman and skopeo
 /// find them too.
-#[derive(Debug, clap::Args)]
+#[derive(clap::Args)]
 pub struct Args {
     /// The registry [default: docker.io]
     #[arg(value_name = "REGISTRY")]
@@ -30,6 +30,19 @@ pub struct Args {
     pub password_stdin: bool,
     #[command(flatten)]
     pub registry_args: RegistryArgs,
+}
+
+impl std::fmt::Debug for Args {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the password.
+        f.debug_struct("Args")
+            .field("registry", &self.registry)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<hidden>"))
+            .field("password_stdin", &self.password_stdin)
+            .field("registry_args", &self.registry_args)
+            .finish()
+    }
 }
 
 /// Runs `hoist login`.

@@ -78,6 +78,9 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     let report = pull(&store, &client, &reference, &opts);
     bar.finish();
     let report = report.with_context(|| format!("pulling {}", reference.familiar()))?;
+    for w in &report.warnings {
+        eprintln!("hoist: warning: {w}");
+    }
     let mut out = std::io::stdout().lock();
     let shown = reference.familiar();
     if ctx.quiet {

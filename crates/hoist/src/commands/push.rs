@@ -80,6 +80,9 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     bar.finish();
     let report =
         report.with_context(|| format!("pushing {} to {}", args.image, dest.familiar()))?;
+    for w in &report.warnings {
+        eprintln!("hoist: warning: {w}");
+    }
     let mut out = std::io::stdout().lock();
     if ctx.quiet {
         writeln!(out, "{}", report.digest)?;

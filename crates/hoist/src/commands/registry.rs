@@ -9,7 +9,7 @@ use hoist_registry::authfile::{self, AuthFile};
 use hoist_registry::{Client, ClientOptions};
 
 /// TLS and credentials of a registry (skopeo's flag names).
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Clone, clap::Args)]
 pub struct RegistryArgs {
     /// Check the registry's TLS certificate. false also allows plain HTTP to any registry
     /// (loopback registries may always use plain HTTP, as in docker)
@@ -20,6 +20,7 @@ pub struct RegistryArgs {
         action = clap::ArgAction::Set,
         num_args = 0..=1,
         default_missing_value = "true",
+        require_equals = true,
     )]
     pub tls_verify: bool,
     /// The registry's certificates: *.crt roots (added to the system's), a client *.cert with
@@ -33,6 +34,18 @@ pub struct RegistryArgs {
     /// Credentials for this command only, instead of the credentials file
     #[arg(long, value_name = "USER[:PASSWORD]")]
     pub creds: Option<String>,
+}
+
+impl std::fmt::Debug for RegistryArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the password given with --creds.
+        f.debug_struct("RegistryArgs")
+            .field("tls_verify", &self.tls_verify)
+            .field("cert_dir", &self.cert_dir)
+            .field("authfile", &self.authfile)
+            .field("creds", &self.creds.as_ref().map(|_| "<hidden>"))
+            .finish()
+    }
 }
 
 impl RegistryArgs {
