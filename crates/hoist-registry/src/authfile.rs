@@ -278,8 +278,10 @@ impl AuthFile {
 
     fn write(&self, bytes: &[u8]) -> Result<()> {
         use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-        let dir = self
-            .path
+        // A symlinked config.json (dotfiles managers) is written where it points, as docker
+        // does, not replaced by a file.
+        let target = std::fs::canonicalize(&self.path).unwrap_or_else(|_| self.path.clone());
+        let dir = target
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
@@ -288,8 +290,7 @@ impl AuthFile {
             .mode(0o700)
             .create(dir)
             .map_err(|e| self.bad(format!("creating {}: {e}", dir.display())))?;
-        let name = self
-            .path
+        let name = target
             .file_name()
             .map_or_else(|| "config.json".into(), |n| n.to_string_lossy().to_string());
         let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
@@ -302,7 +303,7 @@ impl AuthFile {
                 .open(&tmp)?;
             f.write_all(bytes)?;
             f.sync_all()?;
-            std::fs::rename(&tmp, &self.path)
+            std::fs::rename(&tmp, &target)
         };
         write().map_err(|e| {
             // The temp file is useless now; a failure to remove it changes nothing.
@@ -458,6 +459,29 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         assert_eq!(v["auths"]["quay.io/org1"]["auth"], "b3JnOnB3");
         assert_eq!(f.get("quay.io").unwrap(), Some(creds("new", "x")));
+    }
+
+    #[test]
+    fn a_symlinked_file_is_written_where_it_points() {
+        let d = tempfile::tempdir().unwrap();
+        let real = d.path().join("dotfiles").join("docker.json");
+        std::fs::create_dir_all(real.parent().unwrap()).unwrap();
+        std::fs::write(&real, r#"{"psFormat":"x"}"#).unwrap();
+        let link = d.path().join("config.json");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        AuthFile::at(&link).store("r:1", &creds("u", "p")).unwrap();
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&real).unwrap()).unwrap();
+        assert_eq!(v["psFormat"], "x");
+        assert_eq!(
+            AuthFile::at(&link).get("r:1").unwrap(),
+            Some(creds("u", "p"))
+        );
     }
 
     #[test]

@@ -332,6 +332,16 @@ pub fn push_set(
     let (bytes, media_type) = set
         .index_as_written(&written)?
         .expect("a set with an index gives one");
+    if let Some(index) = &set.index {
+        let left_out = index.parsed.manifests.len() - written.len();
+        if left_out > 0 {
+            warnings.push(format!(
+                "{left_out} entries of index {} are not copied (attestations, or images the \
+                 store does not hold): the index pushed is rewritten without them",
+                index.descriptor.digest
+            ));
+        }
+    }
     let tag = target_of(dest).resolve(&Digest::of(&bytes), dest)?;
     let digest = client.put_manifest(dest.path(), &tag, &media_type, &bytes)?;
     Ok(PushReport {

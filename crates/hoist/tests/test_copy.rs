@@ -88,6 +88,21 @@ fn copies_between_archives_layouts_and_the_store_without_touching_the_store() {
         );
         assert_eq!(digest_of(config.as_bytes()), dive_id);
     }
+    // An OCI archive's REF is its ref.name as given, where skopeo looks for it.
+    if let Some(skopeo) = skopeo() {
+        let named = env.path("named.tar");
+        env.ok(&[
+            "copy",
+            &format!("oci:{}:dive", s(&layout)),
+            &format!("oci-archive:{}:myref", s(&named)),
+        ]);
+        let config = common::run_ok(
+            Command::new(&skopeo)
+                .args(["inspect", "--config", "--raw"])
+                .arg(format!("oci-archive:{}:myref", s(&named))),
+        );
+        assert_eq!(digest_of(config.as_bytes()), dive_id);
+    }
     // The docker archive loads under the name given, as the same image with the same rootfs.
     let other = Env::new();
     let out = other.ok(&["load", "-i", s(&docker_tar)]);

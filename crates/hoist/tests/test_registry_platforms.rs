@@ -495,7 +495,21 @@ fn an_index_pulled_whole_is_pushed_whole() {
     let store = Env::new();
     store.ok(&["pull", "--all-platforms", &attested]);
     let trimmed = reg.name("trimmed:1");
-    let digest = store.ok(&["-q", "push", "--compress", "none", &attested, &trimmed]);
+    let out = store
+        .cmd(&["-q", "push", "--compress", "none", &attested, &trimmed])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let digest = String::from_utf8(out.stdout).unwrap();
+    // Said, not silent.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "hoist: warning: 1 entries of index {} are not copied",
+            digest_of(&skopeo_inspect(&skopeo, &["--raw"], &attested))
+        )),
+        "{err}"
+    );
     let raw = skopeo_inspect(&skopeo, &["--raw"], &trimmed);
     assert_eq!(format!("{}\n", digest_of(&raw)), digest);
     let pushed: Value = serde_json::from_slice(&raw).unwrap();

@@ -43,6 +43,10 @@ pub struct SaveOptions<'a> {
     pub compression: Option<Compression>,
     /// Called with the number of bytes written so far.
     pub progress: Option<&'a dyn Fn(u64)>,
+    /// OCI shape only: the `org.opencontainers.image.ref.name` of what is written, exactly as
+    /// given (skopeo's `oci-archive:PATH:REF`: any string, not an image name), instead of the
+    /// items' names.
+    pub oci_ref_name: Option<&'a str>,
 }
 
 impl std::fmt::Debug for SaveOptions<'_> {
@@ -211,7 +215,7 @@ fn save_with<W: Write>(
     match opts.compression.unwrap_or(Compression::None) {
         Compression::None => {
             let mut w = TarOut::new(out, progress);
-            write_format(store, items, index, &mut w, opts.format)?;
+            write_format(store, items, index, &mut w, opts)?;
             w.finish()?;
         }
         Compression::Gzip => {
@@ -219,7 +223,7 @@ fn save_with<W: Write>(
                 .mtime(0)
                 .write(out, flate2::Compression::default());
             let mut w = TarOut::new(enc, progress);
-            write_format(store, items, index, &mut w, opts.format)?;
+            write_format(store, items, index, &mut w, opts)?;
             let enc = w.finish()?;
             enc.finish().map_err(write_err)?;
         }
@@ -227,7 +231,7 @@ fn save_with<W: Write>(
             let enc = zstd::stream::write::Encoder::new(out, zstd::DEFAULT_COMPRESSION_LEVEL)
                 .map_err(write_err)?;
             let mut w = TarOut::new(enc, progress);
-            write_format(store, items, index, &mut w, opts.format)?;
+            write_format(store, items, index, &mut w, opts)?;
             let enc = w.finish()?;
             enc.finish().map_err(write_err)?;
         }
@@ -252,14 +256,23 @@ fn write_format<W: Write>(
     items: &[SaveItem],
     index: Option<&TopIndex<'_>>,
     w: &mut TarOut<'_, W>,
-    format: SaveFormat,
+    opts: &SaveOptions<'_>,
 ) -> Result<()> {
+    let format = opts.format;
     if items.is_empty() {
         return Err(Error::Conflict("no images to save".into()));
     }
     match format {
         SaveFormat::Docker | SaveFormat::Oci => {
-            write_layout(store, items, index, w, format == SaveFormat::Docker)
+            let ref_name = opts.oci_ref_name.filter(|_| format == SaveFormat::Oci);
+            write_layout(
+                store,
+                items,
+                index,
+                ref_name,
+                w,
+                format == SaveFormat::Docker,
+            )
         }
         SaveFormat::DockerLegacy => match store {
             Blobs::Store(store) => write_legacy(store, items, w),
@@ -274,6 +287,7 @@ fn write_layout<W: Write>(
     store: Blobs<'_>,
     items: &[SaveItem],
     top: Option<&TopIndex<'_>>,
+    ref_name_as_given: Option<&str>,
     w: &mut TarOut<'_, W>,
     docker: bool,
 ) -> Result<()> {
@@ -332,6 +346,15 @@ fn write_layout<W: Write>(
     let mut repositories: Repositories = BTreeMap::new();
     // One entry per name (or one without a name), as docker 25 writes them.
     let entries = |index: &mut Index, desc: &Descriptor, names: &[Reference]| {
+        if let Some(r) = ref_name_as_given {
+            let mut d = desc.clone();
+            d.annotations = Some(BTreeMap::from([(
+                ANNOTATION_REF_NAME.to_string(),
+                r.to_string(),
+            )]));
+            index.manifests.push(d);
+            return;
+        }
         for n in names {
             let mut d = desc.clone();
             let ref_name = if docker {

@@ -272,9 +272,11 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
                     args.dest
                 );
             }
+            // A docker archive's REF is an image name (RepoTags); an OCI archive's is any
+            // ref.name, kept as given (skopeo's reading).
             let names = match r {
-                Some(r) => vec![super::image_name(r)?],
-                None => names,
+                Some(r) if docker => vec![super::image_name(r)?],
+                _ => names,
             };
             let opts = SaveOptions {
                 format: if docker {
@@ -284,6 +286,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
                 },
                 compression: None,
                 progress: None,
+                oci_ref_name: r.as_deref().filter(|_| !docker),
             };
             write_archive(p, &args.dest, |dest| match dest {
                 Dest::File(f) => Ok(save_set_from(source, &set, &names, f, &opts)?),

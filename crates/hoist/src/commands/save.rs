@@ -78,6 +78,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
         },
         compression: Some(args.compress.into()),
         progress: Some(&cb),
+        oci_ref_name: None,
     };
     write_to(args.output.as_deref(), "an archive", |dest| {
         match dest {
