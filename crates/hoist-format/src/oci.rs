@@ -33,10 +33,14 @@ pub struct Descriptor {
     /// Platform of the referenced manifest (in indexes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform: Option<DescriptorPlatform>,
+    /// Fields hoist does not model (`artifactType`, `data`, `subject`, `os.features`, …),
+    /// kept as found so that rewriting a document loses nothing.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
 }
 
 impl Descriptor {
-    /// A descriptor with no urls, annotations or platform.
+    /// A descriptor with no urls, annotations, platform or other fields.
     pub fn new(media_type: &str, digest: Digest, size: u64) -> Self {
         Descriptor {
             media_type: media_type.to_string(),
@@ -45,6 +49,7 @@ impl Descriptor {
             urls: None,
             annotations: None,
             platform: None,
+            extra: BTreeMap::new(),
         }
     }
 
@@ -83,6 +88,10 @@ pub struct DescriptorPlatform {
     /// CPU variant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
+    /// Fields hoist does not model (`artifactType`, `data`, `subject`, `os.features`, …),
+    /// kept as found so that rewriting a document loses nothing.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
 }
 
 impl DescriptorPlatform {
@@ -113,6 +122,10 @@ pub struct Manifest {
     /// Annotations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annotations: Option<BTreeMap<String, String>>,
+    /// Fields hoist does not model (`artifactType`, `data`, `subject`, `os.features`, …),
+    /// kept as found so that rewriting a document loses nothing.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
 }
 
 /// An image index or Docker manifest list.
@@ -130,6 +143,10 @@ pub struct Index {
     /// Annotations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annotations: Option<BTreeMap<String, String>>,
+    /// Fields hoist does not model (`artifactType`, `data`, `subject`, `os.features`, …),
+    /// kept as found so that rewriting a document loses nothing.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
 }
 
 impl Index {
@@ -140,6 +157,7 @@ impl Index {
             media_type: Some(media_type::OCI_INDEX.to_string()),
             manifests: Vec::new(),
             annotations: None,
+            extra: BTreeMap::new(),
         }
     }
 }
@@ -194,6 +212,31 @@ where
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn fields_hoist_does_not_model_survive_a_rewrite() {
+        let text = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"application/x-t","config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2,"data":"e30="},"layers":[],"subject":{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2}}"#;
+        let m: Manifest = serde_json::from_str(text).unwrap();
+        assert_eq!(m.extra["artifactType"], "application/x-t");
+        assert_eq!(m.config.extra["data"], "e30=");
+        let back: serde_json::Value = serde_json::to_value(&m).unwrap();
+        assert_eq!(
+            back,
+            serde_json::from_str::<serde_json::Value>(text).unwrap()
+        );
+
+        let idx = r#"{"schemaVersion":2,"manifests":[{"mediaType":"m","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2,"platform":{"architecture":"amd64","os":"windows","os.version":"10","os.features":["win32k"]}}]}"#;
+        let i: Index = serde_json::from_str(idx).unwrap();
+        assert_eq!(
+            i.manifests[0].platform.as_ref().unwrap().extra["os.features"],
+            serde_json::json!(["win32k"])
+        );
+        assert_eq!(
+            serde_json::to_value(&i).unwrap(),
+            serde_json::from_str::<serde_json::Value>(idx).unwrap()
+        );
+    }
+
     use super::*;
 
     #[test]

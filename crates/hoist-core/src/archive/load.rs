@@ -615,6 +615,7 @@ pub(crate) fn synthesize_manifest(
             os: config.os.clone(),
             os_version: None,
             variant: config.variant.clone().filter(|v| !v.is_empty()),
+            extra: Default::default(),
         });
     }
     let mut descs = Vec::new();
@@ -632,6 +633,7 @@ pub(crate) fn synthesize_manifest(
         config: cfg,
         layers: descs,
         annotations: None,
+        extra: Default::default(),
     };
     Ok(serde_json::to_vec(&m).expect("a manifest always serializes"))
 }

@@ -443,7 +443,7 @@ fn write_legacy<W: Write>(store: &Store, items: &[SaveItem], w: &mut TarOut<'_, 
     // Entries are collected first so they can be written sorted by path.
     enum Body {
         Bytes(Vec<u8>),
-        Layer(Descriptor),
+        Layer(Box<Descriptor>),
         Link(String),
         Dir,
     }
@@ -484,7 +484,7 @@ fn write_legacy<W: Write>(store: &Store, items: &[SaveItem], w: &mut TarOut<'_, 
                 }
                 _ => {
                     layer_paths.insert(diff_id.clone(), path.clone());
-                    entries.insert(path.clone(), Body::Layer(l.clone()));
+                    entries.insert(path.clone(), Body::Layer(Box::new(l.clone())));
                 }
             }
             layers.push(path);

@@ -30,6 +30,7 @@ pub(crate) fn derived_manifest(
         config,
         layers,
         annotations: None,
+        extra: Default::default(),
     };
     serde_json::to_vec(&m).expect("a manifest serializes")
 }

@@ -54,6 +54,7 @@ fn image(store: &Store, p: &Platform, tag: &str) -> (Descriptor, Digest) {
         os: p.os.clone(),
         os_version: None,
         variant: None,
+        extra: Default::default(),
     });
     (d, id)
 }
@@ -74,6 +75,7 @@ fn attestation() -> Descriptor {
         os: "unknown".into(),
         os_version: None,
         variant: None,
+        extra: Default::default(),
     });
     d
 }
