@@ -93,8 +93,8 @@ pub const LAYER_ZSTD_LEVEL: i32 = 3;
 
 /// Wraps `r` in a compressing reader for `c` (gzip or zstd). The output depends only on the
 /// input: gzip is compressed in fixed blocks on every core with a header without time, name
-/// or host OS, and zstd runs single-threaded, so the same layer always gives the same
-/// compressed digest.
+/// or host OS, and zstd runs single-threaded, so the same layer gives the same compressed
+/// digest every time (with the same versions of the compressors).
 pub fn encoder<'a, R: Read + Send + 'a>(
     c: Compression,
     r: R,

@@ -7,8 +7,11 @@
 //! is stored as it is: deflating incompressible data (compressed files, random bytes) costs
 //! the most time for no gain, and stored blocks are also the fastest to decode.
 //!
-//! Every decision depends on the input alone, so a layer always gives the same gzip bytes and
-//! the same digest — which is what lets the store remember a layer's compressed digest.
+//! Every decision depends on the input alone (not on the number of cores or the timing), so a
+//! layer gives the same gzip bytes and digest every time — with the same deflate
+//! implementation: another zlib-rs version may choose other matches. That is what lets the
+//! store remember a layer's compressed digest; a remembered digest the registry lacks only
+//! means the layer is compressed and uploaded again.
 
 use std::collections::VecDeque;
 use std::io::{self, Read};
