@@ -317,10 +317,40 @@ pub fn push_set(
     if set.index.is_none() {
         return push_from(source, cache, client, set.first(), dest, opts);
     }
+    // One total for the whole set (each blob once), not one per platform.
+    let noop = |_: PushEvent| {};
+    let progress: &(dyn Fn(PushEvent) + Sync) = opts.progress.unwrap_or(&noop);
+    let mut all: Vec<&Descriptor> = Vec::new();
+    for image in &set.images {
+        for d in image.manifest.layers.iter().chain([&image.manifest.config]) {
+            if !all.iter().any(|a| a.digest == d.digest) {
+                all.push(d);
+            }
+        }
+    }
+    progress(PushEvent::Total(all.iter().map(|d| d.size).sum()));
+    let but_totals = |e: PushEvent| {
+        if !matches!(e, PushEvent::Total(_)) {
+            progress(e);
+        }
+    };
+    let child_opts = PushOptions {
+        compress: opts.compress,
+        mount_from: opts.mount_from.clone(),
+        progress: Some(&but_totals),
+    };
     let (mut uploaded, mut existing, mut written) = (Vec::new(), Vec::new(), Vec::new());
     let mut warnings = Vec::new();
     for image in &set.images {
-        let r = push_image(source, cache, client, image, dest, Target::OwnDigest, opts)?;
+        let r = push_image(
+            source,
+            cache,
+            client,
+            image,
+            dest,
+            Target::OwnDigest,
+            &child_opts,
+        )?;
         uploaded.extend(r.uploaded);
         existing.extend(r.existing);
         warnings.extend(r.warnings);
