@@ -112,20 +112,6 @@ pub fn push(
     push_set(store, Some(store), client, &set, dest, opts)
 }
 
-/// Pushes `image`, whose blobs come from `source` (`hoist copy`), to `dest`. `cache` is the
-/// store whose memory of compressed digests and blob locations is used and updated (the
-/// store itself when it is the source; `None` remembers nothing).
-pub fn push_from(
-    source: &dyn BlobSource,
-    cache: Option<&Store>,
-    client: &Client,
-    image: &Image,
-    dest: &Reference,
-    opts: &PushOptions<'_>,
-) -> Result<PushReport> {
-    push_image(source, cache, client, image, dest, target_of(dest), opts)
-}
-
 /// Where a reference puts a manifest.
 fn target_of(dest: &Reference) -> Target {
     match (dest.tag(), dest.digest()) {
@@ -302,10 +288,14 @@ impl Target {
     }
 }
 
-/// Pushes an image set (`hoist copy --all`, or a name the store keeps as a multi-platform
-/// index): every image by digest, then the index under `dest`'s tag — as found when no image
+/// Pushes an image set whose blobs come from `source` (`hoist copy`, or the store) to `dest`:
+/// one image, or (`copy --all`, a name the store keeps as a multi-platform index) every image
+/// by digest, then the index under `dest`'s tag — as found when no image
 /// changed (no layer needed compressing, nothing left out), else rewritten with the pushed
 /// images' descriptors in the same order.
+///
+/// `cache` is the store whose memory of compressed digests and blob locations is used and
+/// updated (the store itself when it is the source; `None` remembers nothing).
 pub fn push_set(
     source: &dyn BlobSource,
     cache: Option<&Store>,
@@ -315,7 +305,15 @@ pub fn push_set(
     opts: &PushOptions<'_>,
 ) -> Result<PushReport> {
     if set.index.is_none() {
-        return push_from(source, cache, client, set.first(), dest, opts);
+        return push_image(
+            source,
+            cache,
+            client,
+            set.first(),
+            dest,
+            target_of(dest),
+            opts,
+        );
     }
     // One total for the whole set (each blob once), not one per platform.
     let noop = |_: PushEvent| {};

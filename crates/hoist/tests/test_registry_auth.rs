@@ -191,60 +191,75 @@ fn htpasswd_registry_needs_login_and_shares_docker_credentials() {
     assert_eq!(third.inspect(&dest)["Id"], id.as_str());
 }
 
+fn openssl(dir: &Path, args: &[&str]) {
+    common::run_ok(Command::new("openssl").args(args).current_dir(dir));
+}
+
+/// A key `NAME.key` and a certificate `NAME.<cert_ext>` for `subject`, signed by the CA of
+/// `dir` (`ca.crt`, `ca.key`) with the extensions `ext` (openssl's extfile lines).
+fn signed(dir: &Path, name: &str, cert_ext: &str, subject: &str, ext: &str) {
+    let (key, csr, cnf) = (
+        format!("{name}.key"),
+        format!("{name}.csr"),
+        format!("{name}.cnf"),
+    );
+    let cert = format!("{name}.{cert_ext}");
+    openssl(
+        dir,
+        &[
+            "req", "-newkey", "rsa:2048", "-nodes", "-subj", subject, "-keyout", &key, "-out", &csr,
+        ],
+    );
+    std::fs::write(dir.join(&cnf), ext).unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &cnf,
+            "-out",
+            &cert,
+        ],
+    );
+}
+
 /// A CA and a server certificate for 127.0.0.1 signed by it, made with openssl.
 fn make_certs(dir: &Path) {
-    let openssl = |args: &[&str]| {
-        common::run_ok(Command::new("openssl").args(args).current_dir(dir));
-    };
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=hoist test CA",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-    ]);
-    openssl(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=hoist test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+        ],
+    );
+    signed(
+        dir,
+        "server",
+        "crt",
         "/CN=127.0.0.1",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-    ]);
-    std::fs::write(
-        dir.join("ext.cnf"),
         "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
-    )
-    .unwrap();
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        "ext.cnf",
-        "-out",
-        "server.crt",
-    ]);
+    );
 }
 
 #[test]
@@ -415,43 +430,13 @@ fn a_registry_asking_for_a_client_certificate_gets_the_one_in_cert_dir() {
     }
     let dir = tempfile::tempdir().unwrap();
     make_certs(dir.path());
-    let openssl = |args: &[&str]| {
-        common::run_ok(Command::new("openssl").args(args).current_dir(dir.path()));
-    };
-    openssl(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
+    signed(
+        dir.path(),
+        "client",
+        "cert",
         "/CN=hoist client",
-        "-keyout",
-        "client.key",
-        "-out",
-        "client.csr",
-    ]);
-    std::fs::write(
-        dir.path().join("client.cnf"),
         "extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n",
-    )
-    .unwrap();
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "client.csr",
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        "client.cnf",
-        "-out",
-        "client.cert",
-    ]);
+    );
     let Some(reg) = Registry::start_with(
         &format!(
             "  tls:\n    certificate: {}\n    key: {}\n    clientcas:\n      - {}\n",

@@ -682,20 +682,10 @@ fn blob_path(d: &Digest) -> String {
     format!("blobs/sha256/{}", d.hex())
 }
 
-/// Writes an image into an OCI layout directory (created if needed, shared with what is
-/// there): each blob it lacks is written to a temporary name, checked and renamed; then
-/// `index.json` gets the image under `ref_name` (replacing an image of that name), atomically.
-pub fn write_layout(
-    dir: &Path,
-    source: &dyn BlobSource,
-    image: &Image,
-    ref_name: Option<&str>,
-) -> Result<()> {
-    write_layout_set(dir, source, &ImageSet::single(image.clone()), ref_name)
-}
-
-/// [`write_layout`] for an image set: every image's blobs and manifest, then (for an index)
-/// the index blob, and `index.json` pointing at the index (or the image) under `ref_name`.
+/// Writes an image set into an OCI layout directory (created if needed, shared with what is
+/// there): each blob it lacks is written to a temporary name, checked and renamed; then (for
+/// an index) the index blob; then `index.json` gets the index (or the image) under
+/// `ref_name`, replacing an entry of that name, atomically.
 pub fn write_layout_set(
     dir: &Path,
     source: &dyn BlobSource,
@@ -843,20 +833,11 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Copies an image into the store under `name` (or untagged): every blob the store lacks is
-/// staged and checked (layers against the config's diff_ids too), then all are committed and
-/// the name set at once, as `load` does.
-pub fn ingest(
-    store: &Store,
-    source: &dyn BlobSource,
-    image: &Image,
-    name: Option<&Reference>,
-) -> Result<crate::store::NewImage> {
-    ingest_set(store, source, &ImageSet::single(image.clone()), name)
-}
-
-/// [`ingest`] for an image set: with an index, every platform's image and the index are
-/// committed together and the name points at the index (as `pull --all-platforms` does).
+/// Copies an image set into the store under `name` (or untagged): every blob the store lacks
+/// is staged and checked (layers against the config's diff_ids too), then all are committed
+/// and the name set at once, as `load` does. With an index, every platform's image and the
+/// index are committed together and the name points at the index (as `pull
+/// --all-platforms` does).
 pub fn ingest_set(
     store: &Store,
     source: &dyn BlobSource,
