@@ -846,10 +846,7 @@ pub fn ingest_set(
 ) -> Result<crate::store::NewImage> {
     let _ingest = store.ingest_lock()?;
     let mut staging = store.staging()?;
-    let mut staged: Vec<crate::store::Staged> = Vec::new();
-    for image in &set.images {
-        stage_layers(store, &staging, source, image, &mut staged)?;
-    }
+    let mut staged = stage_layers(store, &staging, source, set)?;
     if set.index.is_none() {
         let image = set.first();
         let refs: Vec<&crate::store::Staged> = staged.iter().collect();
@@ -893,51 +890,93 @@ pub fn ingest_set(
     })
 }
 
-/// Stages the layers of `image` that neither the store nor `staged` has, each checked against
-/// its digest and its diff_id.
+/// Layers staged at the same time: as many as `pull` downloads at once (docker's default).
+const PARALLEL_STAGING: usize = 3;
+
+/// Stages the layers of the set's images that the store lacks, each once and a few at a
+/// time, each checked against its digest and its diff_id.
 fn stage_layers(
     store: &Store,
     staging: &crate::store::Staging,
     source: &dyn BlobSource,
-    image: &Image,
-    staged: &mut Vec<crate::store::Staged>,
-) -> Result<()> {
-    let diff_ids = &image.config.rootfs.diff_ids;
-    if diff_ids.len() != image.manifest.layers.len() {
+    set: &ImageSet,
+) -> Result<Vec<crate::store::Staged>> {
+    let mut wanted: Vec<(&Descriptor, &Digest, String)> = Vec::new();
+    for image in &set.images {
+        let diff_ids = &image.config.rootfs.diff_ids;
+        if diff_ids.len() != image.manifest.layers.len() {
+            return Err(Error::InvalidArchive(format!(
+                "manifest {}: {} layers but the config lists {} diff_ids",
+                image.manifest_digest,
+                image.manifest.layers.len(),
+                diff_ids.len()
+            )));
+        }
+        for (i, (l, diff_id)) in image.manifest.layers.iter().zip(diff_ids).enumerate() {
+            if store.has_blob(&l.digest) || wanted.iter().any(|(w, _, _)| w.digest == l.digest) {
+                continue;
+            }
+            let what = format!(
+                "layer {i} ({}) of manifest {}",
+                l.digest, image.manifest_digest
+            );
+            wanted.push((l, diff_id, what));
+        }
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    let results: std::sync::Mutex<Vec<Result<crate::store::Staged>>> =
+        std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..PARALLEL_STAGING.min(wanted.len()) {
+            scope.spawn(|| {
+                while !failed.load(std::sync::atomic::Ordering::Relaxed) {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some((l, diff_id, what)) = wanted.get(i) else {
+                        return;
+                    };
+                    let r = stage_layer(store, staging, source, l, diff_id, what);
+                    if r.is_err() {
+                        failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    results.lock().expect("never poisoned").push(r);
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .expect("never poisoned")
+        .into_iter()
+        .collect()
+}
+
+/// Stages one layer, checked against its digest, size and diff_id.
+fn stage_layer(
+    store: &Store,
+    staging: &crate::store::Staging,
+    source: &dyn BlobSource,
+    l: &Descriptor,
+    diff_id: &Digest,
+    what: &str,
+) -> Result<crate::store::Staged> {
+    let s = staging.stage(source.open_blob(l)?, what)?;
+    if s.digest != l.digest || s.size != l.size {
         return Err(Error::InvalidArchive(format!(
-            "manifest {}: {} layers but the config lists {} diff_ids",
-            image.manifest_digest,
-            image.manifest.layers.len(),
-            diff_ids.len()
+            "{what}: expected {} bytes with digest {}, got {} bytes with digest {}",
+            l.size, l.digest, s.size, s.digest
         )));
     }
-    for (i, (l, diff_id)) in image.manifest.layers.iter().zip(diff_ids).enumerate() {
-        if store.has_blob(&l.digest) || staged.iter().any(|s| s.digest == l.digest) {
-            continue;
-        }
-        let what = format!(
-            "layer {i} ({}) of manifest {}",
-            l.digest, image.manifest_digest
-        );
-        let s = staging.stage(source.open_blob(l)?, &what)?;
-        if s.digest != l.digest || s.size != l.size {
-            return Err(Error::InvalidArchive(format!(
-                "{what}: expected {} bytes with digest {}, got {} bytes with digest {}",
-                l.size, l.digest, s.size, s.digest
-            )));
-        }
-        if s.diff_id.as_ref() != Some(diff_id) {
-            return Err(Error::InvalidArchive(format!(
-                "{what}: invalid diffID: the config says {diff_id}, the layer is {}",
-                s.diff_id
-                    .as_ref()
-                    .map_or_else(|| "not decodable".to_string(), ToString::to_string)
-            )));
-        }
-        if s.compression != Compression::None {
-            store.remember_layer(&s.digest, diff_id, s.uncompressed_size)?;
-        }
-        staged.push(s);
+    if s.diff_id.as_ref() != Some(diff_id) {
+        return Err(Error::InvalidArchive(format!(
+            "{what}: invalid diffID: the config says {diff_id}, the layer is {}",
+            s.diff_id
+                .as_ref()
+                .map_or_else(|| "not decodable".to_string(), ToString::to_string)
+        )));
     }
-    Ok(())
+    if s.compression != Compression::None {
+        store.remember_layer(&s.digest, diff_id, s.uncompressed_size)?;
+    }
+    Ok(s)
 }
