@@ -768,12 +768,18 @@ impl Client {
         })
     }
 
-    /// `HEAD /v2/<repository>/blobs/<digest>`: the blob's size if the registry has it.
-    pub fn blob_size(&self, repository: &str, digest: &Digest) -> Result<Option<u64>> {
+    /// `HEAD` or `GET /v2/<repository>/blobs/<digest>`: what was asked (for messages) and the
+    /// answer, whatever its status.
+    fn blob_request(
+        &self,
+        method: Method,
+        repository: &str,
+        digest: &Digest,
+    ) -> Result<(String, Response<ureq::Body>)> {
         let what = format!("blob {digest}");
         let url = self.url(&format!("{repository}/blobs/{digest}"))?;
         let resp = self.send(Req {
-            method: Method::Head,
+            method,
             url: &url,
             headers: &[],
             body: SendBody::None,
@@ -782,6 +788,12 @@ impl Client {
             also_pull: None,
             what: &what,
         })?;
+        Ok((what, resp))
+    }
+
+    /// `HEAD /v2/<repository>/blobs/<digest>`: the blob's size if the registry has it.
+    pub fn blob_size(&self, repository: &str, digest: &Digest) -> Result<Option<u64>> {
+        let (what, resp) = self.blob_request(Method::Head, repository, digest)?;
         match resp.status() {
             StatusCode::OK => Ok(Some(
                 resp.headers()
@@ -800,18 +812,7 @@ impl Client {
     /// [`io::ErrorKind::InvalidData`] or [`io::ErrorKind::UnexpectedEof`] error from the
     /// reader; the caller checks the digest of what it read.
     pub fn get_blob(&self, repository: &str, digest: &Digest, size: u64) -> Result<BlobReader> {
-        let what = format!("blob {digest}");
-        let url = self.url(&format!("{repository}/blobs/{digest}"))?;
-        let resp = self.send(Req {
-            method: Method::Get,
-            url: &url,
-            headers: &[],
-            body: SendBody::None,
-            repository,
-            access: Access::Pull,
-            also_pull: None,
-            what: &what,
-        })?;
+        let (what, resp) = self.blob_request(Method::Get, repository, digest)?;
         if resp.status() != StatusCode::OK {
             return Err(self.status_error(resp, repository, &what));
         }
