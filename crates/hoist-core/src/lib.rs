@@ -22,6 +22,7 @@ pub mod ops;
 pub mod pgzip;
 pub mod rootfs;
 pub mod store;
+pub mod tar;
 
 pub use error::{Error, Result};
 pub use store::Store;
