@@ -52,18 +52,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 
-use hoist_format::whiteout::{OPAQUE_MARKER, Whiteout, classify};
+use crate::layer::{self, Action, RuleError};
+use crate::tar::{Entry, EntryKind, Header, Reader, TarError, Writer, show_name};
+pub use crate::tar::{Metadata, Mtime};
 
-/// Tar block size.
-const BLOCK: usize = 512;
-/// Largest value an octal field of 8 bytes (7 digits + NUL) holds.
-const MAX_OCTAL_7: u64 = 0o7_777_777;
-/// Largest value an octal field of 12 bytes (11 digits + NUL) holds.
-const MAX_OCTAL_11: u64 = 0o77_777_777_777;
-/// Upper bound for the content of one PAX or GNU long-name header. Real ones are a few
-/// hundred bytes; xattrs can be larger (ACLs) but nowhere near this. Bounds memory on
-/// malicious input.
-const MAX_META_SIZE: u64 = 16 << 20;
 /// Symlinks followed while resolving one path, as Linux's `MAXSYMLINKS`.
 const MAX_SYMLINKS: u32 = 40;
 /// Buffer around layer streams: headers are read 512 bytes at a time.
@@ -175,25 +167,27 @@ pub enum FlattenError {
         /// The cause.
         source: io::Error,
     },
-    /// Reading a layer failed (I/O error or truncated stream).
-    #[error("layer {layer}: read error at entry {index}: {source}")]
-    Read {
-        /// Layer index.
+    /// A layer is not a tar hoist accepts, or cannot be read.
+    #[error("layer {layer}: {source}")]
+    Tar {
+        /// Layer index (0 = base).
         layer: usize,
-        /// Index of the entry being read.
-        index: u64,
-        /// The cause.
-        source: io::Error,
+        /// What the tar reader found.
+        source: TarError,
     },
-    /// A layer is not a valid tar stream.
-    #[error("layer {layer}: entry {index}: malformed tar: {reason}")]
-    Malformed {
+    /// A path component is longer than 255 bytes.
+    #[error(
+        "layer {layer}: entry {index} {path:?}: a component of {len} bytes is longer than 255 (file name too long)"
+    )]
+    NameTooLong {
         /// Layer index.
         layer: usize,
         /// Index of the entry.
         index: u64,
-        /// What is wrong.
-        reason: String,
+        /// The entry's name (shortened).
+        path: String,
+        /// The component's length.
+        len: usize,
     },
     /// An entry name or hard link target leaves the root (`../x`).
     #[error("layer {layer}: entry {index} {path:?}: {what} {name:?} escapes the root")]
@@ -286,34 +280,6 @@ pub struct EntryId {
     pub layer: usize,
     /// Entry index inside the layer.
     pub index: u64,
-}
-
-/// A modification time: `seconds` since the epoch (floored) plus `nanos` (0..1e9).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Mtime {
-    /// Whole seconds, rounded towards negative infinity.
-    pub seconds: i64,
-    /// Nanoseconds past `seconds`.
-    pub nanos: u32,
-}
-
-/// Metadata of a final entry, as the layers say.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Metadata {
-    /// Permission bits including setuid, setgid and sticky (`& 0o7777`).
-    pub mode: u32,
-    /// Owner id.
-    pub uid: u64,
-    /// Group id.
-    pub gid: u64,
-    /// Owner name (may be empty).
-    pub uname: Vec<u8>,
-    /// Group name (may be empty).
-    pub gname: Vec<u8>,
-    /// Modification time.
-    pub mtime: Mtime,
-    /// Extended attributes (`SCHILY.xattr.<name>`), sorted by name.
-    pub xattrs: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 /// What a final entry is.
@@ -444,23 +410,16 @@ pub fn final_tree(
     let mut waste = WasteTracker::default();
     for layer in 0..count {
         opts.report(Pass::Scan, layer, count);
-        let stream = layers
-            .open_layer(layer)
-            .map_err(|source| FlattenError::Open { layer, source })?;
-        let mut reader = TarReader::new(BufReader::with_capacity(READ_BUF, stream), layer);
+        let mut reader = open(layers, layer)?;
         fs.begin_layer(layer);
-        let mut entries = Vec::new();
-        while let Some(entry) = reader.next_entry()? {
-            entries.push(entry);
-            reader.skip_content()?;
-        }
-        // An opaque marker applies before every other entry of its layer, wherever it sits
-        // (image-spec layer.md): apply the markers first, then the rest in tar order.
-        let (opaque, rest): (Vec<RawEntry>, Vec<RawEntry>) =
-            entries.into_iter().partition(RawEntry::is_opaque_marker);
-        for entry in opaque.iter().chain(&rest) {
-            fs.apply(entry)?;
-            waste.apply(entry);
+        // Entries apply in tar order, as moby's UnpackLayer applies them; an opaque marker
+        // hides only lower layers, so where it sits in its layer does not matter.
+        while let Some(entry) = reader
+            .next_entry()
+            .map_err(|source| FlattenError::Tar { layer, source })?
+        {
+            fs.apply(&entry)?;
+            waste.apply(&entry, layer);
         }
         fs.end_layer();
         let mut layer_facts = std::mem::take(&mut fs.facts);
@@ -476,6 +435,36 @@ pub fn final_tree(
         l.wasted.sort_by_key(|w| w.index);
     }
     Ok(tree)
+}
+
+/// Opens layer `layer` for reading.
+fn open<'a>(
+    layers: &'a (impl LayerSource + ?Sized),
+    layer: usize,
+) -> Result<Reader<BufReader<Box<dyn Read + 'a>>>, FlattenError> {
+    let stream = layers
+        .open_layer(layer)
+        .map_err(|source| FlattenError::Open { layer, source })?;
+    Ok(Reader::new(BufReader::with_capacity(READ_BUF, stream)))
+}
+
+/// Advances `reader` to entry `index` of `layer`, whose content size must be `size`.
+fn seek_entry<R: Read>(
+    reader: &mut Reader<R>,
+    layer: usize,
+    index: u64,
+    size: u64,
+) -> Result<(), FlattenError> {
+    loop {
+        let entry = reader
+            .next_entry()
+            .map_err(|source| FlattenError::Tar { layer, source })?;
+        match entry {
+            Some(e) if e.index == index && e.is_regular() && e.size == size => return Ok(()),
+            Some(e) if e.index < index => {}
+            _ => return Err(FlattenError::LayerChanged { layer, index }),
+        }
+    }
 }
 
 /// Path-based waste, as `hoist analyze` defines it: a regular-file entry of layer k is wasted
@@ -531,38 +520,32 @@ impl WasteTracker {
         }
     }
 
-    fn apply(&mut self, e: &RawEntry) {
-        self.layer = e.layer;
-        let Ok(comps) = components(&e.path) else {
-            return;
-        };
-        let Some((&base, parents)) = comps.split_last() else {
-            return;
-        };
-        let parent = parents.join(&b'/');
-        let join = |name: &[u8]| {
-            if parent.is_empty() {
-                name.to_vec()
-            } else {
-                [&parent[..], b"/", name].concat()
+    fn apply(&mut self, e: &Entry, layer: usize) {
+        self.layer = layer;
+        let join = |dir: &[&[u8]], name: &[u8]| {
+            let mut p = dir.join(&b'/');
+            if !p.is_empty() {
+                p.push(b'/');
             }
+            p.extend_from_slice(name);
+            p
         };
-        match classify_bytes(base) {
-            Whiteout::Opaque => self.waste(&parent, true),
-            Whiteout::Remove(name) => self.waste(&join(name.as_bytes()), true),
-            Whiteout::Meta | Whiteout::Invalid => {}
-            Whiteout::None => {
-                let path = join(base);
+        match layer::action(&e.path, e.kind) {
+            Ok(Action::Opaque { dir }) => self.waste(&dir.join(&b'/'), true),
+            Ok(Action::Whiteout { dir, name }) => self.waste(&join(&dir, name), true),
+            Ok(Action::Put { parents, base }) => {
+                let path = join(&parents, base);
                 // A directory over a directory merges; anything else replaces the path (and
                 // whatever was below it).
                 self.waste(&path, !e.is_dir());
-                if let Some(size) = e.content_size() {
+                if e.is_regular() {
                     self.live
                         .entry(path)
                         .or_default()
-                        .push((e.layer, e.index, size));
+                        .push((layer, e.index, e.size));
                 }
             }
+            Ok(Action::Skip | Action::PlnkSource { .. }) | Err(_) => {}
         }
     }
 
@@ -583,9 +566,9 @@ pub fn write_flat(
     out: impl Write,
     opts: &FlattenOptions<'_>,
 ) -> Result<FlattenStats, FlattenError> {
-    let mut w = TarWriter {
-        out: BufWriter::with_capacity(WRITE_BUF, out),
-        stats: FlattenStats::default(),
+    let mut w = FlatWriter {
+        w: Writer::new(BufWriter::with_capacity(WRITE_BUF, out)),
+        content_bytes: 0,
         buf: vec![0; COPY_BUF],
     };
     let first_other = tree
@@ -595,7 +578,7 @@ pub fn write_flat(
         .unwrap_or(tree.entries.len());
     for e in &tree.entries[..first_other] {
         if e.source.is_some() {
-            w.header(e).map_err(FlattenError::Write)?;
+            w.header(e)?;
         }
     }
     let rest = &tree.entries[first_other..];
@@ -614,47 +597,31 @@ pub fn write_flat(
             .any(|e| matches!(e.kind, FinalKind::Regular { size } if size > 0));
         if !needs_content {
             for e in group {
-                w.header(e).map_err(FlattenError::Write)?;
+                w.header(e)?;
             }
             continue;
         }
         opts.report(Pass::Write, layer, count);
-        let stream = layers
-            .open_layer(layer)
-            .map_err(|source| FlattenError::Open { layer, source })?;
-        let mut reader = TarReader::new(BufReader::with_capacity(READ_BUF, stream), layer);
+        let mut reader = open(layers, layer)?;
         for e in group {
             let Some(source) = e.source else { continue };
             match e.kind {
                 FinalKind::Regular { size } if size > 0 => {
-                    // Advance to the entry that holds the content.
-                    loop {
-                        let entry = reader.next_entry()?;
-                        let Some(entry) = entry else {
-                            return Err(FlattenError::LayerChanged {
-                                layer,
-                                index: source.index,
-                            });
-                        };
-                        if entry.index == source.index {
-                            if entry.content_size() != Some(size) {
-                                return Err(FlattenError::LayerChanged {
-                                    layer,
-                                    index: source.index,
-                                });
-                            }
-                            break;
-                        }
-                        reader.skip_content()?;
-                    }
-                    w.header(e).map_err(FlattenError::Write)?;
-                    w.content(&mut reader, size)?;
+                    seek_entry(&mut reader, layer, source.index, size)?;
+                    w.header(e)?;
+                    w.content(&mut reader, layer, size)?;
                 }
-                _ => w.header(e).map_err(FlattenError::Write)?,
+                _ => w.header(e)?,
             }
         }
     }
-    w.finish().map_err(FlattenError::Write)
+    let entries = w.w.entries();
+    let (_, tar_bytes) = w.w.finish().map_err(FlattenError::Write)?;
+    Ok(FlattenStats {
+        entries,
+        content_bytes: w.content_bytes,
+        tar_bytes,
+    })
 }
 
 /// The sha256 of the content of every final regular file with content, keyed by path (hard
@@ -675,38 +642,19 @@ pub fn content_digests(
     let mut wanted = by_source.into_iter().peekable();
     while let Some((first, _)) = wanted.peek().map(|(k, v)| (*k, *v)) {
         let layer = first.layer;
-        let stream = layers
-            .open_layer(layer)
-            .map_err(|source| FlattenError::Open { layer, source })?;
-        let mut reader = TarReader::new(BufReader::with_capacity(READ_BUF, stream), layer);
+        let mut reader = open(layers, layer)?;
         while let Some((src, (path, size))) = wanted.next_if(|(k, _)| k.layer == layer) {
+            seek_entry(&mut reader, layer, src.index, size)?;
+            let mut h = hoist_format::Sha256::new();
             loop {
-                let Some(entry) = reader.next_entry()? else {
-                    return Err(FlattenError::LayerChanged {
-                        layer,
-                        index: src.index,
-                    });
-                };
-                if entry.index == src.index {
+                let n = reader
+                    .read_content(&mut buf)
+                    .map_err(|source| FlattenError::Tar { layer, source })?;
+                if n == 0 {
                     break;
                 }
-                reader.skip_content()?;
-            }
-            let mut h = hoist_format::Sha256::new();
-            let mut left = size;
-            while left > 0 {
-                let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-                let n = match reader.r.read(&mut buf[..want]) {
-                    Ok(0) => return Err(reader.malformed("stream ends inside an entry's data")),
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(reader.io(e)),
-                };
                 h.update(&buf[..n]);
-                left -= n as u64;
             }
-            reader.pending -= size;
-            reader.skip_content()?;
             out.insert(path.to_vec(), h.finish());
         }
     }
@@ -724,448 +672,6 @@ pub fn content_digests(
 /// Whether `path` lies below the directory `dir` (both normalized, no leading `/`).
 pub fn is_below(path: &[u8], dir: &[u8]) -> bool {
     path.len() > dir.len() && path.starts_with(dir) && path[dir.len()] == b'/'
-}
-
-// ---------------------------------------------------------------------------------------------
-// Reading tar streams.
-// ---------------------------------------------------------------------------------------------
-
-/// One tar entry, extension headers applied.
-#[derive(Debug)]
-struct RawEntry {
-    layer: usize,
-    index: u64,
-    path: Vec<u8>,
-    link: Vec<u8>,
-    typeflag: u8,
-    meta: Metadata,
-    /// Bytes of data following the header (0 for header-only types).
-    size: u64,
-    devmajor: u32,
-    devminor: u32,
-    sparse: bool,
-}
-
-impl RawEntry {
-    fn is_opaque_marker(&self) -> bool {
-        self.path.split(|&b| b == b'/').rfind(|c| !c.is_empty()) == Some(OPAQUE_MARKER.as_bytes())
-    }
-
-    fn is_regular(&self) -> bool {
-        matches!(self.typeflag, b'0' | b'7') || (self.typeflag == 0 && !self.path.ends_with(b"/"))
-    }
-
-    fn is_dir(&self) -> bool {
-        self.typeflag == b'5' || (self.typeflag == 0 && self.path.ends_with(b"/"))
-    }
-
-    /// Content size of a regular file.
-    fn content_size(&self) -> Option<u64> {
-        self.is_regular().then_some(self.size)
-    }
-
-    fn display(&self) -> String {
-        String::from_utf8_lossy(&self.path).into_owned()
-    }
-}
-
-/// A minimal streaming tar reader: ustar, GNU and PAX headers, binary-safe PAX records.
-///
-/// The `tar` crate's PAX parser splits records at newlines, which breaks binary xattr values,
-/// and its raw mode ignores PAX sizes, hence this reader.
-struct TarReader<R> {
-    r: R,
-    layer: usize,
-    next_index: u64,
-    /// Unread bytes of the current entry's data plus padding.
-    pending: u64,
-    done: bool,
-}
-
-fn parse_octal(field: &[u8]) -> Option<u64> {
-    if field.first().is_some_and(|b| b & 0x80 != 0) {
-        // GNU base-256; a set 0x40 bit means negative, which no field we read allows.
-        if field[0] & 0x40 != 0 {
-            return None;
-        }
-        let mut v: u64 = u64::from(field[0] & 0x3f);
-        for &b in &field[1..] {
-            v = v.checked_mul(256)?.checked_add(u64::from(b))?;
-        }
-        return Some(v);
-    }
-    let s: &[u8] = {
-        let start = field
-            .iter()
-            .position(|&b| b != b' ' && b != 0)
-            .unwrap_or(field.len());
-        let rest = &field[start..];
-        let end = rest
-            .iter()
-            .position(|&b| b == b' ' || b == 0)
-            .unwrap_or(rest.len());
-        &rest[..end]
-    };
-    let mut v: u64 = 0;
-    for &b in s {
-        if !(b'0'..=b'7').contains(&b) {
-            return None;
-        }
-        v = v.checked_mul(8)?.checked_add(u64::from(b - b'0'))?;
-    }
-    Some(v)
-}
-
-/// Signed numeric field (mtime): octal or GNU base-256 (two's complement), as Go's reader.
-fn parse_signed(field: &[u8]) -> Option<i64> {
-    if field.first().is_some_and(|b| b & 0x80 != 0) {
-        let inv: u8 = if field[0] & 0x40 != 0 { 0xff } else { 0 };
-        let mut x: u64 = 0;
-        for (i, &c) in field.iter().enumerate() {
-            let mut c = c ^ inv;
-            if i == 0 {
-                c &= 0x7f;
-            }
-            if x >> 56 > 0 {
-                return None;
-            }
-            x = x << 8 | u64::from(c);
-        }
-        if x >> 63 > 0 {
-            return None;
-        }
-        return Some(if inv == 0xff { !(x as i64) } else { x as i64 });
-    }
-    parse_octal(field).and_then(|v| i64::try_from(v).ok())
-}
-
-fn cstr(field: &[u8]) -> &[u8] {
-    let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
-    &field[..end]
-}
-
-/// Parses a PAX time value (`[-]secs[.frac]`).
-fn parse_pax_time(v: &[u8]) -> Option<Mtime> {
-    let s = std::str::from_utf8(v).ok()?;
-    let (neg, s) = match s.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, s),
-    };
-    let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
-    if whole.is_empty()
-        || !whole.bytes().all(|b| b.is_ascii_digit())
-        || !frac.bytes().all(|b| b.is_ascii_digit())
-    {
-        return None;
-    }
-    let secs: i64 = whole.parse().ok()?;
-    let mut nanos: u32 = 0;
-    for (i, b) in frac.bytes().take(9).enumerate() {
-        nanos += u32::from(b - b'0') * 10u32.pow(8 - i as u32);
-    }
-    if !neg {
-        return Some(Mtime {
-            seconds: secs,
-            nanos,
-        });
-    }
-    if nanos == 0 {
-        Some(Mtime {
-            seconds: -secs,
-            nanos: 0,
-        })
-    } else {
-        Some(Mtime {
-            seconds: -secs - 1,
-            nanos: 1_000_000_000 - nanos,
-        })
-    }
-}
-
-/// Parses PAX records (`"<len> <key>=<value>\n"`), by declared length (binary-safe).
-/// PAX records (or xattrs): key, value.
-type Records = Vec<(Vec<u8>, Vec<u8>)>;
-
-fn parse_pax(mut data: &[u8]) -> Result<Records, String> {
-    let mut out = Vec::new();
-    while !data.is_empty() {
-        if data.iter().all(|&b| b == 0) {
-            break; // trailing NUL padding some writers leave
-        }
-        let sp = data
-            .iter()
-            .position(|&b| b == b' ')
-            .ok_or("PAX record without length")?;
-        let len: usize = std::str::from_utf8(&data[..sp])
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .ok_or("bad PAX record length")?;
-        if len <= sp + 1 || len > data.len() || data[len - 1] != b'\n' {
-            return Err("bad PAX record length".into());
-        }
-        let rec = &data[sp + 1..len - 1];
-        let eq = rec
-            .iter()
-            .position(|&b| b == b'=')
-            .ok_or("PAX record without '='")?;
-        out.push((rec[..eq].to_vec(), rec[eq + 1..].to_vec()));
-        data = &data[len..];
-    }
-    Ok(out)
-}
-
-impl<R: Read> TarReader<R> {
-    fn new(r: R, layer: usize) -> Self {
-        TarReader {
-            r,
-            layer,
-            next_index: 0,
-            pending: 0,
-            done: false,
-        }
-    }
-
-    fn malformed(&self, reason: impl Into<String>) -> FlattenError {
-        FlattenError::Malformed {
-            layer: self.layer,
-            index: self.next_index,
-            reason: reason.into(),
-        }
-    }
-
-    fn io(&self, source: io::Error) -> FlattenError {
-        FlattenError::Read {
-            layer: self.layer,
-            index: self.next_index,
-            source,
-        }
-    }
-
-    /// Reads one block; `Ok(false)` at a clean end of stream.
-    fn block(&mut self, buf: &mut [u8; BLOCK]) -> Result<bool, FlattenError> {
-        let mut got = 0;
-        while got < BLOCK {
-            match self.r.read(&mut buf[got..]) {
-                Ok(0) if got == 0 => return Ok(false),
-                Ok(0) => return Err(self.malformed("stream ends inside a header")),
-                Ok(n) => got += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(self.io(e)),
-            }
-        }
-        Ok(true)
-    }
-
-    fn skip_content(&mut self) -> Result<(), FlattenError> {
-        let n = self.pending;
-        self.pending = 0;
-        let copied =
-            io::copy(&mut (&mut self.r).take(n), &mut io::sink()).map_err(|e| self.io(e))?;
-        if copied != n {
-            return Err(self.malformed("stream ends inside an entry's data"));
-        }
-        Ok(())
-    }
-
-    fn read_meta(&mut self, size: u64) -> Result<Vec<u8>, FlattenError> {
-        if size > MAX_META_SIZE {
-            return Err(self.malformed(format!("extension header of {size} bytes")));
-        }
-        let mut data = vec![0; size as usize];
-        self.r.read_exact(&mut data).map_err(|e| match e.kind() {
-            io::ErrorKind::UnexpectedEof => {
-                self.malformed("stream ends inside an extension header")
-            }
-            _ => self.io(e),
-        })?;
-        self.pending = padding(size);
-        self.skip_content()?;
-        Ok(data)
-    }
-
-    /// Reads the next entry's header(s); the previous entry's data must have been consumed.
-    fn next_entry(&mut self) -> Result<Option<RawEntry>, FlattenError> {
-        self.skip_content()?;
-        if self.done {
-            return Ok(None);
-        }
-        let mut pax: Option<Records> = None;
-        let mut long_name: Option<Vec<u8>> = None;
-        let mut long_link: Option<Vec<u8>> = None;
-        let mut h = [0u8; BLOCK];
-        loop {
-            if !self.block(&mut h)? {
-                if pax.is_some() || long_name.is_some() || long_link.is_some() {
-                    return Err(self.malformed("extension header without a following entry"));
-                }
-                self.done = true;
-                return Ok(None);
-            }
-            if h.iter().all(|&b| b == 0) {
-                // End-of-archive marker; whatever follows (a second zero block, padding, an
-                // eStargz TOC) is not part of the archive.
-                self.done = true;
-                return Ok(None);
-            }
-            let stored =
-                parse_octal(&h[148..156]).ok_or_else(|| self.malformed("bad checksum field"))?;
-            // The checksum treats its own field as spaces; some old writers summed signed bytes.
-            let field: u64 = h[148..156].iter().map(|&b| u64::from(b)).sum();
-            let unsigned = h.iter().map(|&b| u64::from(b)).sum::<u64>() - field + 8 * 32;
-            if stored != unsigned {
-                let field: i64 = h[148..156].iter().map(|&b| i64::from(b as i8)).sum();
-                let signed = h.iter().map(|&b| i64::from(b as i8)).sum::<i64>() - field + 8 * 32;
-                if i64::try_from(stored).ok() != Some(signed) {
-                    return Err(self.malformed("header checksum mismatch"));
-                }
-            }
-            let typeflag = h[156];
-            let size = parse_octal(&h[124..136]).ok_or_else(|| self.malformed("bad size field"))?;
-            match typeflag {
-                b'x' => {
-                    if pax.is_some() {
-                        return Err(self.malformed("two PAX headers for one entry"));
-                    }
-                    let data = self.read_meta(size)?;
-                    pax = Some(parse_pax(&data).map_err(|r| self.malformed(r))?);
-                    continue;
-                }
-                b'g' => {
-                    // Global PAX headers (git archive comments, …) are accepted and never applied.
-                    self.read_meta(size)?;
-                    continue;
-                }
-                b'L' | b'K' => {
-                    let slot = if typeflag == b'L' {
-                        &long_name
-                    } else {
-                        &long_link
-                    };
-                    if slot.is_some() {
-                        return Err(self.malformed("two GNU long-name headers for one entry"));
-                    }
-                    let data = self.read_meta(size)?;
-                    let v = cstr(&data).to_vec();
-                    if typeflag == b'L' {
-                        long_name = Some(v);
-                    } else {
-                        long_link = Some(v);
-                    }
-                    continue;
-                }
-                _ => {}
-            }
-            return self
-                .finish_entry(
-                    &h,
-                    typeflag,
-                    size,
-                    pax.unwrap_or_default(),
-                    long_name,
-                    long_link,
-                )
-                .map(Some);
-        }
-    }
-
-    fn finish_entry(
-        &mut self,
-        h: &[u8; BLOCK],
-        typeflag: u8,
-        header_size: u64,
-        pax: Records,
-        long_name: Option<Vec<u8>>,
-        long_link: Option<Vec<u8>>,
-    ) -> Result<RawEntry, FlattenError> {
-        let ustar = &h[257..263] == b"ustar\0";
-        let mut path = match long_name {
-            Some(n) => n,
-            None => {
-                let name = cstr(&h[0..100]);
-                let prefix = if ustar { cstr(&h[345..500]) } else { &[][..] };
-                if prefix.is_empty() {
-                    name.to_vec()
-                } else {
-                    [prefix, b"/", name].concat()
-                }
-            }
-        };
-        let mut link = long_link.unwrap_or_else(|| cstr(&h[157..257]).to_vec());
-        let mut meta = Metadata {
-            mode: parse_octal(&h[100..108]).ok_or_else(|| self.malformed("bad mode field"))? as u32
-                & 0o7777,
-            uid: parse_octal(&h[108..116]).ok_or_else(|| self.malformed("bad uid field"))?,
-            gid: parse_octal(&h[116..124]).ok_or_else(|| self.malformed("bad gid field"))?,
-            uname: cstr(&h[265..297]).to_vec(),
-            gname: cstr(&h[297..329]).to_vec(),
-            mtime: Mtime {
-                seconds: parse_signed(&h[136..148])
-                    .ok_or_else(|| self.malformed("bad mtime field"))?,
-                nanos: 0,
-            },
-            xattrs: Vec::new(),
-        };
-        let dev = |f: &[u8]| {
-            parse_octal(f)
-                .and_then(|v| u32::try_from(v).ok())
-                .unwrap_or(0)
-        };
-        let (devmajor, devminor) = (dev(&h[329..337]), dev(&h[337..345]));
-        let mut size = header_size;
-        let mut sparse = typeflag == b'S';
-        for (k, v) in pax {
-            let num = || {
-                std::str::from_utf8(&v)
-                    .ok()
-                    .and_then(|s| s.parse::<u64>().ok())
-            };
-            match &k[..] {
-                b"path" if !v.is_empty() => path = v,
-                b"linkpath" if !v.is_empty() => link = v,
-                b"size" => size = num().ok_or_else(|| self.malformed("bad PAX size"))?,
-                b"uid" => meta.uid = num().ok_or_else(|| self.malformed("bad PAX uid"))?,
-                b"gid" => meta.gid = num().ok_or_else(|| self.malformed("bad PAX gid"))?,
-                b"uname" => meta.uname = v,
-                b"gname" => meta.gname = v,
-                b"mtime" => {
-                    meta.mtime =
-                        parse_pax_time(&v).ok_or_else(|| self.malformed("bad PAX mtime"))?
-                }
-                _ if k.starts_with(b"SCHILY.xattr.") => {
-                    let name = k[b"SCHILY.xattr.".len()..].to_vec();
-                    meta.xattrs.retain(|(n, _)| *n != name);
-                    meta.xattrs.push((name, v));
-                }
-                _ if k.starts_with(b"GNU.sparse.") => sparse = true,
-                _ => {}
-            }
-        }
-        meta.xattrs.sort();
-        // As Go's archive/tar (docker's reader): these types carry no data, whatever the
-        // size field says.
-        if matches!(typeflag, b'1' | b'2' | b'3' | b'4' | b'5' | b'6') {
-            size = 0;
-        }
-        self.pending = size + padding(size);
-        let index = self.next_index;
-        self.next_index += 1;
-        Ok(RawEntry {
-            layer: self.layer,
-            index,
-            path,
-            link,
-            typeflag,
-            meta,
-            size,
-            devmajor,
-            devminor,
-            sparse,
-        })
-    }
-}
-
-fn padding(size: u64) -> u64 {
-    (BLOCK as u64 - size % BLOCK as u64) % BLOCK as u64
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1235,23 +741,6 @@ enum Walk {
     Dir(NodeId),
     Missing,
     NotDir,
-}
-
-/// Normalizes an entry name into components; `Ok(empty)` is the root, `Err` an escape.
-fn components(raw: &[u8]) -> Result<Vec<&[u8]>, ()> {
-    let mut out: Vec<&[u8]> = Vec::new();
-    for c in raw.split(|&b| b == b'/') {
-        match c {
-            b"" | b"." => {}
-            b".." => {
-                if out.pop().is_none() {
-                    return Err(());
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    Ok(out)
 }
 
 impl Fs {
@@ -1440,71 +929,64 @@ impl Fs {
         kept
     }
 
-    fn apply(&mut self, e: &RawEntry) -> Result<(), FlattenError> {
-        self.facts.entries += 1;
-        self.facts.file_bytes += e.content_size().unwrap_or(0);
-        let layer = self.layer;
-        let index = e.index;
-        let comps = components(&e.path).map_err(|()| FlattenError::Escape {
-            layer,
-            index,
-            path: e.display(),
-            what: "name",
-            name: e.display(),
-        })?;
-        let Some((&base, parents)) = comps.split_last() else {
-            self.facts.skipped += 1; // the root itself
-            return Ok(());
-        };
-        let invalid = || FlattenError::InvalidWhiteout {
-            layer,
-            index,
-            path: e.display(),
-        };
-        // AUFS metadata anywhere in the path: skipped, except hard-link sources in a top-level
-        // `.wh..wh.plnk/`.
-        for (i, &c) in comps.iter().enumerate() {
-            match classify_bytes(c) {
-                Whiteout::Meta => {
-                    if i == 0
-                        && comps.len() == 2
-                        && c == b".wh..wh.plnk"
-                        && e.is_regular()
-                        && !e.sparse
-                    {
-                        let id = self.new_inode(e)?;
-                        if let Some(old) = self.plnk.insert(base.to_vec(), id) {
-                            self.unref_inode(old);
-                        }
-                    }
-                    self.facts.skipped += 1;
-                    return Ok(());
-                }
-                Whiteout::None => {}
-                _ if i + 1 < comps.len() => return Err(invalid()),
-                _ => {}
-            }
-        }
-        if e.sparse {
-            return Err(FlattenError::Unsupported {
+    fn rule_err(&self, e: &Entry, what: &'static str, name: &[u8], err: RuleError) -> FlattenError {
+        let (layer, index, path) = (self.layer, e.index, show_name(&e.path));
+        match err {
+            RuleError::Escape => FlattenError::Escape {
                 layer,
                 index,
-                path: e.display(),
-                typeflag: "GNU sparse".into(),
-            });
+                path,
+                what,
+                name: show_name(name),
+            },
+            RuleError::InvalidWhiteout => FlattenError::InvalidWhiteout { layer, index, path },
+            RuleError::ComponentTooLong(len) => FlattenError::NameTooLong {
+                layer,
+                index,
+                path,
+                len,
+            },
+            RuleError::Unsupported(t) => FlattenError::Unsupported {
+                layer,
+                index,
+                path,
+                typeflag: (t as char).escape_default().to_string(),
+            },
         }
+    }
+
+    fn apply(&mut self, e: &Entry) -> Result<(), FlattenError> {
+        self.facts.entries += 1;
+        if e.is_regular() {
+            self.facts.file_bytes += e.size;
+        }
+        let layer = self.layer;
+        let index = e.index;
+        let action =
+            layer::action(&e.path, e.kind).map_err(|err| self.rule_err(e, "name", &e.path, err))?;
         let mut depth = 0;
         let loop_err = || FlattenError::SymlinkLoop {
             layer,
             index,
-            path: e.display(),
+            path: show_name(&e.path),
         };
-        match classify_bytes(base) {
-            Whiteout::Invalid => return Err(invalid()),
-            Whiteout::Opaque => {
+        let (parents, base) = match action {
+            Action::Skip => {
+                self.facts.skipped += 1; // the root itself, AUFS metadata
+                return Ok(());
+            }
+            Action::PlnkSource { name } => {
+                let id = self.new_inode(e)?;
+                if let Some(old) = self.plnk.insert(name.to_vec(), id) {
+                    self.unref_inode(old);
+                }
+                self.facts.skipped += 1;
+                return Ok(());
+            }
+            Action::Opaque { dir } => {
                 self.facts.whiteouts += 1;
                 if let Walk::Dir(dir) = self
-                    .walk(ROOT, parents, false, &mut depth)
+                    .walk(ROOT, &dir, false, &mut depth)
                     .map_err(|()| loop_err())?
                 {
                     let children: Vec<NodeId> = match &self.nodes[dir as usize].kind {
@@ -1519,27 +1001,27 @@ impl Fs {
                 }
                 return Ok(());
             }
-            Whiteout::Remove(name) => {
+            Action::Whiteout { dir, name } => {
                 self.facts.whiteouts += 1;
                 if let Walk::Dir(dir) = self
-                    .walk(ROOT, parents, false, &mut depth)
+                    .walk(ROOT, &dir, false, &mut depth)
                     .map_err(|()| loop_err())?
-                    && let Some(c) = self.child(dir, name.as_bytes())
+                    && let Some(c) = self.child(dir, name)
                     && !self.prune(c)
                 {
                     self.facts.removed += self.remove(c);
                 }
                 return Ok(());
             }
-            Whiteout::Meta | Whiteout::None => {}
-        }
+            Action::Put { parents, base } => (parents, base),
+        };
         let not_dir = || FlattenError::NotADirectory {
             layer,
             index,
-            path: e.display(),
+            path: show_name(&e.path),
         };
         let dir = match self
-            .walk(ROOT, parents, true, &mut depth)
+            .walk(ROOT, &parents, true, &mut depth)
             .map_err(|()| loop_err())?
         {
             Walk::Dir(d) => d,
@@ -1580,7 +1062,7 @@ impl Fs {
             );
             return Ok(());
         }
-        if e.typeflag == b'1' {
+        if e.kind == EntryKind::HardLink {
             let target = self.link_target(e)?;
             if existing.is_some_and(|n| matches!(self.nodes[n as usize].kind, NodeKind::Other { inode } if inode == target))
             {
@@ -1624,26 +1106,21 @@ impl Fs {
         }
     }
 
-    fn new_inode(&mut self, e: &RawEntry) -> Result<InodeId, FlattenError> {
-        let kind = match e.typeflag {
-            _ if e.is_regular() => {
-                let path = components(&e.path).unwrap_or_default().join(&b'/');
+    fn new_inode(&mut self, e: &Entry) -> Result<InodeId, FlattenError> {
+        let kind = match e.kind {
+            EntryKind::Regular => {
+                let path = layer::components(&e.path).unwrap_or_default().join(&b'/');
                 InodeKind::Regular {
                     size: e.size,
                     path: path.into(),
                 }
             }
-            b'2' => InodeKind::Symlink(e.link.clone()),
-            b'3' => InodeKind::Char(e.devmajor, e.devminor),
-            b'4' => InodeKind::Block(e.devmajor, e.devminor),
-            b'6' => InodeKind::Fifo,
-            t => {
-                return Err(FlattenError::Unsupported {
-                    layer: e.layer,
-                    index: e.index,
-                    path: e.display(),
-                    typeflag: (t as char).escape_default().to_string(),
-                });
+            EntryKind::Symlink => InodeKind::Symlink(e.link.clone()),
+            EntryKind::CharDevice => InodeKind::Char(e.devmajor, e.devminor),
+            EntryKind::BlockDevice => InodeKind::Block(e.devmajor, e.devminor),
+            EntryKind::Fifo => InodeKind::Fifo,
+            EntryKind::Directory | EntryKind::HardLink | EntryKind::Other(_) => {
+                unreachable!("directories, hard links and unsupported types make no inode")
             }
         };
         let id = self.inodes.len() as InodeId;
@@ -1651,7 +1128,7 @@ impl Fs {
             kind,
             meta: e.meta.clone(),
             origin: EntryId {
-                layer: e.layer,
+                layer: self.layer,
                 index: e.index,
             },
             links: 1,
@@ -1660,21 +1137,17 @@ impl Fs {
     }
 
     /// Resolves a hard link's target to an inode (without following its last component).
-    fn link_target(&mut self, e: &RawEntry) -> Result<InodeId, FlattenError> {
+    fn link_target(&mut self, e: &Entry) -> Result<InodeId, FlattenError> {
+        let layer = self.layer;
         let err = |reason| FlattenError::HardlinkTarget {
-            layer: e.layer,
+            layer,
             index: e.index,
-            path: e.display(),
-            target: String::from_utf8_lossy(&e.link).into_owned(),
+            path: show_name(&e.path),
+            target: show_name(&e.link),
             reason,
         };
-        let comps = components(&e.link).map_err(|()| FlattenError::Escape {
-            layer: e.layer,
-            index: e.index,
-            path: e.display(),
-            what: "hard link target",
-            name: String::from_utf8_lossy(&e.link).into_owned(),
-        })?;
+        let comps = layer::components(&e.link)
+            .map_err(|r| self.rule_err(e, "hard link target", &e.link, r))?;
         let Some((&base, parents)) = comps.split_last() else {
             return Err(err("is the root directory"));
         };
@@ -1784,16 +1257,6 @@ impl Fs {
     }
 }
 
-fn classify_bytes(name: &[u8]) -> Whiteout<'_> {
-    match std::str::from_utf8(name) {
-        Ok(s) => classify(s),
-        // Whiteout names are ASCII prefixes; a non-UTF-8 name starting with `.wh.` still is one.
-        Err(_) if name.starts_with(b".wh..wh.") => Whiteout::Meta,
-        Err(_) if name.starts_with(b".wh.") => Whiteout::Invalid,
-        Err(_) => Whiteout::None,
-    }
-}
-
 fn implied_meta() -> Metadata {
     Metadata {
         mode: 0o755,
@@ -1805,252 +1268,67 @@ fn implied_meta() -> Metadata {
 // Writing.
 // ---------------------------------------------------------------------------------------------
 
-struct TarWriter<W: Write> {
-    out: BufWriter<W>,
-    stats: FlattenStats,
+/// The flat tar being written, plus the content byte count.
+struct FlatWriter<W: Write> {
+    w: Writer<BufWriter<W>>,
+    content_bytes: u64,
     /// Reused for every file's content.
     buf: Vec<u8>,
 }
 
-fn put_str(field: &mut [u8], v: &[u8]) {
-    let n = v.len().min(field.len());
-    field[..n].copy_from_slice(&v[..n]);
-}
-
-/// Octal, zero-padded to `field.len() - 1` digits, NUL-terminated (as Go's archive/tar).
-fn put_octal(field: &mut [u8], v: u64) {
-    let digits = field.len() - 1;
-    let s = format!("{v:0digits$o}");
-    field[..digits].copy_from_slice(s.as_bytes());
-    field[digits] = 0;
-}
-
-/// GNU base-256 (for device numbers that exceed octal; PAX has no record for them).
-fn put_numeric(field: &mut [u8], v: u64) {
-    if v <= MAX_OCTAL_7 {
-        put_octal(field, v);
-    } else {
-        field.fill(0);
-        let bytes = v.to_be_bytes();
-        let n = field.len();
-        field[n - 8..].copy_from_slice(&bytes);
-        field[0] |= 0x80;
-    }
-}
-
-fn pax_record(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
-    // "<len> <key>=<value>\n" where <len> counts itself.
-    let body = key.len() + value.len() + 3; // ' ', '=', '\n'
-    let mut len = body + 1;
-    while len.to_string().len() + body != len {
-        len = body + len.to_string().len();
-    }
-    out.extend_from_slice(len.to_string().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(key);
-    out.push(b'=');
-    out.extend_from_slice(value);
-    out.push(b'\n');
-}
-
-fn format_pax_time(t: Mtime) -> String {
-    let total = i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos);
-    let sign = if total < 0 { "-" } else { "" };
-    let abs = total.unsigned_abs();
-    let (secs, nanos) = (abs / 1_000_000_000, abs % 1_000_000_000);
-    if nanos == 0 {
-        return format!("{sign}{secs}");
-    }
-    let frac = format!("{nanos:09}");
-    format!("{sign}{secs}.{}", frac.trim_end_matches('0'))
-}
-
-/// Splits a long name into ustar prefix (≤ 155) and name (≤ 100) at a `/`.
-fn split_ustar(path: &[u8]) -> Option<(&[u8], &[u8])> {
-    if path.len() <= 100 {
-        return Some((&[], path));
-    }
-    let start = path.len().saturating_sub(101);
-    let max = path.len().min(156);
-    for i in start..max {
-        if path[i] == b'/'
-            && i > 0
-            && i <= 155
-            && path.len() - i - 1 <= 100
-            && path.len() - i - 1 > 0
-        {
-            return Some((&path[..i], &path[i + 1..]));
-        }
-    }
-    None
-}
-
-impl<W: Write> TarWriter<W> {
-    fn write(&mut self, b: &[u8]) -> io::Result<()> {
-        self.stats.tar_bytes += b.len() as u64;
-        self.out.write_all(b)
-    }
-
+impl<W: Write> FlatWriter<W> {
     /// Writes the header (and PAX header, if needed) of `e`; regular content follows.
-    fn header(&mut self, e: &FinalEntry) -> io::Result<()> {
-        let mut name = e.path.clone();
-        let (typeflag, size, link): (u8, u64, &[u8]) = match &e.kind {
-            FinalKind::Directory => {
-                name.push(b'/');
-                (b'5', 0, b"")
-            }
-            FinalKind::Regular { size } => (b'0', *size, b""),
-            FinalKind::HardLink { target } => (b'1', 0, target),
-            FinalKind::Symlink { target } => (b'2', 0, target),
-            FinalKind::CharDevice { .. } => (b'3', 0, b""),
-            FinalKind::BlockDevice { .. } => (b'4', 0, b""),
-            FinalKind::Fifo => (b'6', 0, b""),
+    fn header(&mut self, e: &FinalEntry) -> Result<(), FlattenError> {
+        let (kind, size, link): (EntryKind, u64, &[u8]) = match &e.kind {
+            FinalKind::Directory => (EntryKind::Directory, 0, b""),
+            FinalKind::Regular { size } => (EntryKind::Regular, *size, b""),
+            FinalKind::HardLink { target } => (EntryKind::HardLink, 0, target),
+            FinalKind::Symlink { target } => (EntryKind::Symlink, 0, target),
+            FinalKind::CharDevice { .. } => (EntryKind::CharDevice, 0, b""),
+            FinalKind::BlockDevice { .. } => (EntryKind::BlockDevice, 0, b""),
+            FinalKind::Fifo => (EntryKind::Fifo, 0, b""),
         };
-        let (major, minor) = match e.kind {
-            FinalKind::CharDevice { major, minor } | FinalKind::BlockDevice { major, minor } => {
-                (major, minor)
-            }
-            _ => (0, 0),
-        };
-        let m = &e.meta;
-        let mut pax: Records = Vec::new();
-        let mut h = [0u8; BLOCK];
-        match split_ustar(&name) {
-            Some((prefix, n)) => {
-                put_str(&mut h[0..100], n);
-                put_str(&mut h[345..500], prefix);
-            }
-            None => {
-                put_str(&mut h[0..100], &name);
-                pax.push((b"path".to_vec(), name.clone()));
-            }
-        }
-        put_str(&mut h[157..257], link);
-        if link.len() > 100 {
-            pax.push((b"linkpath".to_vec(), link.to_vec()));
-        }
-        put_octal(&mut h[100..108], u64::from(m.mode & 0o7777));
-        for (range, v, key) in [(108..116, m.uid, &b"uid"[..]), (116..124, m.gid, b"gid")] {
-            if v <= MAX_OCTAL_7 {
-                put_octal(&mut h[range], v);
-            } else {
-                put_octal(&mut h[range], 0);
-                pax.push((key.to_vec(), v.to_string().into_bytes()));
-            }
-        }
-        if size <= MAX_OCTAL_11 {
-            put_octal(&mut h[124..136], size);
-        } else {
-            put_octal(&mut h[124..136], 0);
-            pax.push((b"size".to_vec(), size.to_string().into_bytes()));
-        }
-        let secs_fit = u64::try_from(m.mtime.seconds).is_ok_and(|s| s <= MAX_OCTAL_11);
-        put_octal(
-            &mut h[136..148],
-            if secs_fit { m.mtime.seconds as u64 } else { 0 },
-        );
-        if !secs_fit || m.mtime.nanos != 0 {
-            pax.push((b"mtime".to_vec(), format_pax_time(m.mtime).into_bytes()));
-        }
-        h[156] = typeflag;
-        h[257..263].copy_from_slice(b"ustar\0");
-        h[263..265].copy_from_slice(b"00");
-        for (range, v, key) in [
-            (265..297, &m.uname, &b"uname"[..]),
-            (297..329, &m.gname, b"gname"),
-        ] {
-            put_str(&mut h[range], v);
-            if v.len() > 32 {
-                pax.push((key.to_vec(), v.clone()));
-            }
-        }
-        put_numeric(&mut h[329..337], u64::from(major));
-        put_numeric(&mut h[337..345], u64::from(minor));
-        for (n, v) in &m.xattrs {
-            pax.push(([&b"SCHILY.xattr."[..], n].concat(), v.clone()));
-        }
-        if pax
-            .iter()
-            .any(|(k, v)| (k == b"path" || k == b"linkpath") && std::str::from_utf8(v).is_err())
+        let mut h = Header::with_meta(&e.path, kind, &e.meta);
+        h.size = size;
+        h.link = link;
+        if let FinalKind::CharDevice { major, minor } | FinalKind::BlockDevice { major, minor } =
+            e.kind
         {
-            // PAX values are UTF-8 unless the header says otherwise (GNU tar does the same).
-            pax.push((b"hdrcharset".to_vec(), b"BINARY".to_vec()));
+            (h.devmajor, h.devminor) = (major, minor);
         }
-        if !pax.is_empty() {
-            pax.sort();
-            let mut data = Vec::new();
-            for (k, v) in &pax {
-                pax_record(&mut data, k, v);
-            }
-            // Go's archive/tar naming: <dir>/PaxHeaders.0/<base>.
-            let (dir, base) = match e.path.iter().rposition(|&b| b == b'/') {
-                Some(i) => (&e.path[..=i], &e.path[i + 1..]),
-                None => (&b""[..], &e.path[..]),
-            };
-            let mut x = [0u8; BLOCK];
-            put_str(&mut x[0..100], &[dir, b"PaxHeaders.0/", base].concat());
-            put_octal(&mut x[100..108], 0);
-            put_octal(&mut x[108..116], 0);
-            put_octal(&mut x[116..124], 0);
-            put_octal(&mut x[124..136], data.len() as u64);
-            put_octal(&mut x[136..148], 0);
-            x[156] = b'x';
-            x[257..263].copy_from_slice(b"ustar\0");
-            x[263..265].copy_from_slice(b"00");
-            put_octal(&mut x[329..337], 0);
-            put_octal(&mut x[337..345], 0);
-            checksum(&mut x);
-            self.write(&x)?;
-            let pad = padding(data.len() as u64) as usize;
-            data.resize(data.len() + pad, 0);
-            self.write(&data)?;
-        }
-        checksum(&mut h);
-        self.write(&h)?;
-        self.stats.entries += 1;
-        Ok(())
+        self.w.header(&h).map_err(FlattenError::Write)
     }
 
-    /// Copies exactly `size` bytes of the current entry of `reader`, then pads.
+    /// Copies exactly `size` content bytes of the current entry of `reader`, then pads.
     fn content<R: Read>(
         &mut self,
-        reader: &mut TarReader<R>,
+        reader: &mut Reader<R>,
+        layer: usize,
         size: u64,
     ) -> Result<(), FlattenError> {
-        let buf = &mut self.buf;
         let mut left = size;
         while left > 0 {
-            let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-            let n = match reader.r.read(&mut buf[..want]) {
-                Ok(0) => return Err(reader.malformed("stream ends inside an entry's data")),
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(reader.io(e)),
-            };
-            self.out.write_all(&buf[..n]).map_err(FlattenError::Write)?;
+            let want = self
+                .buf
+                .len()
+                .min(usize::try_from(left).unwrap_or(usize::MAX));
+            let n = reader
+                .read_content(&mut self.buf[..want])
+                .map_err(|source| FlattenError::Tar { layer, source })?;
+            if n == 0 {
+                return Err(FlattenError::LayerChanged {
+                    layer,
+                    index: u64::MAX,
+                });
+            }
+            self.w
+                .write_data(&self.buf[..n])
+                .map_err(FlattenError::Write)?;
             left -= n as u64;
         }
-        reader.pending -= size;
-        self.stats.tar_bytes += size;
-        self.stats.content_bytes += size;
-        let pad = padding(size) as usize;
-        self.write(&[0u8; BLOCK][..pad])
-            .map_err(FlattenError::Write)?;
-        Ok(())
+        self.content_bytes += size;
+        self.w.pad(size).map_err(FlattenError::Write)
     }
-
-    fn finish(mut self) -> io::Result<FlattenStats> {
-        self.write(&[0u8; 2 * BLOCK])?;
-        self.out.flush()?;
-        Ok(self.stats)
-    }
-}
-
-fn checksum(h: &mut [u8; BLOCK]) {
-    h[148..156].fill(b' ');
-    let sum: u64 = h.iter().map(|&b| u64::from(b)).sum();
-    let s = format!("{sum:06o}\0 ");
-    h[148..156].copy_from_slice(s.as_bytes());
 }
 
 #[cfg(test)]
@@ -2133,21 +1411,22 @@ mod tests {
 
     /// One line per output entry, in order, read back with our reader:
     /// `<type> <path> <mode> <uid>:<gid> [<content> | -> <symlink> | => <hardlink>]`.
+    const BLOCK: usize = 512;
+
     fn listing(tar: &[u8]) -> Vec<String> {
         assert_eq!(tar.len() % BLOCK, 0);
         assert!(tar.ends_with(&[0; 2 * BLOCK]), "ends with two zero blocks");
-        let mut r = TarReader::new(tar, 0);
+        let mut r = Reader::new(tar);
         let mut out = Vec::new();
         while let Some(e) = r.next_entry().unwrap() {
             let path = String::from_utf8_lossy(&e.path).into_owned();
             let link = String::from_utf8_lossy(&e.link).into_owned();
             let m = &e.meta;
             let head = format!("{path} {:04o} {}:{}", m.mode, m.uid, m.gid);
-            out.push(match e.typeflag {
+            out.push(match e.kind.typeflag() {
                 b'0' => {
-                    let mut data = vec![0; e.size as usize];
-                    r.r.read_exact(&mut data).unwrap();
-                    r.pending -= e.size;
+                    let mut data = Vec::new();
+                    r.content().read_to_end(&mut data).unwrap();
                     format!("f {head} ={}", String::from_utf8_lossy(&data))
                 }
                 b'1' => format!("h {head} => {link}"),
@@ -2160,7 +1439,7 @@ mod tests {
             });
         }
         // Nothing after the end marker but its second block.
-        assert_eq!(r.r.len(), BLOCK);
+        assert_eq!(r.position() as usize, tar.len() - BLOCK);
         out
     }
 
@@ -2485,7 +1764,7 @@ mod tests {
 
     #[test]
     fn whiteout_names() {
-        for name in [".wh.", "d/.wh..", ".wh...", ".wh.x/y"] {
+        for name in [".wh.", "d/.wh..", ".wh..."] {
             let e = err(&[L::new().wh(name).done()]);
             assert!(
                 matches!(
@@ -2509,6 +1788,11 @@ mod tests {
         let tree = final_tree(&[l0.clone()][..], &FlattenOptions::default()).unwrap();
         assert_eq!(tree.layers[0].skipped, 3);
         check(&[l0], &["f a 0644 0:0 =1"]);
+        // A whiteout-looking parent is an ordinary directory name, as in docker.
+        check(
+            &[L::new().file("d/.wh.x/y", "1").done()],
+            &["f d/.wh.x/y 0644 0:0 =1"],
+        );
     }
 
     #[test]
@@ -2656,7 +1940,7 @@ mod tests {
         assert_eq!(flat(&[] as &[Vec<u8>]), vec![0; 2 * BLOCK]);
         // A stream cut inside an entry is an error naming the layer.
         let e = err(&[full[..BLOCK + 1].to_vec()]);
-        assert!(matches!(e, FlattenError::Malformed { layer: 0, .. }), "{e}");
+        assert!(matches!(e, FlattenError::Tar { layer: 0, .. }), "{e}");
         let mut corrupt = full.clone();
         corrupt[0] = b'b';
         let e = err(&[corrupt]);

@@ -18,6 +18,7 @@ pub mod container;
 pub mod error;
 pub mod flatten;
 pub mod hashio;
+pub mod layer;
 pub mod ops;
 pub mod pgzip;
 pub mod rootfs;

@@ -31,23 +31,6 @@ pub(super) fn file_type(st: &Stat) -> FileType {
     FileType::from_raw_mode(st.st_mode)
 }
 
-/// Lexically normalizes a tar entry name or hard-link target: a leading `/` is dropped (the
-/// name is root-relative), empty and `.` components are dropped, and `..` removes the previous
-/// component. `None` when a `..` climbs above the root.
-pub(super) fn components(raw: &[u8]) -> Option<Vec<&[u8]>> {
-    let mut out: Vec<&[u8]> = Vec::new();
-    for c in raw.split(|&b| b == b'/') {
-        match c {
-            b"" | b"." => {}
-            b".." => {
-                out.pop()?;
-            }
-            c => out.push(c),
-        }
-    }
-    Some(out)
-}
-
 /// Joins a canonical directory path and a name.
 pub(super) fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
     if dir.is_empty() {

@@ -43,7 +43,6 @@
 mod changes;
 mod fsops;
 mod pack;
-mod tarw;
 mod unpack;
 
 use std::io;
@@ -67,14 +66,26 @@ pub enum RootfsError {
         #[source]
         source: io::Error,
     },
-    /// The layer stream is not a readable tar.
-    #[error("layer {layer}: reading the tar: {source}")]
-    ReadTar {
+    /// The layer stream is not a tar hoist accepts, or cannot be read.
+    #[error("layer {layer}: {source}")]
+    Tar {
         /// Layer index.
         layer: usize,
-        /// The error.
+        /// What the tar reader found.
         #[source]
-        source: io::Error,
+        source: crate::tar::TarError,
+    },
+    /// A path component is longer than 255 bytes.
+    #[error(
+        "layer {layer}: entry {path:?}: a component of {len} bytes is longer than 255 (file name too long)"
+    )]
+    NameTooLong {
+        /// Layer index.
+        layer: usize,
+        /// The entry's name (shortened).
+        path: String,
+        /// The component's length.
+        len: usize,
     },
     /// An entry's name or hard-link target climbs out of the root with `..`.
     #[error("layer {layer}: entry {path:?}: {what} {name:?} escapes the root")]

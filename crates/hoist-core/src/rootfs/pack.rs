@@ -15,8 +15,8 @@ use super::fsops::{
     XattrTarget, Xattrs, file_type, get_xattr, join, list_dir, lstat_at, open_dir_read,
     read_xattrs, to_i64, to_u64,
 };
-use super::tarw::{Hdr, TarOut};
 use super::{RootfsError, display};
+use crate::tar::{EntryKind, Header, Mtime, Writer};
 
 /// Buffer around the output stream.
 const WRITE_BUF: usize = 128 << 10;
@@ -91,7 +91,7 @@ pub fn pack_dir(
 
 /// Writes entries read from a directory tree; shared with the diff writer.
 pub(super) struct Packer<W: Write> {
-    out: TarOut<BufWriter<W>>,
+    out: Writer<BufWriter<W>>,
     /// First path of each multiply-linked inode, by (device, inode).
     links: HashMap<(u64, u64), Vec<u8>>,
     all_xattrs: bool,
@@ -110,7 +110,7 @@ fn read_err(path: &[u8], op: &'static str, e: impl Into<std::io::Error>) -> Root
 impl<W: Write> Packer<W> {
     pub(super) fn new(out: W, all_xattrs: bool) -> Self {
         Packer {
-            out: TarOut::new(BufWriter::with_capacity(WRITE_BUF, out)),
+            out: Writer::new(BufWriter::with_capacity(WRITE_BUF, out)),
             links: HashMap::new(),
             all_xattrs,
             stats: PackStats::default(),
@@ -172,13 +172,15 @@ impl<W: Write> Packer<W> {
         st: &Stat,
     ) -> Result<(), RootfsError> {
         let ft = file_type(st);
-        let mut hdr = Hdr {
-            name: path,
+        let mut hdr = Header {
             mode: st.st_mode & 0o7777,
             uid: u64::from(st.st_uid),
             gid: u64::from(st.st_gid),
-            mtime: to_i64(st.st_mtime),
-            ..Hdr::default()
+            mtime: Mtime {
+                seconds: to_i64(st.st_mtime),
+                nanos: 0,
+            },
+            ..Header::new(path, EntryKind::Regular)
         };
         let link;
         let xattrs;
@@ -189,12 +191,12 @@ impl<W: Write> Packer<W> {
                 return Ok(());
             }
             FileType::Directory => {
-                hdr.typeflag = b'5';
+                hdr.kind = EntryKind::Directory;
                 let fd = open_dir_read(dir, name).map_err(|e| read_err(path, "open", e))?;
                 xattrs = self.xattrs(XattrTarget::Fd(fd.as_fd()), path)?;
             }
             FileType::RegularFile => {
-                hdr.typeflag = b'0';
+                hdr.kind = EntryKind::Regular;
                 let fd = rustix::fs::openat(
                     dir,
                     name,
@@ -213,22 +215,22 @@ impl<W: Write> Packer<W> {
                 file = Some(File::from(fd));
             }
             FileType::Symlink => {
-                hdr.typeflag = b'2';
+                hdr.kind = EntryKind::Symlink;
                 link = rustix::fs::readlinkat(dir, name, Vec::new())
                     .map_err(|e| read_err(path, "readlink", e))?;
                 hdr.link = link.as_bytes();
                 xattrs = self.xattrs(XattrTarget::At(dir, name), path)?;
             }
             FileType::CharacterDevice | FileType::BlockDevice | FileType::Fifo => {
-                hdr.typeflag = match ft {
-                    FileType::CharacterDevice => b'3',
-                    FileType::BlockDevice => b'4',
-                    _ => b'6',
+                hdr.kind = match ft {
+                    FileType::CharacterDevice => EntryKind::CharDevice,
+                    FileType::BlockDevice => EntryKind::BlockDevice,
+                    _ => EntryKind::Fifo,
                 };
                 if ft != FileType::Fifo {
                     let rdev = st.st_rdev;
-                    hdr.major = rustix::fs::major(rdev);
-                    hdr.minor = rustix::fs::minor(rdev);
+                    hdr.devmajor = rustix::fs::major(rdev);
+                    hdr.devminor = rustix::fs::minor(rdev);
                 }
                 xattrs = self.xattrs(XattrTarget::At(dir, name), path)?;
             }
@@ -243,7 +245,7 @@ impl<W: Write> Packer<W> {
             match self.links.get(&key) {
                 Some(p) => {
                     first = p.clone();
-                    hdr.typeflag = b'1';
+                    hdr.kind = EntryKind::HardLink;
                     hdr.link = &first;
                     hdr.size = 0;
                     file = None;
@@ -279,7 +281,9 @@ impl<W: Write> Packer<W> {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(read_err(path, "read", e)),
             };
-            self.out.write(&self.buf[..n]).map_err(RootfsError::Write)?;
+            self.out
+                .write_data(&self.buf[..n])
+                .map_err(RootfsError::Write)?;
             left -= n as u64;
         }
         self.stats.content_bytes += size;
@@ -293,11 +297,7 @@ impl<W: Write> Packer<W> {
             Some(i) => [&path[..=i], b".wh.", &path[i + 1..]].concat(),
             None => [&b".wh."[..], path].concat(),
         };
-        let hdr = Hdr {
-            name: &name,
-            typeflag: b'0',
-            ..Hdr::default()
-        };
+        let hdr = Header::new(&name, EntryKind::Regular);
         self.out.header(&hdr).map_err(RootfsError::Write)?;
         self.stats.entries += 1;
         Ok(())
@@ -305,7 +305,7 @@ impl<W: Write> Packer<W> {
 
     pub(super) fn finish(self) -> Result<PackStats, RootfsError> {
         let mut stats = self.stats;
-        stats.tar_bytes = self.out.finish().map_err(RootfsError::Write)?;
+        (_, stats.tar_bytes) = self.out.finish().map_err(RootfsError::Write)?;
         Ok(stats)
     }
 }

@@ -2,28 +2,29 @@
 //! semantics and the confinement rules.
 
 use std::collections::{BTreeSet, HashMap};
-use std::ffi::{CStr, CString};
+use std::ffi::CStr;
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::rc::Rc;
 
-use hoist_format::whiteout::{Whiteout, classify};
 use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, Timespec, Timestamps, Uid};
 use rustix::io::Errno;
-use tar::EntryType;
+
+use crate::layer::{self, Action, PLNK, RuleError};
+use crate::tar::{Entry, EntryKind, Reader, show_name};
 
 use super::fsops::{
-    Resolved, WalkError, XattrTarget, components, cstr, file_type, join, list_dir, lstat_at,
-    open_dir_read, read_xattrs, remove_all, remove_xattr, set_xattr, to_i64, to_u64, walk,
+    Resolved, WalkError, XattrTarget, cstr, file_type, join, list_dir, lstat_at, open_dir_read,
+    read_xattrs, remove_all, remove_xattr, set_xattr, to_i64, to_u64, walk,
 };
 use super::{RootfsError, display, privileged};
 
-/// The top-level directory of AUFS hard-link sources.
-const PLNK: &[u8] = b".wh..wh.plnk";
 /// Chunk size when copying file contents.
 const COPY_BUF: usize = 64 << 10;
+/// Buffer around the layer stream: headers are read 512 bytes at a time.
+const READ_BUF: usize = 128 << 10;
 
 /// Options of [`unpack_layer`].
 #[derive(Debug, Clone, Default)]
@@ -91,14 +92,12 @@ pub fn unpack_layer(
         plnk: false,
         buf: vec![0; COPY_BUF],
     };
-    let read_err = |source| RootfsError::ReadTar {
+    let mut reader = Reader::new(io::BufReader::with_capacity(READ_BUF, layer));
+    while let Some(entry) = reader.next_entry().map_err(|source| RootfsError::Tar {
         layer: opts.layer,
         source,
-    };
-    let mut archive = tar::Archive::new(layer);
-    for entry in archive.entries().map_err(read_err)? {
-        let mut entry = entry.map_err(read_err)?;
-        u.entry(&mut entry)?;
+    })? {
+        u.entry(&entry, &mut reader)?;
     }
     u.finish()?;
     Ok(u.stats)
@@ -140,37 +139,6 @@ struct Unpacker {
     buf: Vec<u8>,
 }
 
-/// `classify` over bytes: a non-UTF-8 name starting with `.wh.` is still a whiteout name.
-fn classify_bytes(name: &[u8]) -> Whiteout<'_> {
-    match std::str::from_utf8(name) {
-        Ok(s) => classify(s),
-        Err(_) if name.starts_with(b".wh..wh.") => Whiteout::Meta,
-        Err(_) if name.starts_with(b".wh.") => Whiteout::Invalid,
-        Err(_) => Whiteout::None,
-    }
-}
-
-/// A PAX time `[-]seconds[.fraction]` as (floored seconds, nanoseconds).
-fn parse_pax_time(v: &[u8]) -> Option<(i64, u32)> {
-    let s = std::str::from_utf8(v).ok()?;
-    let (neg, s) = match s.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, s),
-    };
-    let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
-    let secs: i64 = secs.parse().ok()?;
-    if !frac.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let digits: String = frac.chars().chain(std::iter::repeat('0')).take(9).collect();
-    let nanos: u32 = digits.parse().ok()?;
-    Some(match (neg, nanos) {
-        (false, _) => (secs, nanos),
-        (true, 0) => (-secs, 0),
-        (true, n) => (-secs - 1, 1_000_000_000 - n),
-    })
-}
-
 fn timestamps((secs, nanos): (i64, u32)) -> Timestamps {
     let t = Timespec {
         tv_sec: secs,
@@ -180,13 +148,6 @@ fn timestamps((secs, nanos): (i64, u32)) -> Timestamps {
         last_access: t,
         last_modification: t,
     }
-}
-
-fn is_regular(t: EntryType) -> bool {
-    matches!(
-        t,
-        EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse
-    )
 }
 
 /// The implied-directory attributes: mode 0755, owner 0:0, mtime 0.
@@ -281,38 +242,9 @@ impl Unpacker {
         remove_all(dir, name).map_err(|e| self.apply_err(path, "remove existing", e))
     }
 
-    fn attrs<R: Read>(&self, e: &mut tar::Entry<'_, R>, path: &str) -> Result<Attrs, RootfsError> {
-        let read_err = |source| RootfsError::ReadTar {
-            layer: self.layer,
-            source,
-        };
-        let h = e.header();
-        let mut a = Attrs {
-            mode: h.mode().map_err(read_err)? & 0o7777,
-            uid: h.uid().map_err(read_err)?,
-            gid: h.gid().map_err(read_err)?,
-            mtime: (to_i64(h.mtime().map_err(read_err)?), 0),
-            xattrs: Vec::new(),
-        };
-        if let Some(pax) = e.pax_extensions().map_err(read_err)? {
-            for ext in pax {
-                let ext = ext.map_err(read_err)?;
-                let key = ext.key_bytes();
-                if key == b"mtime" {
-                    a.mtime = parse_pax_time(ext.value_bytes()).ok_or_else(|| {
-                        read_err(io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            format!("entry {path:?}: bad PAX mtime"),
-                        ))
-                    })?;
-                } else if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
-                    a.xattrs.retain(|(n, _)| n != name);
-                    a.xattrs.push((name.to_vec(), ext.value_bytes().to_vec()));
-                }
-            }
-        }
-        a.xattrs.sort();
-        for id in [a.uid, a.gid] {
+    fn attrs(&self, e: &Entry, path: &str) -> Result<Attrs, RootfsError> {
+        let m = &e.meta;
+        for id in [m.uid, m.gid] {
             if id >= u64::from(u32::MAX) {
                 return Err(RootfsError::IdRange {
                     layer: self.layer,
@@ -321,70 +253,63 @@ impl Unpacker {
                 });
             }
         }
-        Ok(a)
+        Ok(Attrs {
+            mode: m.mode,
+            uid: m.uid,
+            gid: m.gid,
+            mtime: (m.mtime.seconds, m.mtime.nanos),
+            xattrs: m.xattrs.clone(),
+        })
     }
 
-    fn entry<R: Read>(&mut self, e: &mut tar::Entry<'_, R>) -> Result<(), RootfsError> {
+    fn rule_err(&self, path: &str, what: &'static str, name: &[u8], err: RuleError) -> RootfsError {
+        let (layer, path) = (self.layer, path.to_owned());
+        match err {
+            RuleError::Escape => RootfsError::Escape {
+                layer,
+                path,
+                what,
+                name: show_name(name),
+            },
+            RuleError::InvalidWhiteout => RootfsError::InvalidWhiteout { layer, path },
+            RuleError::ComponentTooLong(len) => RootfsError::NameTooLong { layer, path, len },
+            RuleError::Unsupported(t) => RootfsError::Unsupported {
+                layer,
+                path,
+                typeflag: (t as char).escape_default().to_string(),
+            },
+        }
+    }
+
+    fn entry<R: Read>(&mut self, e: &Entry, r: &mut Reader<R>) -> Result<(), RootfsError> {
         self.stats.entries += 1;
-        let et = e.header().entry_type();
-        if matches!(
-            et,
-            EntryType::XGlobalHeader
-                | EntryType::XHeader
-                | EntryType::GNULongName
-                | EntryType::GNULongLink
-        ) {
-            self.stats.skipped += 1;
-            return Ok(());
-        }
-        let raw = e.path_bytes().into_owned();
-        let path = display(&raw);
+        let path = show_name(&e.path);
         let layer = self.layer;
-        let comps = components(&raw).ok_or_else(|| RootfsError::Escape {
-            layer,
-            path: path.clone(),
-            what: "name",
-            name: path.clone(),
-        })?;
-        let Some((&base, parents)) = comps.split_last() else {
-            self.stats.skipped += 1; // the root itself
-            return Ok(());
-        };
-        let invalid = || RootfsError::InvalidWhiteout {
-            layer,
-            path: path.clone(),
-        };
+        let action = layer::action(&e.path, e.kind)
+            .map_err(|err| self.rule_err(&path, "name", &e.path, err))?;
         let mut plnk = false;
-        for (i, &c) in comps.iter().enumerate() {
-            match classify_bytes(c) {
-                Whiteout::Meta => {
-                    if i == 0 && comps.len() == 2 && c == PLNK && is_regular(et) {
-                        plnk = true;
-                        break;
-                    }
-                    self.stats.skipped += 1;
-                    return Ok(());
-                }
-                Whiteout::None => {}
-                _ if i + 1 < comps.len() => return Err(invalid()),
-                _ => {}
+        let (parents, base) = match action {
+            Action::Skip => {
+                self.stats.skipped += 1; // the root itself, AUFS metadata
+                return Ok(());
             }
-        }
-        match classify_bytes(base) {
-            Whiteout::Invalid => return Err(invalid()),
-            Whiteout::Opaque => return self.opaque(parents, &path),
-            Whiteout::Remove(name) => return self.whiteout(parents, name.as_bytes(), &path),
-            Whiteout::Meta | Whiteout::None => {}
-        }
+            Action::Opaque { dir } => return self.opaque(&dir, &path),
+            Action::Whiteout { dir, name } => return self.whiteout(&dir, name, &path),
+            Action::PlnkSource { name } => {
+                plnk = true;
+                (vec![PLNK], name)
+            }
+            Action::Put { parents, base } => (parents, base),
+        };
         let attrs = self.attrs(e, &path)?;
-        let parent = self.parent(parents, &path)?;
+        let parent = self.parent(&parents, &path)?;
         self.touch(&parent, &path)?;
         let pfd = parent.fd.as_fd();
         let name = cstr(base).map_err(|err| self.apply_err(&path, "name", err))?;
         let existing = lstat_at(pfd, &name).map_err(|err| self.apply_err(&path, "lstat", err))?;
         let existing_dir = existing.is_some_and(|st| file_type(&st) == FileType::Directory);
-        match et {
-            EntryType::Directory => {
+        match e.kind {
+            EntryKind::Directory => {
                 if !existing_dir {
                     if existing.is_some() {
                         self.remove(pfd, &name, &path)?;
@@ -401,19 +326,14 @@ impl Unpacker {
                 let canon = join(&parent.canon, base);
                 self.set_dir_time(canon, TimeSource::Header, attrs.mtime);
             }
-            EntryType::Link => {
+            EntryKind::HardLink => {
                 self.hardlink(e, pfd, &name, existing, &attrs, &path)?;
             }
-            EntryType::Symlink => {
-                let target = e
-                    .link_name_bytes()
-                    .map(|t| t.into_owned())
-                    .unwrap_or_default();
+            EntryKind::Symlink => {
                 if existing.is_some() {
                     self.remove(pfd, &name, &path)?;
                 }
-                let target = CString::new(target)
-                    .map_err(|_| self.apply_err(&path, "symlink", Errno::INVAL))?;
+                let target = cstr(&e.link).map_err(|err| self.apply_err(&path, "symlink", err))?;
                 rustix::fs::symlinkat(&target, pfd, &name)
                     .map_err(|err| self.apply_err(&path, "symlink", err))?;
                 self.chown_at(pfd, &name, &attrs, &path)?;
@@ -426,7 +346,7 @@ impl Unpacker {
                 )
                 .map_err(|err| self.apply_err(&path, "utimensat", err))?;
             }
-            t if is_regular(t) => {
+            EntryKind::Regular => {
                 if existing.is_some() {
                     self.remove(pfd, &name, &path)?;
                 }
@@ -442,7 +362,7 @@ impl Unpacker {
                 )
                 .map_err(|err| self.apply_err(&path, "create file", err))?;
                 let mut file = File::from(fd);
-                self.copy(e, &mut file, &path)?;
+                self.copy(e, r, &mut file, &path)?;
                 self.chown_fd(&file, &attrs, &path)?;
                 self.set_xattrs(XattrTarget::Fd(file.as_fd()), &attrs, &path)?;
                 rustix::fs::fchmod(&file, Mode::from_raw_mode(attrs.mode))
@@ -455,27 +375,24 @@ impl Unpacker {
                     return Ok(());
                 }
             }
-            EntryType::Char | EntryType::Block | EntryType::Fifo => {
+            EntryKind::CharDevice | EntryKind::BlockDevice | EntryKind::Fifo => {
                 if existing.is_some() {
                     self.remove(pfd, &name, &path)?;
                 }
-                let (ft, dev) = match et {
-                    EntryType::Fifo => (FileType::Fifo, 0),
+                let (ft, dev) = match e.kind {
+                    EntryKind::Fifo => (FileType::Fifo, 0),
                     _ if !self.privileged => {
                         self.stats.skipped_devices += 1;
                         return Ok(());
                     }
-                    _ => {
-                        let h = e.header();
-                        let major = h.device_major().ok().flatten().unwrap_or(0);
-                        let minor = h.device_minor().ok().flatten().unwrap_or(0);
-                        let ft = if et == EntryType::Char {
-                            FileType::CharacterDevice
-                        } else {
-                            FileType::BlockDevice
-                        };
-                        (ft, rustix::fs::makedev(major, minor))
-                    }
+                    EntryKind::CharDevice => (
+                        FileType::CharacterDevice,
+                        rustix::fs::makedev(e.devmajor, e.devminor),
+                    ),
+                    _ => (
+                        FileType::BlockDevice,
+                        rustix::fs::makedev(e.devmajor, e.devminor),
+                    ),
                 };
                 rustix::fs::mknodat(pfd, &name, ft, Mode::from_raw_mode(0o600), dev)
                     .map_err(|err| self.apply_err(&path, "mknod", err))?;
@@ -496,11 +413,11 @@ impl Unpacker {
                 )
                 .map_err(|err| self.apply_err(&path, "utimensat", err))?;
             }
-            t => {
+            EntryKind::Other(t) => {
                 return Err(RootfsError::Unsupported {
                     layer,
                     path,
-                    typeflag: (t.as_byte() as char).escape_default().to_string(),
+                    typeflag: (t as char).escape_default().to_string(),
                 });
             }
         }
@@ -509,38 +426,57 @@ impl Unpacker {
         Ok(())
     }
 
-    /// Copies the entry's content into `file`.
+    /// Writes the entry's content into `file`: a sparse file's runs at their offsets, its
+    /// holes left as holes (never written as zeros), its size set at the end.
     fn copy<R: Read>(
         &mut self,
-        e: &mut tar::Entry<'_, R>,
+        e: &Entry,
+        r: &mut Reader<R>,
         file: &mut File,
         path: &str,
     ) -> Result<(), RootfsError> {
-        let mut buf = std::mem::take(&mut self.buf);
-        let r = loop {
-            let n = match e.read(&mut buf) {
-                Ok(0) => break Ok(()),
-                Ok(n) => n,
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-                Err(source) => {
-                    break Err(RootfsError::ReadTar {
-                        layer: self.layer,
-                        source,
-                    });
-                }
-            };
-            if let Err(err) = file.write_all(&buf[..n]) {
-                break Err(self.apply_err(path, "write", err));
-            }
-            self.stats.content_bytes += n as u64;
+        let runs = match &e.sparse {
+            Some(runs) => runs.clone(),
+            None => vec![crate::tar::Fragment {
+                offset: 0,
+                len: e.stored,
+            }],
         };
+        let mut buf = std::mem::take(&mut self.buf);
+        let result = (|| {
+            for run in &runs {
+                if e.sparse.is_some() {
+                    file.seek(io::SeekFrom::Start(run.offset))
+                        .map_err(|err| self.apply_err(path, "seek", err))?;
+                }
+                let mut left = run.len;
+                while left > 0 {
+                    let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                    let n = r
+                        .read_stored(&mut buf[..want])
+                        .map_err(|source| RootfsError::Tar {
+                            layer: self.layer,
+                            source,
+                        })?;
+                    file.write_all(&buf[..n])
+                        .map_err(|err| self.apply_err(path, "write", err))?;
+                    left -= n as u64;
+                    self.stats.content_bytes += n as u64;
+                }
+            }
+            if e.sparse.is_some() {
+                file.set_len(e.size)
+                    .map_err(|err| self.apply_err(path, "truncate", err))?;
+            }
+            Ok(())
+        })();
         self.buf = buf;
-        r
+        result
     }
 
-    fn hardlink<R: Read>(
+    fn hardlink(
         &mut self,
-        e: &mut tar::Entry<'_, R>,
+        e: &Entry,
         pfd: BorrowedFd<'_>,
         name: &CStr,
         existing: Option<rustix::fs::Stat>,
@@ -548,23 +484,16 @@ impl Unpacker {
         path: &str,
     ) -> Result<(), RootfsError> {
         let layer = self.layer;
-        let link = e
-            .link_name_bytes()
-            .map(|t| t.into_owned())
-            .unwrap_or_default();
-        let target = display(&link);
+        let link = &e.link;
+        let target = show_name(link);
         let bad = |reason| RootfsError::HardlinkTarget {
             layer,
             path: path.to_owned(),
             target: target.clone(),
             reason,
         };
-        let tcomps = components(&link).ok_or_else(|| RootfsError::Escape {
-            layer,
-            path: path.to_owned(),
-            what: "hard link target",
-            name: target.clone(),
-        })?;
+        let tcomps = layer::components(link)
+            .map_err(|err| self.rule_err(path, "hard link target", link, err))?;
         let Some((&tbase, tparents)) = tcomps.split_last() else {
             return Err(bad("is the root directory"));
         };
@@ -815,6 +744,8 @@ mod tests {
     use std::os::unix::fs::MetadataExt;
     use std::path::PathBuf;
 
+    use ::tar::EntryType;
+
     use super::super::testutil::{E, Layer, MTIME, Node, is_root, listing, tree};
     use super::*;
 
@@ -1019,7 +950,7 @@ mod tests {
 
     #[test]
     fn invalid_whiteout_names_are_refused() {
-        for name in [".wh.", "x/.wh..", ".wh...", ".wh.x/y"] {
+        for name in [".wh.", "x/.wh..", ".wh..."] {
             let tmp = tempfile::tempdir().unwrap();
             let mut l = Layer::new();
             l.whiteout(name);
@@ -1332,20 +1263,5 @@ mod tests {
             matches!(&err, RootfsError::SymlinkLoop { layer: 0, path } if path == "a/x"),
             "{err}"
         );
-    }
-
-    #[test]
-    fn pax_time_parsing() {
-        for (s, want) in [
-            ("0", Some((0, 0))),
-            ("12.5", Some((12, 500_000_000))),
-            ("-1.25", Some((-2, 750_000_000))),
-            ("-3", Some((-3, 0))),
-            ("1.0000000019", Some((1, 1))),
-            ("x", None),
-            ("1.x", None),
-        ] {
-            assert_eq!(parse_pax_time(s.as_bytes()), want, "{s}");
-        }
     }
 }

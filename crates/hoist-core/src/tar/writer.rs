@@ -296,11 +296,12 @@ impl<W: Write> Writer<W> {
         Ok(())
     }
 
-    /// Writes the two zero blocks that end the archive, flushes, and returns the stream.
-    pub fn finish(mut self) -> io::Result<W> {
+    /// Writes the two zero blocks that end the archive, flushes, and returns the stream and
+    /// the archive's size.
+    pub fn finish(mut self) -> io::Result<(W, u64)> {
         self.write_data(&[0u8; 2 * BLOCK])?;
         self.out.flush()?;
-        Ok(self.out)
+        Ok((self.out, self.bytes))
     }
 }
 
@@ -352,7 +353,8 @@ mod tests {
         c.devminor = 3;
         w.header(&c).unwrap();
         assert_eq!(w.entries(), 4);
-        let bytes = w.finish().unwrap();
+        let (bytes, len) = w.finish().unwrap();
+        assert_eq!(len as usize, bytes.len());
         assert_eq!(bytes.len() % BLOCK, 0);
         let got = read_all(&bytes);
         assert_eq!(got.len(), 4);

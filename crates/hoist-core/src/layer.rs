@@ -1,0 +1,189 @@
+//! What one layer entry means: the naming rules shared by every path that applies layers (the
+//! in-memory merge of [`crate::flatten`], the on-disk unpack of [`crate::rootfs`], load's
+//! validation), so they accept and refuse the same entries.
+//!
+//! They follow moby's `UnpackLayer`:
+//!
+//! - names are normalized lexically (`./`, a leading `/`, `//`, `a/../b`); a `..` that climbs
+//!   above the root is refused;
+//! - a name whose *first* component starts with `.wh..wh.` is AUFS metadata and skipped, except
+//!   regular files directly in `.wh..wh.plnk/`, which are hard-link sources for their layer
+//!   (and `.wh..wh..opq` at the top, which makes the root opaque);
+//! - only the *last* component is looked at for whiteouts: `.wh..wh..opq` makes its directory
+//!   opaque, `.wh.<name>` removes `<name>`, other `.wh..wh.*` names are skipped, and `.wh.`,
+//!   `.wh..`, `.wh...` are refused. A whiteout-looking parent (`a/.wh.b/c`) is an ordinary
+//!   directory name, as in docker;
+//! - a component longer than 255 bytes (`NAME_MAX`) is refused: no file system can create it.
+
+use hoist_format::whiteout::{META_PREFIX, Whiteout, classify};
+
+use crate::tar::EntryKind;
+
+/// Longest path component: Linux's `NAME_MAX`.
+pub const NAME_MAX: usize = 255;
+/// The top-level directory of AUFS hard-link sources.
+pub const PLNK: &[u8] = b".wh..wh.plnk";
+
+/// What applying an entry does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action<'a> {
+    /// The root directory itself, or AUFS metadata: nothing.
+    Skip,
+    /// A regular file `.wh..wh.plnk/<name>`: a hard-link source while its layer is applied.
+    PlnkSource {
+        /// Its name inside `.wh..wh.plnk`.
+        name: &'a [u8],
+    },
+    /// `.wh..wh..opq`: the lower-layer children of `dir` are hidden.
+    Opaque {
+        /// The directory's components.
+        dir: Vec<&'a [u8]>,
+    },
+    /// `.wh.<name>`: the lower-layer `dir/name` (and what is below it) is removed.
+    Whiteout {
+        /// The directory's components.
+        dir: Vec<&'a [u8]>,
+        /// The removed name.
+        name: &'a [u8],
+    },
+    /// Creates, replaces or (directory over directory) merges `parents/base`.
+    Put {
+        /// The parent's components.
+        parents: Vec<&'a [u8]>,
+        /// The last component.
+        base: &'a [u8],
+    },
+}
+
+/// Why an entry is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RuleError {
+    /// A `..` climbs above the root.
+    #[error("escapes the root")]
+    Escape,
+    /// `.wh.`, `.wh..` or `.wh...`.
+    #[error("invalid whiteout name")]
+    InvalidWhiteout,
+    /// A component over [`NAME_MAX`] bytes.
+    #[error("has a component of {0} bytes, longer than 255 (file name too long)")]
+    ComponentTooLong(usize),
+    /// A type no layer applier creates.
+    #[error("unsupported entry type {}", (*.0 as char).escape_default())]
+    Unsupported(u8),
+}
+
+/// Normalizes an entry name or hard-link target into components; `Ok(empty)` is the root.
+pub fn components(raw: &[u8]) -> Result<Vec<&[u8]>, RuleError> {
+    let mut out: Vec<&[u8]> = Vec::new();
+    for c in raw.split(|&b| b == b'/') {
+        match c {
+            b"" | b"." => {}
+            b".." => {
+                out.pop().ok_or(RuleError::Escape)?;
+            }
+            c if c.len() > NAME_MAX => return Err(RuleError::ComponentTooLong(c.len())),
+            c => out.push(c),
+        }
+    }
+    Ok(out)
+}
+
+/// [`classify`] over bytes: a non-UTF-8 name starting with `.wh.` still is a whiteout name.
+pub fn classify_bytes(name: &[u8]) -> Whiteout<'_> {
+    match std::str::from_utf8(name) {
+        Ok(s) => classify(s),
+        Err(_) if name.starts_with(META_PREFIX.as_bytes()) => Whiteout::Meta,
+        Err(_) if name.starts_with(b".wh.") => Whiteout::Invalid,
+        Err(_) => Whiteout::None,
+    }
+}
+
+/// What the entry `path` of kind `kind` does.
+pub fn action(path: &[u8], kind: EntryKind) -> Result<Action<'_>, RuleError> {
+    let mut comps = components(path)?;
+    let Some(&first) = comps.first() else {
+        return Ok(Action::Skip);
+    };
+    if comps.len() > 1 && first.starts_with(META_PREFIX.as_bytes()) {
+        if comps.len() == 2 && first == PLNK && kind == EntryKind::Regular {
+            return Ok(Action::PlnkSource { name: comps[1] });
+        }
+        return Ok(Action::Skip);
+    }
+    let base = comps.pop().expect("not the root");
+    match classify_bytes(base) {
+        Whiteout::Invalid => Err(RuleError::InvalidWhiteout),
+        Whiteout::Opaque => Ok(Action::Opaque { dir: comps }),
+        Whiteout::Remove(name) => Ok(Action::Whiteout {
+            dir: comps,
+            name: name.as_bytes(),
+        }),
+        Whiteout::Meta => Ok(Action::Skip),
+        Whiteout::None => {
+            if let EntryKind::Other(t) = kind {
+                return Err(RuleError::Unsupported(t));
+            }
+            Ok(Action::Put {
+                parents: comps,
+                base,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions() {
+        let r = EntryKind::Regular;
+        assert_eq!(action(b"./", r), Ok(Action::Skip));
+        assert_eq!(
+            action(b"/a//b/./c", r),
+            Ok(Action::Put {
+                parents: vec![b"a", b"b"],
+                base: b"c"
+            })
+        );
+        assert_eq!(action(b"a/../../x", r), Err(RuleError::Escape));
+        assert_eq!(
+            action(b".wh..wh.plnk/123", r),
+            Ok(Action::PlnkSource { name: b"123" })
+        );
+        assert_eq!(
+            action(b".wh..wh.plnk/123", EntryKind::Symlink),
+            Ok(Action::Skip)
+        );
+        assert_eq!(action(b".wh..wh.aufs", r), Ok(Action::Skip));
+        assert_eq!(action(b"a/.wh..wh.tmp", r), Ok(Action::Skip));
+        assert_eq!(
+            action(b".wh..wh..opq", r),
+            Ok(Action::Opaque { dir: vec![] })
+        );
+        assert_eq!(
+            action(b"a/.wh.b", r),
+            Ok(Action::Whiteout {
+                dir: vec![b"a"],
+                name: b"b"
+            })
+        );
+        // docker keeps a whiteout-looking directory as an ordinary name.
+        assert_eq!(
+            action(b"a/.wh.b/c", r),
+            Ok(Action::Put {
+                parents: vec![b"a", b".wh.b"],
+                base: b"c"
+            })
+        );
+        assert_eq!(action(b"a/.wh..", r), Err(RuleError::InvalidWhiteout));
+        assert_eq!(
+            action(b"v", EntryKind::Other(b'V')),
+            Err(RuleError::Unsupported(b'V'))
+        );
+        let long = [b'x'; 256];
+        assert_eq!(action(&long, r), Err(RuleError::ComponentTooLong(256)));
+        assert!(action(&[b'x'; 255], r).is_ok());
+    }
+}
