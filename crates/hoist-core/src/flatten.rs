@@ -704,6 +704,9 @@ struct Node {
     name: Box<[u8]>,
     /// Layer of the last entry that wrote this path, [`NO_LAYER`] if none.
     layer: usize,
+    /// Lower-layer paths the entry of `layer` displaced (replaced, or merged into for a
+    /// directory): a whiteout later in the same layer recounts them as removed.
+    replaced: u32,
     kind: NodeKind,
 }
 
@@ -747,6 +750,7 @@ impl Fs {
     fn new() -> Self {
         Fs {
             nodes: vec![Node {
+                replaced: 0,
                 parent: ROOT,
                 name: Box::default(),
                 layer: NO_LAYER,
@@ -788,6 +792,7 @@ impl Fs {
     fn new_node(&mut self, parent: NodeId, name: &[u8], layer: usize, kind: NodeKind) -> NodeId {
         let id = self.nodes.len() as NodeId;
         self.nodes.push(Node {
+            replaced: 0,
             parent,
             name: name.into(),
             layer,
@@ -903,6 +908,17 @@ impl Fs {
     /// returns whether `node` survives (it or a descendant was written by this layer).
     fn prune(&mut self, node: NodeId) -> bool {
         let own = self.nodes[node as usize].layer == self.layer;
+        if own {
+            // The entry displaced lower paths before this whiteout hid them: counted as if
+            // the whiteout came first (lower paths removed, the entry added), so the counts
+            // do not depend on where a whiteout sits in its layer.
+            let replaced = std::mem::take(&mut self.nodes[node as usize].replaced);
+            if replaced > 0 {
+                self.facts.modified -= 1;
+                self.facts.added += 1;
+                self.facts.removed += u64::from(replaced);
+            }
+        }
         let children: Vec<NodeId> = match &self.nodes[node as usize].kind {
             NodeKind::Dir { children, .. } => children.values().copied().collect(),
             _ => return own,
@@ -920,6 +936,9 @@ impl Fs {
         }
         if kept {
             // The lower directory is hidden; what remains is implied by this layer's entries.
+            if self.nodes[node as usize].layer != NO_LAYER {
+                self.facts.removed += 1;
+            }
             if let NodeKind::Dir { meta, origin, .. } = &mut self.nodes[node as usize].kind {
                 **meta = implied_meta();
                 *origin = None;
@@ -1045,12 +1064,16 @@ impl Fs {
                     ..e.meta.clone()
                 };
                 *origin = Some(id);
-                self.nodes[node as usize].layer = layer;
+                let n = &mut self.nodes[node as usize];
+                if n.layer != layer && n.layer != NO_LAYER {
+                    n.replaced = 1;
+                }
+                n.layer = layer;
                 self.facts.modified += 1;
                 return Ok(());
             }
-            self.replace(existing);
-            self.new_node(
+            let replaced = self.replace(existing);
+            let node = self.new_node(
                 dir,
                 base,
                 layer,
@@ -1060,6 +1083,7 @@ impl Fs {
                     origin: Some(id),
                 },
             );
+            self.nodes[node as usize].replaced = replaced;
             return Ok(());
         }
         if e.kind == EntryKind::HardLink {
@@ -1070,8 +1094,9 @@ impl Fs {
                 self.facts.modified += 1;
             } else {
                 self.inodes[target as usize].links += 1;
-                self.replace(existing);
-                self.new_node(dir, base, layer, NodeKind::Other { inode: target });
+                let replaced = self.replace(existing);
+                let node = self.new_node(dir, base, layer, NodeKind::Other { inode: target });
+                self.nodes[node as usize].replaced = replaced;
             }
             let ino = &mut self.inodes[target as usize];
             ino.meta.uid = e.meta.uid;
@@ -1090,19 +1115,28 @@ impl Fs {
             return Ok(());
         }
         let inode = self.new_inode(e)?;
-        self.replace(existing);
-        self.new_node(dir, base, layer, NodeKind::Other { inode });
+        let replaced = self.replace(existing);
+        let node = self.new_node(dir, base, layer, NodeKind::Other { inode });
+        self.nodes[node as usize].replaced = replaced;
         Ok(())
     }
 
     /// Unlinks an existing path about to be recreated; counts the entry as added or modified.
-    fn replace(&mut self, existing: Option<NodeId>) {
-        match existing {
-            Some(n) => {
-                self.remove(n);
-                self.facts.modified += 1;
-            }
-            None => self.facts.added += 1,
+    /// Returns how many lower-layer paths it displaced (see [`Node::replaced`]).
+    fn replace(&mut self, existing: Option<NodeId>) -> u32 {
+        let Some(n) = existing else {
+            self.facts.added += 1;
+            return 0;
+        };
+        self.facts.modified += 1;
+        let node = &self.nodes[n as usize];
+        let own = node.layer == self.layer;
+        let carried = node.replaced;
+        let removed = self.remove(n);
+        if own {
+            carried
+        } else {
+            u32::try_from(removed).unwrap_or(u32::MAX)
         }
     }
 

@@ -15,9 +15,14 @@
 //!   directory name, as in docker;
 //! - a component longer than 255 bytes (`NAME_MAX`) is refused: no file system can create it.
 
+use std::io::{BufReader, Read};
+
 use hoist_format::whiteout::{META_PREFIX, Whiteout, classify};
 
-use crate::tar::EntryKind;
+use crate::tar::{Entry, EntryKind, Reader, TarError, show_name};
+
+/// Buffer around a checked layer stream: headers are read 512 bytes at a time.
+const READ_BUF: usize = 128 << 10;
 
 /// Longest path component: Linux's `NAME_MAX`.
 pub const NAME_MAX: usize = 255;
@@ -130,6 +135,78 @@ pub fn action(path: &[u8], kind: EntryKind) -> Result<Action<'_>, RuleError> {
             })
         }
     }
+}
+
+/// Why [`check`] refused a layer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CheckError {
+    /// The stream is not a tar hoist accepts.
+    #[error(transparent)]
+    Tar(#[from] TarError),
+    /// An entry breaks a layer rule.
+    #[error("entry {index} {path:?}: {what} {source}")]
+    Rule {
+        /// Index of the entry.
+        index: u64,
+        /// Its name (shortened).
+        path: String,
+        /// `"name"` or `"hard link target"`.
+        what: &'static str,
+        /// The rule.
+        source: RuleError,
+    },
+    /// A check of the caller's refused the entry.
+    #[error("entry {index} {path:?}: {reason}")]
+    Other {
+        /// Index of the entry.
+        index: u64,
+        /// Its name (shortened).
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// What [`check`] read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CheckStats {
+    /// Entries (extension headers folded in).
+    pub entries: u64,
+}
+
+/// Reads the layer tar `r` to its end-of-archive marker, checking every entry against the
+/// tar reader's rules and the rules above (what every path that applies layers refuses
+/// whatever lies below: names that escape or are too long, invalid whiteouts, unsupported
+/// types, hard-link targets outside the root). `extra` sees each entry with its action and may
+/// refuse it. Data is read (not seeked over), so a tee under `r` sees every byte up to the
+/// marker; what follows the marker is left unread in `r`'s buffer or stream.
+pub fn check(
+    r: impl Read,
+    mut extra: impl FnMut(&Entry, &Action<'_>) -> Result<(), String>,
+) -> Result<CheckStats, CheckError> {
+    let mut reader = Reader::new(BufReader::with_capacity(READ_BUF, r));
+    let mut stats = CheckStats::default();
+    while let Some(e) = reader.next_entry()? {
+        stats.entries += 1;
+        let rule = |what, source| CheckError::Rule {
+            index: e.index,
+            path: show_name(&e.path),
+            what,
+            source,
+        };
+        let action = self::action(&e.path, e.kind).map_err(|r| rule("name", r))?;
+        if e.kind == EntryKind::HardLink {
+            components(&e.link).map_err(|r| rule("hard link target", r))?;
+        }
+        extra(&e, &action).map_err(|reason| CheckError::Other {
+            index: e.index,
+            path: show_name(&e.path),
+            reason,
+        })?;
+    }
+    Ok(stats)
 }
 
 #[cfg(test)]

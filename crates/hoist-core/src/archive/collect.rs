@@ -12,6 +12,10 @@ use hoist_format::Digest;
 use crate::compress::Compression;
 use crate::error::{Error, IoContext, Result};
 use crate::store::{Staged, Staging};
+use crate::tar::{Entry, EntryKind, Reader, TarError};
+
+/// Buffer around the archive stream: headers are read 512 bytes at a time.
+const READ_BUF: usize = 128 << 10;
 
 /// Files up to this size are kept in memory: every config, manifest, index, `repositories`,
 /// `VERSION` and v1 `json` is far smaller, and keeping them avoids a round trip through disk.
@@ -99,30 +103,26 @@ impl Collected {
     pub(crate) fn from_tar(input: impl Read, staging: &Staging) -> Result<Collected> {
         let mut out = Collected::default();
         let mut in_memory = 0u64;
-        let mut archive = tar::Archive::new(input);
-        let bad = |e: io::Error| Error::InvalidArchive(format!("not a readable tar stream: {e}"));
-        for entry in archive.entries().map_err(bad)? {
-            let mut entry = entry.map_err(bad)?;
-            let raw_path = String::from_utf8_lossy(&entry.path_bytes()).to_string();
+        let mut reader = Reader::new(io::BufReader::with_capacity(READ_BUF, input));
+        while let Some(entry) = reader.next_entry().map_err(bad_tar)? {
+            let raw_path = String::from_utf8_lossy(&entry.path).to_string();
             let Some(path) = normalize(&raw_path)? else {
                 continue;
             };
-            let kind = entry.header().entry_type();
-            let node = match kind {
-                tar::EntryType::Regular
-                | tar::EntryType::Continuous
-                | tar::EntryType::GNUSparse => {
-                    let size = entry.size();
+            let node = match entry.kind {
+                EntryKind::Regular => {
+                    let size = entry.size;
                     if size <= SMALL_FILE_MAX && in_memory + size <= MEMORY_BUDGET {
                         let mut buf = Vec::with_capacity(size as usize);
-                        entry
+                        reader
+                            .content()
                             .read_to_end(&mut buf)
                             .map_err(|e| truncated(&path, e))?;
                         in_memory += buf.len() as u64;
                         Node::Mem(buf)
                     } else {
                         let staged = staging
-                            .stage(&mut entry, &format!("archive entry {path}"))
+                            .stage(reader.content(), &format!("archive entry {path}"))
                             .map_err(|e| match e {
                                 Error::Read { source, .. } => truncated(&path, source),
                                 other => other,
@@ -136,19 +136,7 @@ impl Collected {
                         Node::Staged(staged)
                     }
                 }
-                tar::EntryType::Symlink | tar::EntryType::Link => {
-                    let target = entry
-                        .link_name_bytes()
-                        .map(|b| String::from_utf8_lossy(&b).to_string())
-                        .ok_or_else(|| {
-                            Error::InvalidArchive(format!("link {path} has no target"))
-                        })?;
-                    if kind == tar::EntryType::Symlink {
-                        Node::Symlink(target)
-                    } else {
-                        Node::Hardlink(normalize(&target)?.unwrap_or_default())
-                    }
-                }
+                EntryKind::Symlink | EntryKind::HardLink => link_node(&entry, &path)?,
                 _ => continue,
             };
             out.nodes.insert(path, node);
@@ -244,33 +232,29 @@ impl Collected {
         };
         let mut in_memory = 0u64;
         let file_len = file.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
-        let mut archive = tar::Archive::new(file);
-        let bad = |e: io::Error| Error::InvalidArchive(format!("not a readable tar stream: {e}"));
-        for entry in archive.entries_with_seek().map_err(bad)? {
-            let mut entry = entry.map_err(bad)?;
-            let raw_path = String::from_utf8_lossy(&entry.path_bytes()).to_string();
+        let mut reader = Reader::seekable(io::BufReader::with_capacity(READ_BUF, file));
+        while let Some(entry) = reader.next_entry().map_err(bad_tar)? {
+            let raw_path = String::from_utf8_lossy(&entry.path).to_string();
             let Some(path) = normalize(&raw_path)? else {
                 continue;
             };
-            let kind = entry.header().entry_type();
-            let node = match kind {
-                tar::EntryType::Regular | tar::EntryType::Continuous => {
-                    let size = entry.size();
+            let node = match entry.kind {
+                EntryKind::Regular => {
+                    let size = entry.size;
                     if size <= SMALL_FILE_MAX && in_memory + size <= MEMORY_BUDGET {
                         let mut buf = Vec::with_capacity(size as usize);
-                        entry
+                        reader
+                            .content()
                             .read_to_end(&mut buf)
                             .map_err(|e| truncated(&path, e))?;
-                        if buf.len() as u64 != size {
-                            return Err(truncated(
-                                &path,
-                                io::Error::from(io::ErrorKind::UnexpectedEof),
-                            ));
-                        }
                         in_memory += size;
                         Node::Mem(buf)
+                    } else if entry.sparse.is_some() {
+                        return Err(Error::InvalidArchive(format!(
+                            "archive entry {path} is a sparse file"
+                        )));
                     } else {
-                        let pos = entry.raw_file_position();
+                        let pos = entry.data_offset;
                         if pos.saturating_add(size) > file_len {
                             return Err(truncated(
                                 &path,
@@ -280,12 +264,7 @@ impl Collected {
                         Node::InFile { pos, size }
                     }
                 }
-                tar::EntryType::Symlink | tar::EntryType::Link => link_node(&entry, &path, kind)?,
-                tar::EntryType::GNUSparse => {
-                    return Err(Error::InvalidArchive(format!(
-                        "archive entry {path} is a sparse file"
-                    )));
-                }
+                EntryKind::Symlink | EntryKind::HardLink => link_node(&entry, &path)?,
                 _ => continue,
             };
             out.nodes.insert(path, node);
@@ -438,16 +417,21 @@ impl Collected {
 /// Staging threads for an archive file: two big layers at once already keep the disk busy.
 const MAX_STAGING_THREADS: usize = 4;
 
-fn link_node<R: Read>(entry: &tar::Entry<'_, R>, path: &str, kind: tar::EntryType) -> Result<Node> {
-    let target = entry
-        .link_name_bytes()
-        .map(|b| String::from_utf8_lossy(&b).to_string())
-        .ok_or_else(|| Error::InvalidArchive(format!("link {path} has no target")))?;
-    Ok(if kind == tar::EntryType::Symlink {
+fn link_node(entry: &Entry, path: &str) -> Result<Node> {
+    if entry.link.is_empty() {
+        return Err(Error::InvalidArchive(format!("link {path} has no target")));
+    }
+    let target = String::from_utf8_lossy(&entry.link).to_string();
+    Ok(if entry.kind == EntryKind::Symlink {
         Node::Symlink(target)
     } else {
         Node::Hardlink(normalize(&target)?.unwrap_or_default())
     })
+}
+
+/// An archive the tar reader refuses (or cannot read: a decompressor's error is one).
+fn bad_tar(e: TarError) -> Error {
+    Error::InvalidArchive(format!("not a readable tar stream: {e}"))
 }
 
 /// A byte range of a file, read with `pread` so several threads can share the file.

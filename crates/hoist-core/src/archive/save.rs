@@ -18,9 +18,7 @@ use hoist_format::{Digest, legacy, media_type};
 use super::transport::BlobSource;
 use crate::error::{Error, Result};
 use crate::store::{Image, Store};
-
-/// Tar block size.
-const BLOCK: u64 = 512;
+use crate::tar::{EntryKind, Header, Writer};
 
 /// Archive shapes `save` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -545,18 +543,17 @@ fn write_legacy<W: Write>(store: &Store, items: &[SaveItem], w: &mut TarOut<'_, 
     Ok(())
 }
 
-/// A minimal deterministic tar writer.
+/// The archive being written: hoist's tar writer plus progress reports. Entries are
+/// deterministic (owner 0:0, mtime 0).
 struct TarOut<'a, W: Write> {
-    out: W,
-    written: u64,
+    w: Writer<W>,
     progress: &'a dyn Fn(u64),
 }
 
 impl<'a, W: Write> TarOut<'a, W> {
     fn new(out: W, progress: &'a dyn Fn(u64)) -> Self {
         TarOut {
-            out,
-            written: 0,
+            w: Writer::new(out),
             progress,
         }
     }
@@ -564,55 +561,38 @@ impl<'a, W: Write> TarOut<'a, W> {
     fn header(
         &mut self,
         path: &str,
-        kind: tar::EntryType,
+        kind: EntryKind,
         mode: u32,
         size: u64,
         link: Option<&str>,
     ) -> Result<()> {
-        let mut h = tar::Header::new_ustar();
-        h.set_path(path)
-            .map_err(|e| Error::InvalidArchive(format!("cannot write entry {path}: {e}")))?;
-        h.set_entry_type(kind);
-        h.set_mode(mode);
-        h.set_size(size);
-        h.set_mtime(0);
-        h.set_uid(0);
-        h.set_gid(0);
-        if let Some(l) = link {
-            h.set_link_name(l)
-                .map_err(|e| Error::InvalidArchive(format!("cannot write link {path}: {e}")))?;
-        }
-        h.set_cksum();
-        self.raw(h.as_bytes())
-    }
-
-    fn raw(&mut self, b: &[u8]) -> Result<()> {
-        self.out.write_all(b).map_err(write_err)?;
-        self.written += b.len() as u64;
-        Ok(())
-    }
-
-    fn pad(&mut self, size: u64) -> Result<()> {
-        let rem = size % BLOCK;
-        if rem != 0 {
-            self.raw(&[0u8; BLOCK as usize][..(BLOCK - rem) as usize])?;
-        }
-        (self.progress)(self.written);
-        Ok(())
+        let mut h = Header::new(path.as_bytes(), kind);
+        h.mode = mode;
+        h.size = size;
+        h.link = link.unwrap_or_default().as_bytes();
+        self.w.header(&h).map_err(write_err)
     }
 
     fn dir(&mut self, path: &str) -> Result<()> {
-        self.header(path, tar::EntryType::Directory, 0o755, 0, None)
+        self.header(
+            path.trim_end_matches('/'),
+            EntryKind::Directory,
+            0o755,
+            0,
+            None,
+        )
     }
 
     fn symlink(&mut self, path: &str, target: &str) -> Result<()> {
-        self.header(path, tar::EntryType::Symlink, 0o777, 0, Some(target))
+        self.header(path, EntryKind::Symlink, 0o777, 0, Some(target))
     }
 
     fn bytes(&mut self, path: &str, mode: u32, b: &[u8]) -> Result<()> {
-        self.header(path, tar::EntryType::Regular, mode, b.len() as u64, None)?;
-        self.raw(b)?;
-        self.pad(b.len() as u64)
+        self.header(path, EntryKind::Regular, mode, b.len() as u64, None)?;
+        self.w.write_data(b).map_err(write_err)?;
+        self.w.pad(b.len() as u64).map_err(write_err)?;
+        (self.progress)(self.w.bytes());
+        Ok(())
     }
 
     fn file_from(
@@ -623,9 +603,9 @@ impl<'a, W: Write> TarOut<'a, W> {
         src: impl Read,
         what: &str,
     ) -> Result<()> {
-        self.header(path, tar::EntryType::Regular, mode, size, None)?;
+        self.header(path, EntryKind::Regular, mode, size, None)?;
         // io::copy uses copy_file_range/sendfile/splice when both ends are files or pipes.
-        let n = io::copy(&mut src.take(size), &mut self.out).map_err(|e| Error::Write {
+        let n = self.w.copy_data(src, size).map_err(|e| Error::Write {
             what: format!("the archive (copying {what})"),
             source: e,
         })?;
@@ -637,13 +617,12 @@ impl<'a, W: Write> TarOut<'a, W> {
                 ),
             });
         }
-        self.written += n;
-        self.pad(size)
+        (self.progress)(self.w.bytes());
+        Ok(())
     }
 
-    fn finish(mut self) -> Result<W> {
-        self.raw(&[0u8; 2 * BLOCK as usize])?;
-        self.out.flush().map_err(write_err)?;
-        Ok(self.out)
+    fn finish(self) -> Result<W> {
+        let (out, _) = self.w.finish().map_err(write_err)?;
+        Ok(out)
     }
 }

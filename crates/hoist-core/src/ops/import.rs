@@ -13,12 +13,13 @@ use hoist_format::change::{Compat, ImportConfigOptions, import_config};
 use hoist_format::config::ImageConfig;
 use hoist_format::platform::Platform;
 use hoist_format::reference::Reference;
-use hoist_format::whiteout::{Whiteout, classify};
 
 use crate::compress::{Compression, Peeked};
 use crate::error::{Error, Result};
 use crate::hashio::{ProgressReader, TeeReader};
+use crate::layer::Action;
 use crate::store::Store;
+use crate::tar::{EntryKind, show_name};
 
 /// Options of [`import`].
 #[derive(Default)]
@@ -166,94 +167,35 @@ pub fn import(store: &Store, input: impl Read, opts: &ImportOptions<'_>) -> Resu
     })
 }
 
-/// Walks the tar entries, refusing any that would land outside the root.
+/// Walks the tar entries with the layer rules every reader applies, and refuses an entry that
+/// would be written through a symlink of the same tar (it would land wherever that points).
 fn check_entries(input: &mut impl Read) -> Result<()> {
-    let mut archive = tar::Archive::new(input);
-    let bad = |e: io::Error| Error::InvalidArchive(format!("not a readable tar stream: {e}"));
-    let mut symlinks: HashSet<String> = HashSet::new();
-    for entry in archive.entries().map_err(bad)? {
-        let mut entry = entry.map_err(bad)?;
-        let raw = String::from_utf8_lossy(&entry.path_bytes()).to_string();
-        let Some(path) = clean(&raw).map_err(|()| {
-            Error::InvalidArchive(format!("entry {raw:?} escapes the root filesystem"))
-        })?
-        else {
-            continue;
+    let mut symlinks: HashSet<Vec<u8>> = HashSet::new();
+    crate::layer::check(input, |e, action| {
+        let Action::Put { parents, base } = action else {
+            return Ok(());
         };
-        // A parent that is a symlink of this same tar would make the entry land wherever it points.
-        let mut parent = path.as_str();
-        while let Some((p, _)) = parent.rsplit_once('/') {
-            if symlinks.contains(p) {
-                return Err(Error::InvalidArchive(format!(
-                    "entry {raw:?} would be written through the symlink {p:?} of the same tar"
-                )));
-            }
-            parent = p;
+        let mut path = parents.join(&b'/');
+        let through = (0..=path.len())
+            .filter(|&i| i == path.len() || path[i] == b'/')
+            .find(|&i| i > 0 && symlinks.contains(&path[..i]));
+        if let Some(i) = through {
+            return Err(format!(
+                "would be written through the symlink {:?} of the same tar",
+                show_name(&path[..i])
+            ));
         }
-        let base = path.rsplit('/').next().unwrap_or(&path);
-        if classify(base) == Whiteout::Invalid {
-            return Err(Error::InvalidArchive(format!(
-                "entry {raw:?} is an invalid whiteout name"
-            )));
+        if !path.is_empty() {
+            path.push(b'/');
         }
-        match entry.header().entry_type() {
-            tar::EntryType::Symlink => {
-                symlinks.insert(path.clone());
-            }
-            tar::EntryType::Link => {
-                let target = entry
-                    .link_name_bytes()
-                    .map(|b| String::from_utf8_lossy(&b).to_string())
-                    .unwrap_or_default();
-                if clean(&target).is_err() {
-                    return Err(Error::InvalidArchive(format!(
-                        "hardlink {raw:?} points outside the root filesystem ({target:?})"
-                    )));
-                }
-                symlinks.remove(&path);
-            }
-            _ => {
-                symlinks.remove(&path);
-            }
+        path.extend_from_slice(base);
+        if e.kind == EntryKind::Symlink {
+            symlinks.insert(path);
+        } else {
+            symlinks.remove(&path);
         }
-        // Content is skipped by reading it (the bytes flow to the staged layer).
-        crate::compress::drain(&mut entry)
-            .map_err(|e| Error::InvalidArchive(format!("entry {raw:?} is truncated: {e}")))?;
-    }
-    Ok(())
-}
-
-/// Cleans a tar path as docker's applier does (strip `/`, resolve `.` and `..`); `Err` when it
-/// climbs above the root, `Ok(None)` for the root itself.
-fn clean(raw: &str) -> std::result::Result<Option<String>, ()> {
-    let mut parts: Vec<&str> = Vec::new();
-    for c in raw.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                parts.pop().ok_or(())?;
-            }
-            c => parts.push(c),
-        }
-    }
-    Ok(if parts.is_empty() {
-        None
-    } else {
-        Some(parts.join("/"))
+        Ok(())
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::clean;
-
-    #[test]
-    fn clean_paths() {
-        assert_eq!(clean("./a/b/"), Ok(Some("a/b".into())));
-        assert_eq!(clean("/etc/passwd"), Ok(Some("etc/passwd".into())));
-        assert_eq!(clean("a/../b"), Ok(Some("b".into())));
-        assert_eq!(clean("./"), Ok(None));
-        assert_eq!(clean("../x"), Err(()));
-        assert_eq!(clean("a/../../x"), Err(()));
-    }
+    .map_err(|e| Error::InvalidArchive(format!("the input is not a valid layer: {e}")))?;
+    Ok(())
 }

@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::flatten::{FinalTree, FlattenOptions, LayerSource, final_tree, is_below, write_flat};
 use crate::ops::export::StoreLayers;
 use crate::store::{Image, Store};
+use crate::tar::{EntryKind, Header, Writer};
 
 /// Options of [`squash`].
 #[derive(Debug, Default)]
@@ -85,7 +86,9 @@ fn write_changeset(
         .filter(|p| !high.contains(p))
         .collect();
     gone.sort();
-    let mut whiteouts = tar::Builder::new(Vec::new());
+    // The whiteouts go first, then the flat part continues the same tar (its writer adds the
+    // end-of-archive marker).
+    let mut w = Writer::new(out);
     let mut last: Option<&[u8]> = None;
     for p in gone {
         if last.is_some_and(|l| is_below(p, l)) {
@@ -96,33 +99,15 @@ fn write_changeset(
             Some(i) => (&p[..=i], &p[i + 1..]),
             None => (&b""[..], p),
         };
-        let mut name = dir.to_vec();
-        name.extend_from_slice(b".wh.");
-        name.extend_from_slice(base);
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Regular);
-        h.set_size(0);
-        h.set_mode(0o600);
-        h.set_mtime(0);
-        let path = String::from_utf8_lossy(&name).to_string();
-        whiteouts
-            .append_data(&mut h, &path, io::empty())
-            .map_err(|e| Error::Write {
-                what: "the squashed layer".into(),
-                source: e,
-            })?;
+        let name = [dir, b".wh.", base].concat();
+        let mut h = Header::new(&name, EntryKind::Regular);
+        h.mode = 0o600;
+        w.header(&h).map_err(|e| Error::Write {
+            what: "the squashed layer".into(),
+            source: e,
+        })?;
     }
-    let mut bytes = whiteouts.into_inner().map_err(|e| Error::Write {
-        what: "the squashed layer".into(),
-        source: e,
-    })?;
-    // Drop the end-of-archive marker: the flat part continues the same tar.
-    bytes.truncate(bytes.len() - 1024);
-    let mut out = out;
-    out.write_all(&bytes).map_err(|e| Error::Write {
-        what: "the squashed layer".into(),
-        source: e,
-    })?;
+    let out = w.into_inner();
     write_flat(layers, &changed, out, &FlattenOptions::default())?;
     Ok(())
 }

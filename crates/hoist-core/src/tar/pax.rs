@@ -46,7 +46,7 @@ pub(crate) fn parse(mut data: &[u8]) -> Result<Records, &'static str> {
         }
         if key == SPARSE_OFFSET || key == SPARSE_NUMBYTES {
             // Go: the 0.0 records alternate offset, numbytes, and hold no comma.
-            let want = if sparse_map.len() % 2 == 0 {
+            let want = if sparse_map.len().is_multiple_of(2) {
                 SPARSE_OFFSET
             } else {
                 SPARSE_NUMBYTES

@@ -296,6 +296,12 @@ impl<W: Write> Writer<W> {
         Ok(())
     }
 
+    /// The stream, without an end-of-archive marker (for a writer that continues the same
+    /// tar).
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+
     /// Writes the two zero blocks that end the archive, flushes, and returns the stream and
     /// the archive's size.
     pub fn finish(mut self) -> io::Result<(W, u64)> {
