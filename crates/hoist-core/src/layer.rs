@@ -184,9 +184,19 @@ pub struct CheckStats {
 /// marker; what follows the marker is left unread in `r`'s buffer or stream.
 pub fn check(
     r: impl Read,
+    extra: impl FnMut(&Entry, &Action<'_>) -> Result<(), String>,
+) -> Result<CheckStats, CheckError> {
+    check_entries(
+        &mut Reader::new(BufReader::with_capacity(READ_BUF, r)),
+        extra,
+    )
+}
+
+/// [`check`] over a reader already set up.
+pub(crate) fn check_entries<R: Read>(
+    reader: &mut Reader<R>,
     mut extra: impl FnMut(&Entry, &Action<'_>) -> Result<(), String>,
 ) -> Result<CheckStats, CheckError> {
-    let mut reader = Reader::new(BufReader::with_capacity(READ_BUF, r));
     let mut stats = CheckStats::default();
     while let Some(e) = reader.next_entry()? {
         stats.entries += 1;

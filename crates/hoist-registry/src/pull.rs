@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use hoist_core::store::{Staged, Staging, Store};
+use hoist_core::store::{LayerCheck, Staged, Staging, Store};
 use hoist_format::Digest;
 use hoist_format::config::ImageConfig;
 use hoist_format::media_type::{self, Compression};
@@ -475,6 +475,14 @@ fn check_layers(
             return Err(Error::InvalidManifest {
                 what: src.what(&format!("layer {i} ({})", l.digest)),
                 reason: format!("invalid diffID: the config says {expected}, the layer is {found}"),
+            });
+        }
+        if let Some(s) = staged.get(&l.digest)
+            && let LayerCheck::Invalid(why) = &s.layer_check
+        {
+            return Err(Error::InvalidManifest {
+                what: src.what(&format!("layer {i} ({})", l.digest)),
+                reason: format!("not a valid layer tar: {why}"),
             });
         }
         if let Some(s) = staged.get(&l.digest)

@@ -30,7 +30,7 @@ use super::collect::{Collected, Node};
 use crate::compress::Peeked;
 use crate::error::{Error, Result};
 use crate::hashio::ProgressReader;
-use crate::store::{Staged, Staging, Store};
+use crate::store::{LayerCheck, Staged, Staging, Store};
 
 /// Options of [`load`].
 #[derive(Default)]
@@ -591,6 +591,11 @@ fn check_layers(
                 expected: expected.clone(),
                 found,
             });
+        }
+        if let LayerCheck::Invalid(why) = &s.layer_check {
+            return Err(Error::InvalidArchive(format!(
+                "layer {i} ({path}, {found}) is not a valid layer tar: {why}"
+            )));
         }
         out.push((s, found));
     }

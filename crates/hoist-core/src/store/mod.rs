@@ -28,6 +28,7 @@
 //! and layers of such an index; attestation entries (never pulled) are not required.
 
 mod check;
+mod layercheck;
 mod names;
 mod remember;
 mod staging;
@@ -47,6 +48,7 @@ use hoist_format::platform::Platform;
 use hoist_format::reference::Reference;
 
 pub use check::{FsckProblem, FsckReport, GcReport};
+pub use layercheck::LayerCheck;
 pub use names::RemoveEvent;
 pub use staging::{BlobWriter, NewImage, Staged, Staging};
 

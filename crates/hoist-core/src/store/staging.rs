@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use hoist_format::Digest;
 
+use super::layercheck::{Checker, LayerCheck};
 use super::{Store, sync_dir};
 use crate::compress::{self, Compression, IO_BUF_SIZE, Peeked};
 use crate::error::{Error, IoContext, Result};
@@ -29,6 +30,9 @@ pub struct Staged {
     pub uncompressed_size: u64,
     /// Why decoding failed, for the error message if this blob turns out to be a layer.
     pub decode_error: Option<String>,
+    /// The (decompressed) bytes read as a layer tar, checked in the same pass as the hash;
+    /// looked at only if this blob turns out to be a layer.
+    pub layer_check: LayerCheck,
 }
 
 /// A staging directory; everything in it is removed when it is dropped.
@@ -105,7 +109,7 @@ impl Staging {
                 .truncate(true)
                 .open(&path)
                 .at(&path)?;
-            let (digest, size, file) =
+            let (digest, size, file, layer_check) =
                 copy_hashing(&mut peeked, file).map_err(|e| split_io(e, what, &path))?;
             self.sync_later(&path, file, size);
             return Ok(Staged {
@@ -116,17 +120,18 @@ impl Staging {
                 diff_id: Some(digest),
                 uncompressed_size: size,
                 decode_error: None,
+                layer_check,
             });
         }
-        let (diff_id, uncompressed_size, decode_error) = {
+        let (diff_id, uncompressed_size, decode_error, layer_check) = {
             let mut tee = TeeReader::new(peeked, Tagged(&mut out));
             let decoded = {
                 let mut dec =
                     HashingReader::new(compress::decoder(compression, &mut tee).map_err(read_err)?);
-                match compress::drain(&mut dec) {
-                    Ok(_) => {
+                match drain_checking(&mut dec) {
+                    Ok(check) => {
                         let (d, n, _) = dec.finish();
-                        Ok((d, n))
+                        Ok((d, n, check))
                     }
                     Err(e) => Err(e),
                 }
@@ -136,9 +141,9 @@ impl Staging {
             let (mut rest, _) = tee.into_inner();
             copy(&mut rest, &mut out).map_err(|e| split_io(e, what, &path))?;
             match decoded {
-                Ok((d, n)) => (Some(d), n, None),
+                Ok((d, n, check)) => (Some(d), n, None, check),
                 Err(e) if is_write_side(&e) => return Err(Error::Io { path, source: e }),
-                Err(e) => (None, 0, Some(e.to_string())),
+                Err(e) => (None, 0, Some(e.to_string()), LayerCheck::Unchecked),
             }
         };
         let (digest, size, w) = out.finish();
@@ -156,6 +161,7 @@ impl Staging {
             diff_id,
             uncompressed_size,
             decode_error,
+            layer_check,
         })
     }
 
@@ -283,8 +289,8 @@ impl Drop for Staging {
 
 /// Copies `r` into `file` while another thread hashes the same bytes: on big blobs the sha256
 /// and the I/O each take a core instead of adding up.
-fn copy_hashing(r: &mut dyn Read, file: File) -> io::Result<(Digest, u64, File)> {
-    let mut w = BlobWriter::new(file)?;
+fn copy_hashing(r: &mut dyn Read, file: File) -> io::Result<(Digest, u64, File, LayerCheck)> {
+    let mut w = BlobWriter::new(file, true)?;
     let mut buf = vec![0u8; IO_BUF_SIZE];
     loop {
         let n = match r.read(&mut buf) {
@@ -295,7 +301,32 @@ fn copy_hashing(r: &mut dyn Read, file: File) -> io::Result<(Digest, u64, File)>
         };
         w.write_all(&buf[..n])?;
     }
-    w.finish()
+    w.finish_checked()
+}
+
+/// Reads a decoded stream to its end (the caller hashes it on the way), handing its bytes to
+/// a layer check.
+fn drain_checking(r: &mut impl Read) -> io::Result<LayerCheck> {
+    let (recycle, free) = std::sync::mpsc::channel::<Vec<u8>>();
+    let checker = Checker::spawn(Some(recycle));
+    loop {
+        let mut chunk = free
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(PIPE_CHUNK));
+        chunk.resize(PIPE_CHUNK, 0);
+        let n = match r.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                checker.finish();
+                return Err(e);
+            }
+        };
+        chunk.truncate(n);
+        checker.send(chunk);
+    }
+    Ok(checker.finish())
 }
 
 /// A writer into a staged blob that hashes on another thread and starts writeback early.
@@ -309,7 +340,8 @@ pub struct BlobWriter {
     total: u64,
     to_hash: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
     free: std::sync::mpsc::Receiver<Vec<u8>>,
-    hasher: Option<std::thread::JoinHandle<Digest>>,
+    /// Hashes the chunks, then hands them to a layer check (when asked for).
+    hasher: Option<std::thread::JoinHandle<(Digest, LayerCheck)>>,
     kick: Option<std::sync::mpsc::Sender<()>>,
     syncer: Option<std::thread::JoinHandle<()>>,
 }
@@ -323,18 +355,25 @@ impl std::fmt::Debug for BlobWriter {
 }
 
 impl BlobWriter {
-    fn new(file: File) -> io::Result<Self> {
+    fn new(file: File, check_layer: bool) -> io::Result<Self> {
         use std::sync::mpsc;
         let (to_hash, chunks) = mpsc::sync_channel::<Vec<u8>>(PIPE_DEPTH);
         let (recycle, free) = mpsc::channel::<Vec<u8>>();
+        let checker = check_layer.then(|| Checker::spawn(Some(recycle.clone())));
         let hasher = std::thread::spawn(move || {
             let mut h = hoist_format::Sha256::new();
             for chunk in chunks {
                 h.update(&chunk);
-                // The writer may be gone already; then the buffer is simply dropped.
-                let _ = recycle.send(chunk);
+                match &checker {
+                    Some(c) => c.send(chunk),
+                    // The writer may be gone already; then the buffer is simply dropped.
+                    None => drop(recycle.send(chunk)),
+                }
             }
-            h.finish()
+            (
+                h.finish(),
+                checker.map_or(LayerCheck::Unchecked, Checker::finish),
+            )
         });
         let (kick, kicks) = mpsc::channel::<()>();
         let sync_fd = file.try_clone()?;
@@ -387,11 +426,17 @@ impl BlobWriter {
     }
 
     /// Writes what is left; returns the digest, the size and the file.
-    pub fn finish(mut self) -> io::Result<(Digest, u64, File)> {
+    pub fn finish(self) -> io::Result<(Digest, u64, File)> {
+        let (digest, size, file, _) = self.finish_checked()?;
+        Ok((digest, size, file))
+    }
+
+    /// [`BlobWriter::finish`], plus the outcome of the layer check.
+    fn finish_checked(mut self) -> io::Result<(Digest, u64, File, LayerCheck)> {
         self.ship()?;
         drop(self.to_hash.take());
         drop(self.kick.take());
-        let digest = self
+        let (digest, check) = self
             .hasher
             .take()
             .expect("joined once")
@@ -403,7 +448,7 @@ impl BlobWriter {
             .join()
             .expect("the sync thread does not panic");
         let file = self.file.try_clone()?;
-        Ok((digest, self.total, file))
+        Ok((digest, self.total, file, check))
     }
 }
 
@@ -428,7 +473,7 @@ impl Staging {
     pub fn writer(&self) -> Result<(PathBuf, BlobWriter)> {
         let path = self.next_path();
         let file = File::create(&path).at(&path)?;
-        let w = BlobWriter::new(file).at(&path)?;
+        let w = BlobWriter::new(file, false).at(&path)?;
         Ok((path, w))
     }
 
@@ -444,6 +489,7 @@ impl Staging {
             diff_id: Some(digest),
             uncompressed_size: size,
             decode_error: None,
+            layer_check: LayerCheck::Unchecked,
         })
     }
 }

@@ -91,6 +91,14 @@ impl<R: Read> Reader<R> {
         }
     }
 
+    /// A reader that skips unread data with `skip` (which returns how many bytes there were).
+    pub(crate) fn with_skip(r: R, skip: SkipFn<R>) -> Self {
+        Reader {
+            skip,
+            ..Reader::new(r)
+        }
+    }
+
     /// The stream position: bytes consumed so far.
     pub fn position(&self) -> u64 {
         self.pos
