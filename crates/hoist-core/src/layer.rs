@@ -71,7 +71,7 @@ pub enum RuleError {
     #[error("invalid whiteout name")]
     InvalidWhiteout,
     /// A component over [`NAME_MAX`] bytes.
-    #[error("has a component of {0} bytes, longer than 255 (file name too long)")]
+    #[error("a component of {0} bytes is longer than 255 (file name too long)")]
     ComponentTooLong(usize),
     /// A type no layer applier creates.
     #[error("unsupported entry type {}", (*.0 as char).escape_default())]
@@ -145,7 +145,7 @@ pub enum CheckError {
     #[error(transparent)]
     Tar(#[from] TarError),
     /// An entry breaks a layer rule.
-    #[error("entry {index} {path:?}: {what} {source}")]
+    #[error("entry {index} {path:?}: {what}: {source}")]
     Rule {
         /// Index of the entry.
         index: u64,
