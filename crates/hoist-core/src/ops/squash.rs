@@ -7,7 +7,6 @@
 //! consistently (the squashed steps stay as `empty_layer` entries, one entry is added for the
 //! new layer, dated like the image so that squashing is deterministic).
 
-use std::collections::{HashMap, HashSet};
 use std::io::{self, Write};
 
 use hoist_format::config::History;
@@ -56,41 +55,27 @@ impl<L: LayerSource + ?Sized> LayerSource for Prefix<'_, L> {
 /// Writes the changeset layer from the lower tree to the full tree.
 fn write_changeset(
     layers: &StoreLayers<'_>,
-    full: &FinalTree,
+    mut full: FinalTree,
     lower: &FinalTree,
     out: impl Write,
 ) -> Result<()> {
-    let low: HashMap<&[u8], &crate::flatten::FinalEntry> = lower
-        .entries
-        .iter()
-        .map(|e| (e.path.as_slice(), e))
-        .collect();
-    let high: HashSet<&[u8]> = full.entries.iter().map(|e| e.path.as_slice()).collect();
-    let changed = FinalTree {
-        entries: full
-            .entries
-            .iter()
-            .filter(|e| match low.get(e.path.as_slice()) {
-                None => true,
-                Some(l) => l.kind != e.kind || l.meta != e.meta || l.source != e.source,
-            })
-            .cloned()
-            .collect(),
-        layers: full.layers.clone(),
-    };
-    // Whiteouts for lower paths that are gone, once per deleted subtree.
-    let mut gone: Vec<&[u8]> = lower
-        .entries
-        .iter()
-        .map(|e| e.path.as_slice())
-        .filter(|p| !high.contains(p))
-        .collect();
+    // Whiteouts for lower paths that are gone, once per deleted subtree (the walk gives a
+    // directory before what it holds), written in byte order.
+    let mut gone: Vec<Vec<u8>> = Vec::new();
+    for e in lower.walk() {
+        if gone.last().is_some_and(|l| is_below(&e.path, l)) {
+            continue;
+        }
+        if full.get(&e.path).is_none() {
+            gone.push(e.path);
+        }
+    }
     gone.sort();
     // The whiteouts go first, then the flat part continues the same tar (its writer adds the
     // end-of-archive marker).
     let mut w = Writer::new(out);
     let mut last: Option<&[u8]> = None;
-    for p in gone {
+    for p in gone.iter().map(Vec::as_slice) {
         if last.is_some_and(|l| is_below(p, l)) {
             continue;
         }
@@ -108,7 +93,12 @@ fn write_changeset(
         })?;
     }
     let out = w.into_inner();
-    write_flat(layers, &changed, out, &FlattenOptions::default())?;
+    // Every final entry the squashed layers wrote or changed.
+    full.retain(|e| match lower.get(&e.path) {
+        None => true,
+        Some(l) => l.kind != e.kind || l.meta != e.meta || l.source != e.source,
+    });
+    write_flat(layers, &full, out, &FlattenOptions::default())?;
     Ok(())
 }
 
@@ -133,7 +123,7 @@ pub fn squash(store: &Store, image: &Image, opts: &SquashOptions) -> Result<Squa
     let _ingest = store.ingest_lock()?;
     let mut staging = store.staging()?;
     let (path, mut w) = staging.writer()?;
-    write_changeset(&layers, &full, &lower, &mut w)?;
+    write_changeset(&layers, full, &lower, &mut w)?;
     let layer = staging.finish_writer(path, w)?;
     let diff_id = layer.digest.clone();
 

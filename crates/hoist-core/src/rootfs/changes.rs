@@ -1,7 +1,6 @@
 //! `docker diff` and `docker commit` for a root directory: what changed compared with the
 //! image it was unpacked from, and those changes as a layer tar.
 
-use std::collections::HashMap;
 use std::ffi::CStr;
 use std::fmt;
 use std::io::Write;
@@ -16,7 +15,7 @@ use super::fsops::{
 };
 use super::pack::{PackStats, Packer};
 use super::{RootfsError, display, privileged};
-use crate::flatten::{FinalKind, FinalTree, Metadata};
+use crate::flatten::{FinalEntry, FinalKind, FinalTree};
 
 /// What happened to a path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -67,52 +66,19 @@ impl fmt::Display for Change {
     }
 }
 
-/// An image path with hard links resolved to their inode's kind and metadata.
-#[derive(Debug, Clone, Copy)]
-struct ImageNode<'a> {
-    kind: &'a FinalKind,
-    meta: &'a Metadata,
-}
-
+/// The image's tree, looked up path by path (hard links resolved to their inode's kind and
+/// metadata), so comparing a rootfs holds no second copy of the image's paths.
 struct Image<'a> {
-    nodes: HashMap<&'a [u8], ImageNode<'a>>,
-    /// Children names of each directory.
-    children: HashMap<&'a [u8], Vec<&'a [u8]>>,
+    tree: &'a FinalTree,
 }
 
-impl<'a> Image<'a> {
-    fn new(tree: &'a FinalTree) -> Self {
-        let mut nodes = HashMap::with_capacity(tree.entries.len());
-        let mut children: HashMap<&[u8], Vec<&[u8]>> = HashMap::new();
-        for e in &tree.entries {
-            nodes.insert(
-                e.path.as_slice(),
-                ImageNode {
-                    kind: &e.kind,
-                    meta: &e.meta,
-                },
-            );
-            let (parent, name) = match e.path.iter().rposition(|&b| b == b'/') {
-                Some(i) => (&e.path[..i], &e.path[i + 1..]),
-                None => (&b""[..], e.path.as_slice()),
-            };
-            children.entry(parent).or_default().push(name);
-        }
-        // A hard link is another name of its target's inode.
-        let links: Vec<(&[u8], &[u8])> = tree
-            .entries
-            .iter()
-            .filter_map(|e| match &e.kind {
-                FinalKind::HardLink { target } => Some((e.path.as_slice(), target.as_slice())),
-                _ => None,
-            })
-            .collect();
-        for (path, target) in links {
-            if let Some(t) = nodes.get(target).copied() {
-                nodes.insert(path, t);
-            }
-        }
-        Image { nodes, children }
+impl Image<'_> {
+    fn get(&self, path: &[u8]) -> Option<FinalEntry> {
+        self.tree.get_resolved(path)
+    }
+
+    fn children(&self, dir: &[u8]) -> Option<Vec<Vec<u8>>> {
+        self.tree.children(dir)
     }
 }
 
@@ -163,7 +129,7 @@ pub fn changes(root: &Path, image: &FinalTree) -> Result<Vec<Change>, RootfsErro
         source: e.into(),
     })?;
     let mut d = Differ {
-        image: Image::new(image),
+        image: Image { tree: image },
         privileged: privileged(),
         out: Vec::new(),
     };
@@ -185,7 +151,7 @@ impl Differ<'_> {
             };
             let is_dir = file_type(&st) == FileType::Directory;
             let node = if in_image {
-                self.image.nodes.get(path.as_slice()).copied()
+                self.image.get(&path)
             } else {
                 None
             };
@@ -197,7 +163,7 @@ impl Differ<'_> {
                 }
                 continue;
             };
-            let changed = self.differs(dir, name, &path, &st, node)?;
+            let changed = self.differs(dir, name, &path, &st, &node)?;
             if changed {
                 self.out.push(Change::new(ChangeKind::Changed, &path));
             }
@@ -211,11 +177,11 @@ impl Differ<'_> {
                 }
             }
         }
-        if in_image && let Some(children) = self.image.children.get(rel) {
-            for &c in children {
-                if names.binary_search_by(|n| n.to_bytes().cmp(c)).is_err() {
+        if in_image && let Some(children) = self.image.children(rel) {
+            for c in children {
+                if names.binary_search_by(|n| n.to_bytes().cmp(&c)).is_err() {
                     self.out
-                        .push(Change::new(ChangeKind::Deleted, &join(rel, c)));
+                        .push(Change::new(ChangeKind::Deleted, &join(rel, &c)));
                 }
             }
         }
@@ -228,12 +194,12 @@ impl Differ<'_> {
         name: &CStr,
         path: &[u8],
         st: &Stat,
-        node: ImageNode<'_>,
+        node: &FinalEntry,
     ) -> Result<bool, RootfsError> {
         let ft = file_type(st);
-        let m = node.meta;
+        let m = &node.meta;
         let same_type = matches!(
-            (node.kind, ft),
+            (&node.kind, ft),
             (FinalKind::Directory, FileType::Directory)
                 | (FinalKind::Regular { .. }, FileType::RegularFile)
                 | (FinalKind::Symlink { .. }, FileType::Symlink)
@@ -250,7 +216,7 @@ impl Differ<'_> {
         if self.privileged && (u64::from(st.st_uid) != m.uid || u64::from(st.st_gid) != m.gid) {
             return Ok(true);
         }
-        match node.kind {
+        match &node.kind {
             FinalKind::CharDevice { major, minor } | FinalKind::BlockDevice { major, minor } => {
                 let rdev = st.st_rdev;
                 if rustix::fs::major(rdev) != *major || rustix::fs::minor(rdev) != *minor {

@@ -48,16 +48,16 @@
 //! no name has a `./` prefix. The archive ends with exactly two zero blocks. The same layers
 //! always give the same bytes.
 
-use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 
-use crate::layer::{self, Action, RuleError};
-use crate::tar::{Entry, EntryKind, Header, Reader, TarError, Writer, show_name};
-pub use crate::tar::{Metadata, Mtime};
+mod merge;
+mod tree;
 
-/// Symlinks followed while resolving one path, as Linux's `MAXSYMLINKS`.
-const MAX_SYMLINKS: u32 = 40;
+use crate::tar::{EntryKind, Header, Reader, TarError, Writer};
+pub use crate::tar::{Metadata, Mtime};
+use merge::Merge;
+use tree::{InodeKind, Payload, ROOT, Tree};
 /// Buffer around layer streams: headers are read 512 bytes at a time.
 const READ_BUF: usize = 128 << 10;
 /// Chunk size when copying file contents.
@@ -259,6 +259,32 @@ pub enum FlattenError {
         /// The entry's name.
         path: String,
     },
+    /// An entry would create a path deeper than 4096 components (through symlinks).
+    #[error(
+        "layer {layer}: entry {index} {path:?}: resolves to a path deeper than 4096 components"
+    )]
+    TooDeep {
+        /// Layer index.
+        layer: usize,
+        /// Index of the entry.
+        index: u64,
+        /// The entry's name (shortened).
+        path: String,
+    },
+    /// More entries than the merged tree holds (2^30 paths, 2^32 entries a layer).
+    #[error("layer {layer}: entry {index}: too many entries")]
+    TooBig {
+        /// Layer index.
+        layer: usize,
+        /// Index of the entry.
+        index: u64,
+    },
+    /// More layers than the merged tree counts (65,534).
+    #[error("{count} layers: at most 65534 are supported")]
+    TooManyLayers {
+        /// The number of layers.
+        count: usize,
+    },
     /// The second reading of a layer differs from the first one.
     #[error("layer {layer}: entry {index} differs between the two reads of the layer")]
     LayerChanged {
@@ -376,15 +402,181 @@ pub struct LayerFacts {
     pub wasted: Vec<HiddenFile>,
 }
 
-/// The merged filesystem of an image, computed from headers only.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The merged filesystem of an image, computed from headers only, in compact form (see
+/// `tree.rs`): entries are rebuilt one at a time as they are read.
+#[derive(Debug, Default)]
 pub struct FinalTree {
-    /// Every path, in output order: directories first (depth-first, children sorted by
-    /// name bytes), then every other inode in content order (by [`EntryId`]), each under its
-    /// smallest path followed by its other paths as [`FinalKind::HardLink`]s.
-    pub entries: Vec<FinalEntry>,
+    /// `None` for the empty tree.
+    tree: Option<Tree>,
+    /// Every non-root node in output order.
+    order: Vec<u32>,
+    /// (inode, node) of each multiply-linked inode's primary path (written as the file; its
+    /// other paths are hard links to it), sorted.
+    primaries: Vec<(u32, u32)>,
     /// Per-layer facts, base first.
     pub layers: Vec<LayerFacts>,
+}
+
+impl FinalTree {
+    /// Number of paths.
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    /// Whether the tree has no path.
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    /// Every path, in output order: directories first (depth-first, children sorted by name
+    /// bytes), then every other inode in content order (by [`EntryId`]), each under its
+    /// smallest path followed by its other paths as [`FinalKind::HardLink`]s.
+    pub fn iter(&self) -> impl Iterator<Item = FinalEntry> + '_ {
+        self.order
+            .iter()
+            .filter_map(|&n| Some(self.entry(self.tree.as_ref()?, n, true)))
+    }
+
+    /// Keeps only the entries `keep` accepts (hard links stay links to their primary path,
+    /// kept or not).
+    pub fn retain(&mut self, mut keep: impl FnMut(&FinalEntry) -> bool) {
+        let Some(tree) = &self.tree else { return };
+        let order = std::mem::take(&mut self.order);
+        self.order = order
+            .into_iter()
+            .filter(|&n| keep(&self.entry(tree, n, true)))
+            .collect();
+    }
+
+    /// Every path in path order: depth-first, children sorted by name bytes (so a directory
+    /// comes right before what it holds). Hard links are as in [`FinalTree::iter`].
+    pub fn walk(&self) -> impl Iterator<Item = FinalEntry> + '_ {
+        let mut stack: Vec<u32> = Vec::new();
+        if let Some(tree) = &self.tree {
+            let mut kids = tree.children_of(ROOT);
+            tree::sort_by_name(tree, &mut kids);
+            stack.extend(kids.iter().rev());
+        }
+        std::iter::from_fn(move || {
+            let tree = self.tree.as_ref()?;
+            let n = stack.pop()?;
+            if tree.nodes[n as usize].is_dir() {
+                let mut kids = tree.children_of(n);
+                tree::sort_by_name(tree, &mut kids);
+                stack.extend(kids.iter().rev());
+            }
+            Some(self.entry(tree, n, true))
+        })
+    }
+
+    /// The entry at `path` (normalized: no leading `/`, no `.` or `..`), as
+    /// [`FinalTree::iter`] gives it.
+    pub fn get(&self, path: &[u8]) -> Option<FinalEntry> {
+        let tree = self.tree.as_ref()?;
+        self.lookup(tree, path).map(|n| self.entry(tree, n, true))
+    }
+
+    /// The entry at `path` with a hard link resolved: the kind of what it links to.
+    pub fn get_resolved(&self, path: &[u8]) -> Option<FinalEntry> {
+        let tree = self.tree.as_ref()?;
+        self.lookup(tree, path).map(|n| self.entry(tree, n, false))
+    }
+
+    fn lookup(&self, tree: &Tree, path: &[u8]) -> Option<u32> {
+        let mut cur = ROOT;
+        for c in path.split(|&b| b == b'/').filter(|c| !c.is_empty()) {
+            if !tree.nodes[cur as usize].is_dir() {
+                return None;
+            }
+            cur = tree.child(cur, c)?;
+        }
+        (cur != ROOT).then_some(cur)
+    }
+
+    /// The names in the directory `path`, sorted by bytes (`None` when it is not a directory).
+    pub fn children(&self, path: &[u8]) -> Option<Vec<Vec<u8>>> {
+        let tree = self.tree.as_ref()?;
+        let mut cur = ROOT;
+        for c in path.split(|&b| b == b'/').filter(|c| !c.is_empty()) {
+            cur = tree.child(cur, c)?;
+        }
+        if !tree.nodes[cur as usize].is_dir() {
+            return None;
+        }
+        let mut kids = tree.children_of(cur);
+        tree::sort_by_name(tree, &mut kids);
+        Some(kids.iter().map(|&k| tree.name(k).to_vec()).collect())
+    }
+
+    /// Every path in output order, as a vector (for small trees and tests).
+    pub fn to_vec(&self) -> Vec<FinalEntry> {
+        self.iter().collect()
+    }
+
+    /// The entry of node `n`; with `links`, a path other than its inode's primary one is a
+    /// [`FinalKind::HardLink`] to it.
+    fn entry(&self, tree: &Tree, n: u32, links: bool) -> FinalEntry {
+        let path = tree.path(n);
+        let source = |o: tree::Origin| {
+            (o.layer != tree::NO_LAYER).then_some(EntryId {
+                layer: usize::from(o.layer),
+                index: u64::from(o.index),
+            })
+        };
+        match tree.nodes[n as usize].payload() {
+            Payload::Dir(d) => FinalEntry {
+                path,
+                kind: FinalKind::Directory,
+                meta: tree.dir_metadata(d),
+                source: source(tree.dirs[d as usize].origin()),
+            },
+            Payload::Other(i) => {
+                let ino = &tree.inodes[i as usize];
+                let major = (ino.data >> 32) as u32;
+                let minor = ino.data as u32;
+                let mut kind = match ino.kind {
+                    InodeKind::Regular => FinalKind::Regular { size: ino.data },
+                    InodeKind::Symlink => FinalKind::Symlink {
+                        target: tree.strings.get(ino.data as u32).to_vec(),
+                    },
+                    InodeKind::Char => FinalKind::CharDevice { major, minor },
+                    InodeKind::Block => FinalKind::BlockDevice { major, minor },
+                    InodeKind::Fifo => FinalKind::Fifo,
+                };
+                if links
+                    && ino.links > 1
+                    && let Some(p) = self.primary(tree, i)
+                    && p != n
+                {
+                    kind = FinalKind::HardLink {
+                        target: tree.path(p),
+                    };
+                }
+                FinalEntry {
+                    path,
+                    kind,
+                    meta: tree.inode_metadata(i),
+                    source: source(ino.origin()),
+                }
+            }
+            Payload::Dead => unreachable!("only live nodes are in the order"),
+        }
+    }
+
+    /// The node whose path is written as the file of a multiply-linked inode.
+    fn primary(&self, _tree: &Tree, inode: u32) -> Option<u32> {
+        let at = self.primaries.partition_point(|&(i, _)| i < inode);
+        self.primaries
+            .get(at)
+            .filter(|&&(i, _)| i == inode)
+            .map(|&(_, n)| n)
+    }
+}
+
+impl PartialEq for FinalTree {
+    fn eq(&self, other: &Self) -> bool {
+        self.layers == other.layers && self.iter().eq(other.iter())
+    }
 }
 
 /// Flattens `layers` into one tar written to `out`.
@@ -405,43 +597,37 @@ pub fn final_tree(
     opts: &FlattenOptions<'_>,
 ) -> Result<FinalTree, FlattenError> {
     let count = layers.layer_count();
-    let mut fs = Fs::new();
+    if count >= usize::from(tree::NO_LAYER) {
+        return Err(FlattenError::TooManyLayers { count });
+    }
+    let mut merge = Merge::new(count);
     let mut facts = Vec::with_capacity(count);
-    let mut waste = WasteTracker::default();
     for layer in 0..count {
         opts.report(Pass::Scan, layer, count);
         let mut reader = open(layers, layer)?;
-        fs.begin_layer(layer);
+        merge.begin_layer(layer as u16);
         // Entries apply in tar order, as moby's UnpackLayer applies them; an opaque marker
         // hides only lower layers, so where it sits in its layer does not matter.
         while let Some(entry) = reader
             .next_entry()
             .map_err(|source| FlattenError::Tar { layer, source })?
         {
-            fs.apply(&entry)?;
-            waste.apply(&entry, layer);
+            merge.apply(&entry)?;
         }
-        fs.end_layer();
-        let mut layer_facts = std::mem::take(&mut fs.facts);
-        layer_facts.wasted = waste.take_layer(layer);
-        facts.push(layer_facts);
+        merge.end_layer();
+        facts.push(std::mem::take(&mut merge.facts));
     }
-    let mut tree = fs.finish(facts)?;
-    // Entries wasted by layers above them are only known once those layers are read.
-    for (layer, late) in waste.finish() {
-        tree.layers[layer].wasted.extend(late);
-    }
-    for l in &mut tree.layers {
-        l.wasted.sort_by_key(|w| w.index);
-    }
-    Ok(tree)
+    Ok(merge.finish(facts))
 }
+
+/// A layer being read.
+type LayerReader<'a> = Reader<BufReader<Box<dyn Read + 'a>>>;
 
 /// Opens layer `layer` for reading.
 fn open<'a>(
     layers: &'a (impl LayerSource + ?Sized),
     layer: usize,
-) -> Result<Reader<BufReader<Box<dyn Read + 'a>>>, FlattenError> {
+) -> Result<LayerReader<'a>, FlattenError> {
     let stream = layers
         .open_layer(layer)
         .map_err(|source| FlattenError::Open { layer, source })?;
@@ -467,97 +653,6 @@ fn seek_entry<R: Read>(
     }
 }
 
-/// Path-based waste, as `hoist analyze` defines it: a regular-file entry of layer k is wasted
-/// when a layer above k writes its path (any entry type) or deletes it (a whiteout of the path
-/// or of a parent, an opaque parent). Unlike [`LayerFacts::hidden`], a hard link that keeps
-/// the content alive under another name does not save it.
-#[derive(Default)]
-struct WasteTracker {
-    /// Live regular-file entries by normalized path: (layer, index, size).
-    live: BTreeMap<Vec<u8>, Vec<(usize, u64, u64)>>,
-    /// Wasted entries found so far, by the layer that wrote them.
-    wasted: BTreeMap<usize, Vec<HiddenFile>>,
-    layer: usize,
-}
-
-impl WasteTracker {
-    /// Marks every live entry at `path` (and below it when `subtree`) of lower layers wasted.
-    fn waste(&mut self, path: &[u8], subtree: bool) {
-        let mut keys: Vec<Vec<u8>> = Vec::new();
-        if self.live.contains_key(path) {
-            keys.push(path.to_vec());
-        }
-        if subtree {
-            let mut prefix = path.to_vec();
-            if !prefix.is_empty() {
-                prefix.push(b'/');
-            }
-            keys.extend(
-                self.live
-                    .range(prefix.clone()..)
-                    .take_while(|(k, _)| k.starts_with(&prefix))
-                    .map(|(k, _)| k.clone()),
-            );
-        }
-        for k in keys {
-            let Some(list) = self.live.get_mut(&k) else {
-                continue;
-            };
-            let layer = self.layer;
-            let (gone, kept): (Vec<_>, Vec<_>) = list.drain(..).partition(|(l, _, _)| *l < layer);
-            *list = kept;
-            for (l, index, size) in gone {
-                self.wasted.entry(l).or_default().push(HiddenFile {
-                    index,
-                    path: k.clone(),
-                    size,
-                    by_layer: layer,
-                });
-            }
-            if list.is_empty() {
-                self.live.remove(&k);
-            }
-        }
-    }
-
-    fn apply(&mut self, e: &Entry, layer: usize) {
-        self.layer = layer;
-        let join = |dir: &[&[u8]], name: &[u8]| {
-            let mut p = dir.join(&b'/');
-            if !p.is_empty() {
-                p.push(b'/');
-            }
-            p.extend_from_slice(name);
-            p
-        };
-        match layer::action(&e.path, e.kind) {
-            Ok(Action::Opaque { dir }) => self.waste(&dir.join(&b'/'), true),
-            Ok(Action::Whiteout { dir, name }) => self.waste(&join(&dir, name), true),
-            Ok(Action::Put { parents, base }) => {
-                let path = join(&parents, base);
-                // A directory over a directory merges; anything else replaces the path (and
-                // whatever was below it).
-                self.waste(&path, !e.is_dir());
-                if e.is_regular() {
-                    self.live
-                        .entry(path)
-                        .or_default()
-                        .push((layer, e.index, e.size));
-                }
-            }
-            Ok(Action::Skip | Action::PlnkSource { .. }) | Err(_) => {}
-        }
-    }
-
-    fn take_layer(&mut self, layer: usize) -> Vec<HiddenFile> {
-        self.wasted.remove(&layer).unwrap_or_default()
-    }
-
-    fn finish(self) -> BTreeMap<usize, Vec<HiddenFile>> {
-        self.wasted
-    }
-}
-
 /// Writes the flat tar of `tree` (computed by [`final_tree`] from the same `layers`),
 /// reading file contents from `layers`.
 pub fn write_flat(
@@ -571,49 +666,35 @@ pub fn write_flat(
         content_bytes: 0,
         buf: vec![0; COPY_BUF],
     };
-    let first_other = tree
-        .entries
-        .iter()
-        .position(|e| e.kind != FinalKind::Directory)
-        .unwrap_or(tree.entries.len());
-    for e in &tree.entries[..first_other] {
+    let count = layers.layer_count();
+    let mut entries = tree.iter().peekable();
+    // Directories first (the implied ones are not written), then the other inodes, grouped by
+    // the layer that holds their content: each such layer is read once, in order.
+    while let Some(e) = entries.next_if(|e| e.kind == FinalKind::Directory) {
         if e.source.is_some() {
-            w.header(e)?;
+            w.header(&e)?;
         }
     }
-    let rest = &tree.entries[first_other..];
-    let count = layers.layer_count();
-    let mut i = 0;
-    while i < rest.len() {
-        let layer = rest[i].source.map_or(usize::MAX, |s| s.layer);
-        let end = i + rest[i..]
-            .iter()
-            .take_while(|e| e.source.map_or(usize::MAX, |s| s.layer) == layer)
-            .count();
-        let group = &rest[i..end];
-        i = end;
-        let needs_content = group
-            .iter()
-            .any(|e| matches!(e.kind, FinalKind::Regular { size } if size > 0));
-        if !needs_content {
-            for e in group {
-                w.header(e)?;
-            }
+    let mut reader: Option<(usize, LayerReader<'_>)> = None;
+    for e in entries {
+        let Some(source) = e.source else { continue };
+        let FinalKind::Regular { size } = e.kind else {
+            w.header(&e)?;
+            continue;
+        };
+        if size == 0 {
+            w.header(&e)?;
             continue;
         }
-        opts.report(Pass::Write, layer, count);
-        let mut reader = open(layers, layer)?;
-        for e in group {
-            let Some(source) = e.source else { continue };
-            match e.kind {
-                FinalKind::Regular { size } if size > 0 => {
-                    seek_entry(&mut reader, layer, source.index, size)?;
-                    w.header(e)?;
-                    w.content(&mut reader, layer, size)?;
-                }
-                _ => w.header(e)?,
-            }
+        let layer = source.layer;
+        if reader.as_ref().is_none_or(|(l, _)| *l != layer) {
+            opts.report(Pass::Write, layer, count);
+            reader = Some((layer, open(layers, layer)?));
         }
+        let (_, r) = reader.as_mut().expect("opened above");
+        seek_entry(r, layer, source.index, size)?;
+        w.header(&e)?;
+        w.content(r, layer, size)?;
     }
     let entries = w.w.entries();
     let (_, tar_bytes) = w.w.finish().map_err(FlattenError::Write)?;
@@ -624,27 +705,20 @@ pub fn write_flat(
     })
 }
 
-/// The sha256 of the content of every final regular file with content, keyed by path (hard
-/// links share their target's digest under their own path). Reads each layer at most once.
-pub fn content_digests(
+/// The sha256 of the content of the regular-file entries `wanted` (entry → content size),
+/// reading each layer at most once and only as far as needed.
+pub fn entry_digests(
     layers: &(impl LayerSource + ?Sized),
-    tree: &FinalTree,
-) -> Result<std::collections::HashMap<Vec<u8>, hoist_format::Digest>, FlattenError> {
-    let mut by_source: std::collections::BTreeMap<EntryId, (&[u8], u64)> =
-        std::collections::BTreeMap::new();
-    for e in &tree.entries {
-        if let (FinalKind::Regular { size }, Some(src)) = (&e.kind, e.source) {
-            by_source.insert(src, (&e.path, *size));
-        }
-    }
+    wanted: &std::collections::BTreeMap<EntryId, u64>,
+) -> Result<std::collections::HashMap<EntryId, hoist_format::Digest>, FlattenError> {
     let mut out = std::collections::HashMap::new();
     let mut buf = vec![0u8; COPY_BUF];
-    let mut wanted = by_source.into_iter().peekable();
-    while let Some((first, _)) = wanted.peek().map(|(k, v)| (*k, *v)) {
+    let mut wanted = wanted.iter().peekable();
+    while let Some(first) = wanted.peek().map(|(k, _)| **k) {
         let layer = first.layer;
         let mut reader = open(layers, layer)?;
-        while let Some((src, (path, size))) = wanted.next_if(|(k, _)| k.layer == layer) {
-            seek_entry(&mut reader, layer, src.index, size)?;
+        while let Some((src, size)) = wanted.next_if(|(k, _)| k.layer == layer) {
+            seek_entry(&mut reader, layer, src.index, *size)?;
             let mut h = hoist_format::Sha256::new();
             loop {
                 let n = reader
@@ -655,652 +729,22 @@ pub fn content_digests(
                 }
                 h.update(&buf[..n]);
             }
-            out.insert(path.to_vec(), h.finish());
-        }
-    }
-    // Hard links name the same content.
-    for e in &tree.entries {
-        if let FinalKind::HardLink { target } = &e.kind
-            && let Some(d) = out.get(target).cloned()
-        {
-            out.insert(e.path.clone(), d);
+            out.insert(*src, h.finish());
         }
     }
     Ok(out)
+}
+
+/// Orders paths component by component (`a` < `a/b` < `a-b`): the order of
+/// [`FinalTree::walk`].
+pub fn path_order(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    a.split(|&c| c == b'/').cmp(b.split(|&c| c == b'/'))
 }
 
 /// Whether `path` lies below the directory `dir` (both normalized, no leading `/`).
 pub fn is_below(path: &[u8], dir: &[u8]) -> bool {
     path.len() > dir.len() && path.starts_with(dir) && path[dir.len()] == b'/'
 }
-
-// ---------------------------------------------------------------------------------------------
-// The in-memory tree.
-// ---------------------------------------------------------------------------------------------
-
-type NodeId = u32;
-type InodeId = u32;
-const ROOT: NodeId = 0;
-/// `Node::layer` of a path no entry wrote (implied directory, root).
-const NO_LAYER: usize = usize::MAX;
-
-#[derive(Debug)]
-enum NodeKind {
-    Dir {
-        children: BTreeMap<Box<[u8]>, NodeId>,
-        /// Boxed: most nodes are not directories.
-        meta: Box<Metadata>,
-        origin: Option<EntryId>,
-    },
-    Other {
-        inode: InodeId,
-    },
-    Dead,
-}
-
-#[derive(Debug)]
-struct Node {
-    parent: NodeId,
-    name: Box<[u8]>,
-    /// Layer of the last entry that wrote this path, [`NO_LAYER`] if none.
-    layer: usize,
-    /// Lower-layer paths the entry of `layer` displaced (replaced, or merged into for a
-    /// directory): a whiteout later in the same layer recounts them as removed.
-    replaced: u32,
-    kind: NodeKind,
-}
-
-#[derive(Debug, Clone)]
-enum InodeKind {
-    Regular { size: u64, path: Box<[u8]> },
-    Symlink(Vec<u8>),
-    Char(u32, u32),
-    Block(u32, u32),
-    Fifo,
-}
-
-#[derive(Debug)]
-struct Inode {
-    kind: InodeKind,
-    meta: Metadata,
-    /// The entry that created the inode (and holds a regular file's content).
-    origin: EntryId,
-    links: u32,
-}
-
-#[derive(Debug)]
-struct Fs {
-    nodes: Vec<Node>,
-    inodes: Vec<Inode>,
-    layer: usize,
-    facts: LayerFacts,
-    /// `.wh..wh.plnk/<name>` hard-link sources of the current layer.
-    plnk: HashMap<Vec<u8>, InodeId>,
-    /// Regular files whose last link went away: (layer of the file, fact).
-    hidden: Vec<(usize, HiddenFile)>,
-}
-
-enum Walk {
-    Dir(NodeId),
-    Missing,
-    NotDir,
-}
-
-impl Fs {
-    fn new() -> Self {
-        Fs {
-            nodes: vec![Node {
-                replaced: 0,
-                parent: ROOT,
-                name: Box::default(),
-                layer: NO_LAYER,
-                kind: NodeKind::Dir {
-                    children: BTreeMap::new(),
-                    meta: Box::new(implied_meta()),
-                    origin: None,
-                },
-            }],
-            inodes: Vec::new(),
-            layer: 0,
-            facts: LayerFacts::default(),
-            plnk: HashMap::new(),
-            hidden: Vec::new(),
-        }
-    }
-
-    fn begin_layer(&mut self, layer: usize) {
-        self.layer = layer;
-        self.facts = LayerFacts::default();
-        self.plnk.clear();
-    }
-
-    fn end_layer(&mut self) {
-        let plnk: Vec<InodeId> = self.plnk.drain().map(|(_, i)| i).collect();
-        for i in plnk {
-            // The plnk map held one reference.
-            self.unref_inode(i);
-        }
-    }
-
-    fn child(&self, dir: NodeId, name: &[u8]) -> Option<NodeId> {
-        match &self.nodes[dir as usize].kind {
-            NodeKind::Dir { children, .. } => children.get(name).copied(),
-            _ => None,
-        }
-    }
-
-    fn new_node(&mut self, parent: NodeId, name: &[u8], layer: usize, kind: NodeKind) -> NodeId {
-        let id = self.nodes.len() as NodeId;
-        self.nodes.push(Node {
-            replaced: 0,
-            parent,
-            name: name.into(),
-            layer,
-            kind,
-        });
-        if let NodeKind::Dir { children, .. } = &mut self.nodes[parent as usize].kind {
-            children.insert(name.into(), id);
-        }
-        id
-    }
-
-    /// Walks `comps` from `start`, following symlinks; creates missing directories as
-    /// implied ones when `create`.
-    fn walk(
-        &mut self,
-        start: NodeId,
-        comps: &[&[u8]],
-        create: bool,
-        depth: &mut u32,
-    ) -> Result<Walk, ()> {
-        let mut cur = start;
-        for &c in comps {
-            match c {
-                b"" | b"." => continue,
-                b".." => {
-                    cur = self.nodes[cur as usize].parent;
-                    continue;
-                }
-                _ => {}
-            }
-            let Some(child) = self.child(cur, c) else {
-                if !create {
-                    return Ok(Walk::Missing);
-                }
-                cur = self.new_node(
-                    cur,
-                    c,
-                    NO_LAYER,
-                    NodeKind::Dir {
-                        children: BTreeMap::new(),
-                        meta: Box::new(implied_meta()),
-                        origin: None,
-                    },
-                );
-                continue;
-            };
-            match &self.nodes[child as usize].kind {
-                NodeKind::Dir { .. } => cur = child,
-                NodeKind::Other { inode } => {
-                    let InodeKind::Symlink(target) = &self.inodes[*inode as usize].kind else {
-                        return Ok(Walk::NotDir);
-                    };
-                    *depth += 1;
-                    if *depth > MAX_SYMLINKS {
-                        return Err(());
-                    }
-                    let target = target.clone();
-                    let from = if target.starts_with(b"/") { ROOT } else { cur };
-                    let tcomps: Vec<&[u8]> = target.split(|&b| b == b'/').collect();
-                    match self.walk(from, &tcomps, create, depth)? {
-                        Walk::Dir(d) => cur = d,
-                        other => return Ok(other),
-                    }
-                }
-                NodeKind::Dead => unreachable!("dead nodes are unlinked"),
-            }
-        }
-        Ok(Walk::Dir(cur))
-    }
-
-    fn unref_inode(&mut self, id: InodeId) {
-        let by_layer = self.layer;
-        let ino = &mut self.inodes[id as usize];
-        ino.links -= 1;
-        if ino.links == 0
-            && let InodeKind::Regular { size, path } = &mut ino.kind
-        {
-            let hidden = HiddenFile {
-                index: ino.origin.index,
-                path: std::mem::take(path).into(),
-                size: *size,
-                by_layer,
-            };
-            self.hidden.push((ino.origin.layer, hidden));
-        }
-    }
-
-    /// Unlinks `node` and everything below it.
-    fn remove(&mut self, node: NodeId) -> u64 {
-        let parent = self.nodes[node as usize].parent;
-        let name = std::mem::take(&mut self.nodes[node as usize].name);
-        if let NodeKind::Dir { children, .. } = &mut self.nodes[parent as usize].kind {
-            children.remove(&name);
-        }
-        self.drop_subtree(node)
-    }
-
-    fn drop_subtree(&mut self, node: NodeId) -> u64 {
-        let mut removed = 1;
-        match std::mem::replace(&mut self.nodes[node as usize].kind, NodeKind::Dead) {
-            NodeKind::Dir { children, .. } => {
-                for (_, c) in children {
-                    removed += self.drop_subtree(c);
-                }
-            }
-            NodeKind::Other { inode } => self.unref_inode(inode),
-            NodeKind::Dead => {}
-        }
-        removed
-    }
-
-    /// Hides lower-layer content below (and at) `node` for a whiteout of the current layer;
-    /// returns whether `node` survives (it or a descendant was written by this layer).
-    fn prune(&mut self, node: NodeId) -> bool {
-        let own = self.nodes[node as usize].layer == self.layer;
-        if own {
-            // The entry displaced lower paths before this whiteout hid them: counted as if
-            // the whiteout came first (lower paths removed, the entry added), so the counts
-            // do not depend on where a whiteout sits in its layer.
-            let replaced = std::mem::take(&mut self.nodes[node as usize].replaced);
-            if replaced > 0 {
-                self.facts.modified -= 1;
-                self.facts.added += 1;
-                self.facts.removed += u64::from(replaced);
-            }
-        }
-        let children: Vec<NodeId> = match &self.nodes[node as usize].kind {
-            NodeKind::Dir { children, .. } => children.values().copied().collect(),
-            _ => return own,
-        };
-        let mut kept = false;
-        for c in children {
-            if self.prune(c) {
-                kept = true;
-            } else {
-                self.facts.removed += self.remove(c);
-            }
-        }
-        if own {
-            return true;
-        }
-        if kept {
-            // The lower directory is hidden; what remains is implied by this layer's entries.
-            if self.nodes[node as usize].layer != NO_LAYER {
-                self.facts.removed += 1;
-            }
-            if let NodeKind::Dir { meta, origin, .. } = &mut self.nodes[node as usize].kind {
-                **meta = implied_meta();
-                *origin = None;
-            }
-            self.nodes[node as usize].layer = NO_LAYER;
-        }
-        kept
-    }
-
-    fn rule_err(&self, e: &Entry, what: &'static str, name: &[u8], err: RuleError) -> FlattenError {
-        let (layer, index, path) = (self.layer, e.index, show_name(&e.path));
-        match err {
-            RuleError::Escape => FlattenError::Escape {
-                layer,
-                index,
-                path,
-                what,
-                name: show_name(name),
-            },
-            RuleError::InvalidWhiteout => FlattenError::InvalidWhiteout { layer, index, path },
-            RuleError::ComponentTooLong(len) => FlattenError::NameTooLong {
-                layer,
-                index,
-                path,
-                len,
-            },
-            RuleError::Unsupported(t) => FlattenError::Unsupported {
-                layer,
-                index,
-                path,
-                typeflag: (t as char).escape_default().to_string(),
-            },
-        }
-    }
-
-    fn apply(&mut self, e: &Entry) -> Result<(), FlattenError> {
-        self.facts.entries += 1;
-        if e.is_regular() {
-            self.facts.file_bytes += e.size;
-        }
-        let layer = self.layer;
-        let index = e.index;
-        let action =
-            layer::action(&e.path, e.kind).map_err(|err| self.rule_err(e, "name", &e.path, err))?;
-        let mut depth = 0;
-        let loop_err = || FlattenError::SymlinkLoop {
-            layer,
-            index,
-            path: show_name(&e.path),
-        };
-        let (parents, base) = match action {
-            Action::Skip => {
-                self.facts.skipped += 1; // the root itself, AUFS metadata
-                return Ok(());
-            }
-            Action::PlnkSource { name } => {
-                let id = self.new_inode(e)?;
-                if let Some(old) = self.plnk.insert(name.to_vec(), id) {
-                    self.unref_inode(old);
-                }
-                self.facts.skipped += 1;
-                return Ok(());
-            }
-            Action::Opaque { dir } => {
-                self.facts.whiteouts += 1;
-                if let Walk::Dir(dir) = self
-                    .walk(ROOT, &dir, false, &mut depth)
-                    .map_err(|()| loop_err())?
-                {
-                    let children: Vec<NodeId> = match &self.nodes[dir as usize].kind {
-                        NodeKind::Dir { children, .. } => children.values().copied().collect(),
-                        _ => Vec::new(),
-                    };
-                    for c in children {
-                        if !self.prune(c) {
-                            self.facts.removed += self.remove(c);
-                        }
-                    }
-                }
-                return Ok(());
-            }
-            Action::Whiteout { dir, name } => {
-                self.facts.whiteouts += 1;
-                if let Walk::Dir(dir) = self
-                    .walk(ROOT, &dir, false, &mut depth)
-                    .map_err(|()| loop_err())?
-                    && let Some(c) = self.child(dir, name)
-                    && !self.prune(c)
-                {
-                    self.facts.removed += self.remove(c);
-                }
-                return Ok(());
-            }
-            Action::Put { parents, base } => (parents, base),
-        };
-        let not_dir = || FlattenError::NotADirectory {
-            layer,
-            index,
-            path: show_name(&e.path),
-        };
-        let dir = match self
-            .walk(ROOT, &parents, true, &mut depth)
-            .map_err(|()| loop_err())?
-        {
-            Walk::Dir(d) => d,
-            Walk::Missing | Walk::NotDir => return Err(not_dir()),
-        };
-        let existing = self.child(dir, base);
-        let id = EntryId { layer, index };
-        if e.is_dir() {
-            if let Some(node) = existing
-                && let NodeKind::Dir { meta, origin, .. } = &mut self.nodes[node as usize].kind
-            {
-                // Directory over directory: merge, the new attributes win.
-                let mut xattrs = std::mem::take(&mut meta.xattrs);
-                for (n, v) in &e.meta.xattrs {
-                    xattrs.retain(|(m, _)| m != n);
-                    xattrs.push((n.clone(), v.clone()));
-                }
-                xattrs.sort();
-                **meta = Metadata {
-                    xattrs,
-                    ..e.meta.clone()
-                };
-                *origin = Some(id);
-                let n = &mut self.nodes[node as usize];
-                if n.layer != layer && n.layer != NO_LAYER {
-                    n.replaced = 1;
-                }
-                n.layer = layer;
-                self.facts.modified += 1;
-                return Ok(());
-            }
-            let replaced = self.replace(existing);
-            let node = self.new_node(
-                dir,
-                base,
-                layer,
-                NodeKind::Dir {
-                    children: BTreeMap::new(),
-                    meta: Box::new(e.meta.clone()),
-                    origin: Some(id),
-                },
-            );
-            self.nodes[node as usize].replaced = replaced;
-            return Ok(());
-        }
-        if e.kind == EntryKind::HardLink {
-            let target = self.link_target(e)?;
-            if existing.is_some_and(|n| matches!(self.nodes[n as usize].kind, NodeKind::Other { inode } if inode == target))
-            {
-                // Linking a path to its own inode only applies the header's attributes.
-                self.facts.modified += 1;
-            } else {
-                self.inodes[target as usize].links += 1;
-                let replaced = self.replace(existing);
-                let node = self.new_node(dir, base, layer, NodeKind::Other { inode: target });
-                self.nodes[node as usize].replaced = replaced;
-            }
-            let ino = &mut self.inodes[target as usize];
-            ino.meta.uid = e.meta.uid;
-            ino.meta.gid = e.meta.gid;
-            ino.meta.uname.clone_from(&e.meta.uname);
-            ino.meta.gname.clone_from(&e.meta.gname);
-            if !matches!(ino.kind, InodeKind::Symlink(_)) {
-                ino.meta.mode = e.meta.mode;
-                ino.meta.mtime = e.meta.mtime;
-            }
-            for (n, v) in &e.meta.xattrs {
-                ino.meta.xattrs.retain(|(m, _)| m != n);
-                ino.meta.xattrs.push((n.clone(), v.clone()));
-            }
-            ino.meta.xattrs.sort();
-            return Ok(());
-        }
-        let inode = self.new_inode(e)?;
-        let replaced = self.replace(existing);
-        let node = self.new_node(dir, base, layer, NodeKind::Other { inode });
-        self.nodes[node as usize].replaced = replaced;
-        Ok(())
-    }
-
-    /// Unlinks an existing path about to be recreated; counts the entry as added or modified.
-    /// Returns how many lower-layer paths it displaced (see [`Node::replaced`]).
-    fn replace(&mut self, existing: Option<NodeId>) -> u32 {
-        let Some(n) = existing else {
-            self.facts.added += 1;
-            return 0;
-        };
-        self.facts.modified += 1;
-        let node = &self.nodes[n as usize];
-        let own = node.layer == self.layer;
-        let carried = node.replaced;
-        let removed = self.remove(n);
-        if own {
-            carried
-        } else {
-            u32::try_from(removed).unwrap_or(u32::MAX)
-        }
-    }
-
-    fn new_inode(&mut self, e: &Entry) -> Result<InodeId, FlattenError> {
-        let kind = match e.kind {
-            EntryKind::Regular => {
-                let path = layer::components(&e.path).unwrap_or_default().join(&b'/');
-                InodeKind::Regular {
-                    size: e.size,
-                    path: path.into(),
-                }
-            }
-            EntryKind::Symlink => InodeKind::Symlink(e.link.clone()),
-            EntryKind::CharDevice => InodeKind::Char(e.devmajor, e.devminor),
-            EntryKind::BlockDevice => InodeKind::Block(e.devmajor, e.devminor),
-            EntryKind::Fifo => InodeKind::Fifo,
-            EntryKind::Directory | EntryKind::HardLink | EntryKind::Other(_) => {
-                unreachable!("directories, hard links and unsupported types make no inode")
-            }
-        };
-        let id = self.inodes.len() as InodeId;
-        self.inodes.push(Inode {
-            kind,
-            meta: e.meta.clone(),
-            origin: EntryId {
-                layer: self.layer,
-                index: e.index,
-            },
-            links: 1,
-        });
-        Ok(id)
-    }
-
-    /// Resolves a hard link's target to an inode (without following its last component).
-    fn link_target(&mut self, e: &Entry) -> Result<InodeId, FlattenError> {
-        let layer = self.layer;
-        let err = |reason| FlattenError::HardlinkTarget {
-            layer,
-            index: e.index,
-            path: show_name(&e.path),
-            target: show_name(&e.link),
-            reason,
-        };
-        let comps = layer::components(&e.link)
-            .map_err(|r| self.rule_err(e, "hard link target", &e.link, r))?;
-        let Some((&base, parents)) = comps.split_last() else {
-            return Err(err("is the root directory"));
-        };
-        if parents.len() == 1 && parents[0] == b".wh..wh.plnk" {
-            return self
-                .plnk
-                .get(base)
-                .copied()
-                .ok_or_else(|| err("is not in this layer's .wh..wh.plnk"));
-        }
-        let mut depth = 0;
-        let dir = match self.walk(ROOT, parents, false, &mut depth) {
-            Ok(Walk::Dir(d)) => d,
-            Ok(_) => return Err(err("does not exist")),
-            Err(()) => return Err(err("has too many levels of symbolic links")),
-        };
-        let node = self.child(dir, base).ok_or_else(|| err("does not exist"))?;
-        match self.nodes[node as usize].kind {
-            NodeKind::Other { inode } => Ok(inode),
-            _ => Err(err("is a directory")),
-        }
-    }
-
-    /// Turns the tree into a [`FinalTree`].
-    fn finish(mut self, mut facts: Vec<LayerFacts>) -> Result<FinalTree, FlattenError> {
-        for (layer, h) in std::mem::take(&mut self.hidden) {
-            facts[layer].hidden.push(h);
-        }
-        for f in &mut facts {
-            f.hidden.sort_by_key(|h| h.index);
-        }
-        let mut dirs = Vec::new();
-        // inode -> paths
-        let mut paths: HashMap<InodeId, Vec<Vec<u8>>> = HashMap::new();
-        let mut stack: Vec<(NodeId, Vec<u8>)> = Vec::new();
-        // Depth-first, children in name order (pushed reversed).
-        if let NodeKind::Dir { children, .. } = &self.nodes[ROOT as usize].kind {
-            for (name, &c) in children.iter().rev() {
-                stack.push((c, name.to_vec()));
-            }
-        }
-        while let Some((node, path)) = stack.pop() {
-            match &self.nodes[node as usize].kind {
-                NodeKind::Dir {
-                    children,
-                    meta,
-                    origin,
-                } => {
-                    for (name, &c) in children.iter().rev() {
-                        stack.push((c, [&path[..], b"/", name].concat()));
-                    }
-                    dirs.push(FinalEntry {
-                        path,
-                        kind: FinalKind::Directory,
-                        meta: (**meta).clone(),
-                        source: *origin,
-                    });
-                }
-                NodeKind::Other { inode } => paths.entry(*inode).or_default().push(path),
-                NodeKind::Dead => {}
-            }
-        }
-        let mut inodes: Vec<(InodeId, Vec<Vec<u8>>)> = paths.into_iter().collect();
-        inodes.sort_by_key(|(i, _)| self.inodes[*i as usize].origin);
-        let mut entries = dirs;
-        for (id, mut ps) in inodes {
-            ps.sort();
-            let ino = &mut self.inodes[id as usize];
-            let kind = match &ino.kind {
-                InodeKind::Regular { size, .. } => FinalKind::Regular { size: *size },
-                InodeKind::Symlink(t) => FinalKind::Symlink { target: t.clone() },
-                InodeKind::Char(a, b) => FinalKind::CharDevice {
-                    major: *a,
-                    minor: *b,
-                },
-                InodeKind::Block(a, b) => FinalKind::BlockDevice {
-                    major: *a,
-                    minor: *b,
-                },
-                InodeKind::Fifo => FinalKind::Fifo,
-            };
-            let source = Some(ino.origin);
-            let mut ps = ps.into_iter();
-            let primary = ps.next().expect("inodes in the map have a path");
-            let rest: Vec<Vec<u8>> = ps.collect();
-            entries.push(FinalEntry {
-                path: primary.clone(),
-                kind,
-                meta: ino.meta.clone(),
-                source,
-            });
-            for p in rest {
-                entries.push(FinalEntry {
-                    path: p,
-                    kind: FinalKind::HardLink {
-                        target: primary.clone(),
-                    },
-                    meta: ino.meta.clone(),
-                    source,
-                });
-            }
-        }
-        Ok(FinalTree {
-            entries,
-            layers: facts,
-        })
-    }
-}
-
-fn implied_meta() -> Metadata {
-    Metadata {
-        mode: 0o755,
-        ..Metadata::default()
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Writing.
-// ---------------------------------------------------------------------------------------------
 
 /// The flat tar being written, plus the content byte count.
 struct FlatWriter<W: Write> {
@@ -1525,7 +969,7 @@ mod tests {
         h.set_mtime(1_700_000_000);
         let out = flat(&[L::new().raw(h, b"x").done()]);
         let tree = final_tree(&[out][..], &FlattenOptions::default()).unwrap();
-        let m = &tree.entries[0].meta;
+        let m = &tree.to_vec()[0].meta;
         assert_eq!(
             (m.uid, m.gid, &m.uname[..], &m.gname[..]),
             (1000, 50, &b"alice"[..], &b"staff"[..])
@@ -1911,12 +1355,7 @@ mod tests {
             .done();
         let out = flat(&[l0, l1]);
         let tree = final_tree(&[out.clone()][..], &FlattenOptions::default()).unwrap();
-        let by_path = |p: &str| {
-            tree.entries
-                .iter()
-                .find(|e| e.path == p.as_bytes())
-                .unwrap()
-        };
+        let by_path = |p: &str| tree.iter().find(|e| e.path == p.as_bytes()).unwrap();
         assert_eq!(by_path(&long).kind, FinalKind::Regular { size: 4 });
         assert_eq!(
             by_path("sym").kind,
@@ -2041,17 +1480,20 @@ mod tests {
             [(1, &b"d/a"[..], 5, 1), (2, b"big", 2, 1), (3, b"dup", 1, 0)]
         );
         assert!(f1.hidden.is_empty());
-        let paths: Vec<&[u8]> = tree.entries.iter().map(|e| &e.path[..]).collect();
+        let paths: Vec<Vec<u8>> = tree.iter().map(|e| e.path).collect();
         assert_eq!(paths, [&b"e"[..], b"dup", b"big", b"new"]);
-        assert_eq!(tree.entries[1].source, Some(EntryId { layer: 0, index: 4 }));
+        assert_eq!(
+            tree.to_vec()[1].source,
+            Some(EntryId { layer: 0, index: 4 })
+        );
     }
 
     #[test]
     fn implied_parents_are_in_the_tree_but_not_written() {
         let l0 = L::new().file("a/b/c", "1").done();
         let tree = final_tree(&[l0.clone()][..], &FlattenOptions::default()).unwrap();
-        assert_eq!(tree.entries[0].source, None);
-        assert_eq!(tree.entries[0].path, b"a");
+        assert_eq!(tree.to_vec()[0].source, None);
+        assert_eq!(tree.to_vec()[0].path, b"a");
         check(&[l0], &["f a/b/c 0644 0:0 =1"]);
     }
 
