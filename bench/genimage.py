@@ -271,6 +271,56 @@ def container_config(cmd):
             "WorkingDir": "/", "Entrypoint": None, "OnBuild": None, "Labels": None}
 
 
+def save_layout(layers, tag, labels):
+    """The metadata entries of a `docker save` (20.10) archive for `layers`, a list of
+    (created_by, diff_id): a dict name -> bytes (a file), None (a directory) or N (the N-th
+    layer's tar goes there, 0-based), plus the config's hex digest.  The config has one
+    history entry per layer and an empty CMD one; v1 ids are derived from chain ids as
+    docker does."""
+    diff_ids = [d for _, d in layers]
+    cfg_obj = {
+        "architecture": "amd64",
+        "config": dict(container_config(["/bin/sh"]), Labels=labels),
+        "container_config": container_config(["/bin/sh", "-c", "#(nop) ", 'CMD ["/bin/sh"]']),
+        "created": CREATED,
+        "docker_version": "20.10.24",
+        "history": [{"created": CREATED, "created_by": cb} for cb, _ in layers]
+                   + [{"created": CREATED, "created_by": '/bin/sh -c #(nop)  CMD ["/bin/sh"]',
+                       "empty_layer": True}],
+        "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    }
+    cfg = dumps(cfg_obj)
+    cfg_hex = hashlib.sha256(cfg).hexdigest()
+
+    # chain ids and docker-save-style v1 ids
+    chain, parent, ids, entries = None, "", [], {}
+    for n, (created_by, diff_id) in enumerate(layers):
+        chain = diff_id if chain is None else \
+            "sha256:" + hashlib.sha256((chain + " " + diff_id).encode()).hexdigest()
+        v1id = hashlib.sha256(dumps({"layer_id": chain, "parent": parent})).hexdigest()
+        v1 = {"id": v1id}
+        if parent:
+            v1["parent"] = parent
+        v1["created"] = CREATED
+        if n == len(layers) - 1:
+            v1.update({"architecture": "amd64", "config": cfg_obj["config"]})
+        v1["container_config"] = container_config(["/bin/sh", "-c", created_by])
+        v1["os"] = "linux"
+        entries[v1id + "/"] = None
+        entries[v1id + "/VERSION"] = b"1.0"
+        entries[v1id + "/json"] = dumps(v1)
+        entries[v1id + "/layer.tar"] = n
+        ids.append(v1id)
+        parent = v1id
+    repo, _, tagname = tag.rpartition(":")
+    entries[cfg_hex + ".json"] = cfg
+    entries["manifest.json"] = dumps([{"Config": cfg_hex + ".json", "RepoTags": [tag],
+                                       "Layers": [i + "/layer.tar" for i in ids]}]) + b"\n"
+    entries["repositories"] = dumps({repo: {tagname: ids[-1]}}) + b"\n"
+    return entries, cfg_hex
+
+
 def generate(out, size_mib=700, tag="bench/big:latest", log=print):
     out = os.path.abspath(out)
     tmpdir = out + ".parts"
@@ -278,47 +328,8 @@ def generate(out, size_mib=700, tag="bench/big:latest", log=print):
     try:
         layers, stats = build_layers(tmpdir, size_mib)
         diff_ids = [d for _, (d, _) in layers]
-        cfg_obj = {
-            "architecture": "amd64",
-            "config": dict(container_config(["/bin/sh"]),
-                           Labels={"org.hoist.bench.size-mib": str(size_mib)}),
-            "container_config": container_config(["/bin/sh", "-c", "#(nop) ", 'CMD ["/bin/sh"]']),
-            "created": CREATED,
-            "docker_version": "20.10.24",
-            "history": [{"created": CREATED, "created_by": cb} for cb, _ in layers]
-                       + [{"created": CREATED, "created_by": '/bin/sh -c #(nop)  CMD ["/bin/sh"]',
-                           "empty_layer": True}],
-            "os": "linux",
-            "rootfs": {"type": "layers", "diff_ids": diff_ids},
-        }
-        cfg = dumps(cfg_obj)
-        cfg_hex = hashlib.sha256(cfg).hexdigest()
-
-        # chain ids and docker-save-style v1 ids
-        chain, parent, ids, entries = None, "", [], {}
-        for n, (created_by, (diff_id, size)) in enumerate(layers):
-            chain = diff_id if chain is None else \
-                "sha256:" + hashlib.sha256((chain + " " + diff_id).encode()).hexdigest()
-            v1id = hashlib.sha256(dumps({"layer_id": chain, "parent": parent})).hexdigest()
-            v1 = {"id": v1id}
-            if parent:
-                v1["parent"] = parent
-            v1["created"] = CREATED
-            if n == len(layers) - 1:
-                v1.update({"architecture": "amd64", "config": cfg_obj["config"]})
-            v1["container_config"] = container_config(["/bin/sh", "-c", created_by])
-            v1["os"] = "linux"
-            entries[v1id + "/"] = None
-            entries[v1id + "/VERSION"] = b"1.0"
-            entries[v1id + "/json"] = dumps(v1)
-            entries[v1id + "/layer.tar"] = os.path.join(tmpdir, "layer%d.tar" % (n + 1))
-            ids.append(v1id)
-            parent = v1id
-        repo, _, tagname = tag.rpartition(":")
-        entries[cfg_hex + ".json"] = cfg
-        entries["manifest.json"] = dumps([{"Config": cfg_hex + ".json", "RepoTags": [tag],
-                                           "Layers": [i + "/layer.tar" for i in ids]}]) + b"\n"
-        entries["repositories"] = dumps({repo: {tagname: ids[-1]}}) + b"\n"
+        entries, cfg_hex = save_layout([(cb, d) for cb, (d, _) in layers], tag,
+                                       {"org.hoist.bench.size-mib": str(size_mib)})
 
         tmp_out = out + ".tmp"
         with tarfile.open(tmp_out, "w", format=tarfile.USTAR_FORMAT, copybufsize=4 * MIB) as t:
@@ -334,6 +345,7 @@ def generate(out, size_mib=700, tag="bench/big:latest", log=print):
                     ti.mode, ti.size = 0o644, len(v)
                     t.addfile(ti, io.BytesIO(v))
                 else:
+                    v = os.path.join(tmpdir, "layer%d.tar" % (v + 1))
                     ti.mode, ti.size = 0o644, os.path.getsize(v)
                     with open(v, "rb") as lf:
                         t.addfile(ti, lf)

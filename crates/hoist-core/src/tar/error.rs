@@ -7,7 +7,7 @@ use std::io;
 /// name cannot make a 1 MiB message.
 const SHOWN_NAME_BYTES: usize = 200;
 
-/// A name as messages show it: lossy UTF-8, cut after [`SHOWN_NAME_BYTES`] bytes with the
+/// A name as messages show it: lossy UTF-8, cut after 200 bytes with the
 /// full length said.
 pub fn show_name(name: &[u8]) -> String {
     if name.len() <= SHOWN_NAME_BYTES {
