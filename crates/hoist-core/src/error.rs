@@ -80,6 +80,15 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// An OCI document (index, manifest, `oci-layout`) that Go's decoder would refuse too.
+    #[error("{what}: {source}")]
+    OciJson {
+        /// Which document.
+        what: String,
+        /// What is wrong with it.
+        #[source]
+        source: hoist_format::oci::OciJsonError,
+    },
     /// A malformed image reference.
     #[error(transparent)]
     Reference(#[from] hoist_format::reference::ReferenceError),

@@ -649,10 +649,24 @@ pub fn field_name_folds(field: &str, key: &str) -> bool {
 /// whose name folds to it (see [`field_name_folds`]); unknown keys are ignored; members are
 /// visited in source order, so a later duplicate decodes over an earlier one. `null` leaves the
 /// struct unchanged. `decode_field` gets the field's index and the member's raw value.
+///
+/// Only the members of `fields` are decoded: an unknown member is skipped whatever it holds
+/// (a number no float can hold, nesting up to [`MAX_NESTING_DEPTH`]), as Go skips it.
 pub fn decode_struct<E: From<GoJsonError>>(
     src: &[u8],
     fields: &[&str],
+    decode_field: impl FnMut(usize, &[u8]) -> Result<(), E>,
+) -> Result<(), E> {
+    decode_struct_keeping_unknown(src, fields, decode_field, |_, _| Ok(()))
+}
+
+/// [`decode_struct`], but every member no field takes is handed to `unknown` (its key and raw
+/// value, in source order) instead of being skipped: for types that keep what they do not model.
+pub fn decode_struct_keeping_unknown<E: From<GoJsonError>>(
+    src: &[u8],
+    fields: &[&str],
     mut decode_field: impl FnMut(usize, &[u8]) -> Result<(), E>,
+    mut unknown: impl FnMut(String, &[u8]) -> Result<(), E>,
 ) -> Result<(), E> {
     let Some(entries) = object_entries(src)? else {
         return Ok(());
@@ -662,11 +676,58 @@ pub fn decode_struct<E: From<GoJsonError>>(
             .iter()
             .position(|f| *f == key)
             .or_else(|| fields.iter().position(|f| field_name_folds(f, &key)));
-        if let Some(index) = index {
-            decode_field(index, value)?;
+        match index {
+            Some(index) => decode_field(index, value)?,
+            None => unknown(key, value)?,
         }
     }
     Ok(())
+}
+
+/// A decoding error with the dotted path of the field it happened in (`""` for the document
+/// itself), built up with [`FieldError::within`] as the error leaves each struct.
+#[derive(Debug)]
+pub(crate) struct FieldError {
+    /// Dotted path of the field, outermost first.
+    pub(crate) path: String,
+    /// What Go's decoder would have said.
+    pub(crate) source: GoJsonError,
+}
+
+impl From<GoJsonError> for FieldError {
+    fn from(source: GoJsonError) -> Self {
+        FieldError {
+            path: String::new(),
+            source,
+        }
+    }
+}
+
+impl FieldError {
+    /// The error, one struct further out: `field` is prefixed to the path.
+    pub(crate) fn within(mut self, field: &str) -> Self {
+        self.path = if self.path.is_empty() {
+            field.to_string()
+        } else {
+            format!("{field}.{}", self.path)
+        };
+        self
+    }
+}
+
+/// Decodes a Go pointer to `T` (a struct): `null` sets it nil (`None`); an object decodes into
+/// the existing value (allocated if nil), so a repeated key merges into it as in Go.
+pub fn decode_pointer<T: Default, E: From<GoJsonError>>(
+    src: &[u8],
+    into: &mut Option<T>,
+    decode: impl FnOnce(&[u8], &mut T) -> Result<(), E>,
+) -> Result<(), E> {
+    validate(src)?;
+    if kind_of(src) == Kind::Null {
+        *into = None;
+        return Ok(());
+    }
+    decode(src, into.get_or_insert_with(T::default))
 }
 
 /// Decodes into a Go `string`: a JSON string replaces `into`, `null` leaves it unchanged.
@@ -682,6 +743,19 @@ pub fn decode_string(src: &[u8], into: &mut String) -> Result<(), GoJsonError> {
             found,
         }),
     }
+}
+
+/// Decodes a Go `string` field that hoist keeps as an `Option<String>` (so that "absent" shows):
+/// a string sets it; `null` keeps it as it was (Go leaves the field unchanged), so a field set by
+/// an earlier duplicate key survives a later `null`.
+pub fn decode_optional_string(src: &[u8], into: &mut Option<String>) -> Result<(), GoJsonError> {
+    if kind_of(src) == Kind::Null {
+        return validate(src);
+    }
+    let mut value = String::new();
+    decode_string(src, &mut value)?;
+    *into = Some(value);
+    Ok(())
 }
 
 /// Decodes into a Go `bool`: `true`/`false` replace `into`, `null` leaves it unchanged.
@@ -727,6 +801,18 @@ pub fn decode_i64(src: &[u8], into: &mut i64) -> Result<(), GoJsonError> {
 /// decoding each into the existing element at that index if there is one (so a `null` element
 /// keeps it, else it is `""`), and truncates to the array's length.
 pub fn decode_string_slice(src: &[u8], into: &mut Option<Vec<String>>) -> Result<(), GoJsonError> {
+    decode_slice(src, into, decode_string)
+}
+
+/// Decodes into a Go slice `[]T`: `null` makes it nil (`None`); an array decodes element `i`
+/// into the existing element `i` if there is one (Go reuses the slice, so a struct element
+/// merges and a `null` element keeps it), else into `T::default()`, and truncates the slice to
+/// the array's length.
+pub fn decode_slice<T: Default, E: From<GoJsonError>>(
+    src: &[u8],
+    into: &mut Option<Vec<T>>,
+    mut decode_element: impl FnMut(&[u8], &mut T) -> Result<(), E>,
+) -> Result<(), E> {
     let Some(elements) = array_elements(src)? else {
         *into = None;
         return Ok(());
@@ -734,9 +820,9 @@ pub fn decode_string_slice(src: &[u8], into: &mut Option<Vec<String>>) -> Result
     let list = into.get_or_insert_with(Vec::new);
     for (i, element) in elements.iter().enumerate() {
         if i == list.len() {
-            list.push(String::new());
+            list.push(T::default());
         }
-        decode_string(element, &mut list[i])?;
+        decode_element(element, &mut list[i])?;
     }
     list.truncate(elements.len());
     Ok(())
@@ -1204,6 +1290,66 @@ mod tests {
             (2, b"5".to_vec()),
         ];
         assert_eq!(seen, expected);
+    }
+
+    #[test]
+    fn unknown_members_are_handed_over_in_source_order() {
+        let mut known = Vec::new();
+        let mut unknown = Vec::new();
+        decode_struct_keeping_unknown::<GoJsonError>(
+            br#"{"a":1,"x":1e999999,"A":2,"x":[[]],"y":null}"#,
+            &["a"],
+            |i, v| {
+                known.push((i, v.to_vec()));
+                Ok(())
+            },
+            |k, v| {
+                unknown.push((k, v.to_vec()));
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(known, vec![(0, b"1".to_vec()), (0, b"2".to_vec())]);
+        let expected: Vec<(String, Vec<u8>)> = vec![
+            ("x".into(), b"1e999999".to_vec()),
+            ("x".into(), b"[[]]".to_vec()),
+            ("y".into(), b"null".to_vec()),
+        ];
+        assert_eq!(unknown, expected);
+    }
+
+    #[test]
+    fn slices_and_pointers_decode_into_what_is_there() {
+        // Elements decode into the existing ones (a struct merges), then the slice is cut.
+        let mut list: Option<Vec<BTreeMap<String, String>>> = None;
+        let decode = |v: &[u8], m: &mut BTreeMap<String, String>| {
+            let mut o = Some(std::mem::take(m));
+            decode_map(v, &mut o, decode_string)?;
+            *m = o.unwrap_or_default();
+            Ok::<(), GoJsonError>(())
+        };
+        decode_slice(br#"[{"a":"1"},{"b":"2"}]"#, &mut list, decode).unwrap();
+        decode_slice(br#"[{"c":"3"}]"#, &mut list, decode).unwrap();
+        let expected: BTreeMap<String, String> = [("a", "1"), ("c", "3")]
+            .map(|(k, v)| (k.into(), v.into()))
+            .into();
+        assert_eq!(list, Some(vec![expected]));
+        decode_slice(b"null", &mut list, decode).unwrap();
+        assert_eq!(list, None);
+
+        let mut ptr: Option<Option<Vec<String>>> = None;
+        let strings = |v: &[u8], s: &mut Option<Vec<String>>| decode_string_slice(v, s);
+        decode_pointer(br#"["a"]"#, &mut ptr, strings).unwrap();
+        assert_eq!(ptr, Some(Some(vec!["a".to_string()])));
+        decode_pointer(b" null ", &mut ptr, strings).unwrap();
+        assert_eq!(ptr, None);
+
+        let mut s = Some("kept".to_string());
+        decode_optional_string(b"null", &mut s).unwrap();
+        assert_eq!(s.as_deref(), Some("kept"));
+        decode_optional_string(br#""""#, &mut s).unwrap();
+        assert_eq!(s.as_deref(), Some(""));
+        assert!(decode_optional_string(b"1", &mut s).is_err());
     }
 
     #[test]

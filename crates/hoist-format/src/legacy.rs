@@ -33,7 +33,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 
 use crate::digest::{Digest, DigestError};
-use crate::gojson::{self, GoJsonError, GoTime};
+use crate::gojson::{self, FieldError, GoJsonError, GoTime, decode_pointer};
 
 /// Content of every `<v1 id>/VERSION` file (the v1 JSON schema version).
 pub const VERSION_FILE_CONTENT: &[u8] = b"1.0";
@@ -191,33 +191,6 @@ pub enum LegacyError {
 // Go types (docker 20.10): decoding with encoding/json's rules, marshalling in field order
 // ---------------------------------------------------------------------------------------------
 
-/// A decoding error with the dotted path of the field it happened in.
-#[derive(Debug)]
-struct FieldError {
-    path: String,
-    source: GoJsonError,
-}
-
-impl From<GoJsonError> for FieldError {
-    fn from(source: GoJsonError) -> Self {
-        FieldError {
-            path: String::new(),
-            source,
-        }
-    }
-}
-
-impl FieldError {
-    fn within(mut self, field: &str) -> Self {
-        self.path = if self.path.is_empty() {
-            field.to_string()
-        } else {
-            format!("{field}.{}", self.path)
-        };
-        self
-    }
-}
-
 /// `container.HealthConfig`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct HealthConfig {
@@ -231,7 +204,7 @@ struct HealthConfig {
 /// `container.Config`. `Option` marks Go's nil-able slices, maps and pointers (nil = `None`,
 /// marshalled `null` unless `omitempty`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct ContainerConfig {
+pub(crate) struct ContainerConfig {
     hostname: String,
     domainname: String,
     user: String,
@@ -291,21 +264,6 @@ fn decode_strslice(src: &[u8], into: &mut Option<Vec<String>>) -> Result<(), GoJ
     Ok(())
 }
 
-/// Decodes a Go pointer to a struct: `null` sets it nil, an object decodes into the existing
-/// value (allocated if nil), so a repeated key merges as in Go.
-fn decode_pointer<T: Default>(
-    src: &[u8],
-    into: &mut Option<T>,
-    decode: impl FnOnce(&[u8], &mut T) -> Result<(), FieldError>,
-) -> Result<(), FieldError> {
-    gojson::validate(src)?;
-    if gojson::kind_of(src) == gojson::Kind::Null {
-        *into = None;
-        return Ok(());
-    }
-    decode(src, into.get_or_insert_with(T::default))
-}
-
 /// Decodes a Go `*int`.
 fn decode_int_pointer(src: &[u8], into: &mut Option<i64>) -> Result<(), GoJsonError> {
     gojson::validate(src)?;
@@ -350,7 +308,9 @@ impl HealthConfig {
 }
 
 impl ContainerConfig {
-    fn decode(src: &[u8], c: &mut ContainerConfig) -> Result<(), FieldError> {
+    /// Decodes a `container.Config` with Go's rules into `c` (fields already set stay unless
+    /// the JSON sets them: Go decodes into the existing value).
+    pub(crate) fn decode(src: &[u8], c: &mut ContainerConfig) -> Result<(), FieldError> {
         gojson::decode_struct(src, &CONTAINER_CONFIG_FIELDS, |i, v| {
             let result: Result<(), FieldError> = match i {
                 0 => gojson::decode_string(v, &mut c.hostname).map_err(Into::into),
@@ -388,7 +348,7 @@ impl ContainerConfig {
     }
 
     /// `json.Marshal(container.Config)`.
-    fn marshal(&self, out: &mut Vec<u8>) {
+    pub(crate) fn marshal(&self, out: &mut Vec<u8>) {
         let mut o = ObjectWriter::new(out);
         gojson::write_string(o.key("Hostname"), &self.hostname);
         gojson::write_string(o.key("Domainname"), &self.domainname);

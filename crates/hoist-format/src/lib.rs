@@ -9,6 +9,9 @@
 //! - [`oci`]: descriptors, manifests, indexes, platforms (serde types that keep unknown fields);
 //! - [`docker`]: `manifest.json` entries and `repositories` of docker archives;
 //! - [`config`]: the parts of an image config hoist reads (rootfs, history, platform, config);
+//! - [`gojson`]: Go's `encoding/json` rules, which every reader of foreign JSON above follows
+//!   (docker and containerd are Go programs: duplicate keys, `null`, case-insensitive keys, any
+//!   number or nesting up to 10,000 levels in members they skip);
 //! - [`legacy`]: docker v1 archives: the config docker 20.10 synthesizes on load, and v1 ids on save;
 //! - [`change`]: `--change` instructions (CMD, ENV, …) applied to an image config;
 //! - [`whiteout`]: the whiteout naming rules of layer tars;

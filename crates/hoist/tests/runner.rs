@@ -12,6 +12,7 @@ mod test_export;
 mod test_images;
 mod test_import;
 mod test_interop;
+mod test_json_quirks;
 mod test_load;
 mod test_registry;
 mod test_registry_auth;

@@ -16,12 +16,12 @@ use std::io::Read;
 use std::path::Path;
 
 use hoist_format::config::ImageConfig;
-use hoist_format::docker::{self, Repositories};
+use hoist_format::docker;
 use hoist_format::media_type::{
     self, ANNOTATION_CONTAINERD_NAME, ANNOTATION_DOCKER_REFERENCE_TYPE, ANNOTATION_REF_NAME,
     Compression,
 };
-use hoist_format::oci::{Descriptor, DescriptorPlatform, Index, Manifest, Sniff};
+use hoist_format::oci::{Descriptor, DescriptorPlatform, Index, Manifest, OciJsonError, Sniff};
 use hoist_format::platform::Platform;
 use hoist_format::reference::Reference;
 use hoist_format::{Digest, legacy};
@@ -261,14 +261,18 @@ fn plan(c: &Collected, staging: &Staging, opts: &LoadOptions<'_>) -> Result<Vec<
     let mut out: Vec<Planned> = Vec::new();
 
     if has("oci-layout") && has("index.json") {
-        let layout: hoist_format::oci::OciLayout = json(&c.bytes("oci-layout")?, "oci-layout")?;
+        let layout = oci_json(
+            hoist_format::oci::OciLayout::parse,
+            &c.bytes("oci-layout")?,
+            "oci-layout",
+        )?;
         if layout.image_layout_version != "1.0.0" {
             return Err(Error::InvalidArchive(format!(
                 "unsupported OCI layout version {:?} in oci-layout",
                 layout.image_layout_version
             )));
         }
-        let index: Index = json(&c.bytes("index.json")?, "index.json")?;
+        let index = oci_json(Index::parse, &c.bytes("index.json")?, "index.json")?;
         // RepoTags of manifest.json (docker 25) name images by config digest.
         let mut repo_tags: HashMap<Digest, Vec<String>> = HashMap::new();
         for item in docker_items.iter().flatten() {
@@ -337,8 +341,9 @@ fn dedup_names(names: &mut Vec<Reference>) {
     names.retain(|n| seen.insert(n.to_string()));
 }
 
-fn json<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
-    serde_json::from_slice(bytes).map_err(|source| Error::Json {
+/// Parses an OCI document of the archive with its Go-rules parser; `what` names it in errors.
+fn oci_json<T>(parse: fn(&[u8]) -> Result<T, OciJsonError>, bytes: &[u8], what: &str) -> Result<T> {
+    parse(bytes).map_err(|source| Error::OciJson {
         what: format!("invalid {what}"),
         source,
     })
@@ -454,9 +459,9 @@ fn plan_oci(
         let path = format!("blobs/sha256/{}", desc.digest.hex());
         let bytes = c.bytes(&path)?;
         verify_bytes(&bytes, &desc, &path)?;
-        let sniff: Sniff = json(&bytes, &path)?;
+        let sniff = oci_json(Sniff::parse, &bytes, &path)?;
         if sniff.is_index() {
-            let idx: Index = json(&bytes, &path)?;
+            let idx = oci_json(Index::parse, &bytes, &path)?;
             let refs: Vec<&Descriptor> = idx.manifests.iter().collect();
             desc = choose_platform(
                 &refs,
@@ -466,7 +471,7 @@ fn plan_oci(
             .clone();
             continue;
         }
-        let manifest: Manifest = json(&bytes, &path)?;
+        let manifest = oci_json(Manifest::parse, &bytes, &path)?;
         let media_type = manifest
             .media_type
             .clone()
@@ -714,16 +719,16 @@ fn plan_docker_item(
 }
 
 fn plan_legacy(c: &Collected, staging: &Staging, opts: &LoadOptions<'_>) -> Result<Vec<Planned>> {
-    let repos: Repositories = json(&c.bytes("repositories")?, "repositories")?;
+    // Read as docker's legacy loader reads it (Go's rules: first value, last duplicate wins).
+    let repos = legacy::parse_repositories(&c.bytes("repositories")?)
+        .map_err(|e| Error::InvalidArchive(e.to_string()))?;
     // One image per distinct top id, with every name:tag that points at it.
     let mut tops: Vec<(String, Vec<String>)> = Vec::new();
-    for (name, tags) in &repos {
-        for (tag, id) in tags {
-            let full = format!("{name}:{tag}");
-            match tops.iter_mut().find(|(t, _)| t == id) {
-                Some((_, names)) => names.push(full),
-                None => tops.push((id.clone(), vec![full])),
-            }
+    for legacy::RepositoryTag { name, tag, id } in repos {
+        let full = format!("{name}:{tag}");
+        match tops.iter_mut().find(|(t, _)| *t == id) {
+            Some((_, names)) => names.push(full),
+            None => tops.push((id, vec![full])),
         }
     }
     let mut out = Vec::new();

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use hoist_format::Digest;
 use hoist_format::config::ImageConfig;
-use hoist_format::docker::ManifestItem;
+use hoist_format::docker::{self, ManifestItem};
 use hoist_format::media_type::{self, ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME};
 use hoist_format::oci::{Descriptor, Index, Manifest, OciLayout};
 use hoist_format::platform::Platform;
@@ -176,7 +176,7 @@ impl ImageSet {
             return Ok(ImageSet::single(image.clone()));
         };
         let bytes = store.read_json_blob(&desc.digest)?;
-        let parsed: Index = serde_json::from_slice(&bytes).map_err(|source| Error::Json {
+        let parsed = Index::parse(&bytes).map_err(|source| Error::OciJson {
             what: format!("index {}", desc.digest),
             source,
         })?;
@@ -365,8 +365,7 @@ impl Reader<'_> {
     ) -> Result<(ImageSet, Vec<Reference>)> {
         let layout = self.collected.bytes("oci-layout").ok();
         if let Some(l) = layout {
-            let l: OciLayout =
-                serde_json::from_slice(&l).map_err(|e| self.bad(format!("oci-layout: {e}")))?;
+            let l = OciLayout::parse(&l).map_err(|e| self.bad(format!("oci-layout: {e}")))?;
             if !l.image_layout_version.starts_with("1.") {
                 return Err(self.bad(format!(
                     "oci-layout: unsupported version {}",
@@ -374,7 +373,7 @@ impl Reader<'_> {
                 )));
             }
         }
-        let index: Index = serde_json::from_slice(&self.collected.bytes("index.json")?)
+        let index = Index::parse(&self.collected.bytes("index.json")?)
             .map_err(|e| self.bad(format!("index.json: {e}")))?;
         let wanted = reference.map(|r| (r, Reference::parse_normalized(r).ok()));
         let names_of = |d: &Descriptor| -> Vec<String> {
@@ -427,8 +426,8 @@ impl Reader<'_> {
         };
         let set = if all && media_type::is_index(&top.media_type) {
             let bytes = self.oci_json(&top)?;
-            let parsed: Index = serde_json::from_slice(&bytes)
-                .map_err(|e| self.bad(format!("index {}: {e}", top.digest)))?;
+            let parsed =
+                Index::parse(&bytes).map_err(|e| self.bad(format!("index {}: {e}", top.digest)))?;
             let mut images = Vec::new();
             for d in parsed.manifests.iter().filter(|d| !d.is_attestation()) {
                 if media_type::is_index(&d.media_type) {
@@ -460,7 +459,7 @@ impl Reader<'_> {
                 if depth > MAX_INDEX_DEPTH {
                     return Err(self.bad("indexes nested too deeply"));
                 }
-                let nested: Index = serde_json::from_slice(&self.oci_json(&desc)?)
+                let nested = Index::parse(&self.oci_json(&desc)?)
                     .map_err(|e| self.bad(format!("index {}: {e}", desc.digest)))?;
                 let refs: Vec<&Descriptor> = nested.manifests.iter().collect();
                 desc = super::load::choose_platform(
@@ -495,7 +494,7 @@ impl Reader<'_> {
     /// The image manifest `desc` names, its config, and where its blobs are.
     fn image_at(&mut self, desc: &Descriptor, platform: Option<&Platform>) -> Result<Image> {
         let manifest_bytes = self.oci_json(desc)?;
-        let manifest: Manifest = serde_json::from_slice(&manifest_bytes)
+        let manifest = Manifest::parse(&manifest_bytes)
             .map_err(|e| self.bad(format!("manifest {}: {e}", desc.digest)))?;
         let config_bytes = self.oci_json(&manifest.config)?;
         let config = ImageConfig::parse(&config_bytes)
@@ -540,10 +539,8 @@ impl Reader<'_> {
         reference: Option<&str>,
         platform: Option<&Platform>,
     ) -> Result<(Image, Vec<Reference>)> {
-        let items: Option<Vec<ManifestItem>> =
-            serde_json::from_slice(&self.collected.bytes("manifest.json")?)
-                .map_err(|e| self.bad(format!("manifest.json: {e}")))?;
-        let items = items.ok_or_else(|| self.bad("manifest.json is null"))?;
+        let items = docker::parse_manifest(&self.collected.bytes("manifest.json")?)
+            .map_err(|e| self.bad(e))?;
         let wanted = reference
             .map(|r| {
                 Reference::parse_normalized(r)
@@ -619,8 +616,7 @@ impl Reader<'_> {
             layers.push((compression, digest, size));
         }
         let manifest_bytes = super::load::synthesize_manifest(&config_bytes, &config, &layers)?;
-        let manifest: Manifest =
-            serde_json::from_slice(&manifest_bytes).expect("a synthesized manifest parses");
+        let manifest = Manifest::parse(&manifest_bytes).expect("a synthesized manifest parses");
         self.blobs
             .insert(manifest.config.digest.clone(), item.config.clone());
         let names = tags_of(item);
@@ -754,7 +750,7 @@ fn write_image_blobs(blobs: &Path, source: &dyn BlobSource, image: &Image) -> Re
 fn add_to_index(dir: &Path, mut desc: Descriptor, ref_name: Option<&str>) -> Result<()> {
     let index_path = dir.join("index.json");
     let mut index: Index = match fs::read(&index_path) {
-        Ok(b) => serde_json::from_slice(&b)
+        Ok(b) => Index::parse(&b)
             .map_err(|e| Error::InvalidArchive(format!("{}: {e}", index_path.display())))?,
         Err(e) if e.kind() == io::ErrorKind::NotFound => Index::new(),
         Err(e) => {

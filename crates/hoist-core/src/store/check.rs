@@ -133,7 +133,7 @@ fn check_target(
             format!("size is {} bytes, index.json says {size}", bytes.len()),
         ));
     }
-    let sniff: Sniff = match serde_json::from_slice(&bytes) {
+    let sniff = match Sniff::parse(&bytes) {
         Ok(s) => s,
         Err(e) => {
             out.push((format!("manifest {digest}"), format!("not JSON: {e}")));
@@ -141,7 +141,7 @@ fn check_target(
         }
     };
     if sniff.is_index() {
-        match serde_json::from_slice::<Index>(&bytes) {
+        match Index::parse(&bytes) {
             Ok(idx) => {
                 // Attestations are never pulled: an index in the store may lack them.
                 for m in idx.manifests.iter().filter(|m| !m.is_attestation()) {
@@ -152,7 +152,7 @@ fn check_target(
         }
         return out;
     }
-    let m: Manifest = match serde_json::from_slice(&bytes) {
+    let m = match Manifest::parse(&bytes) {
         Ok(m) => m,
         Err(e) => {
             out.push((format!("manifest {digest}"), format!("invalid: {e}")));
@@ -261,13 +261,13 @@ pub(crate) fn reachable(store: &Store) -> Result<BTreeSet<Digest>> {
         // A manifest that cannot be read means its children are unknown: refuse to collect
         // rather than risk deleting blobs an image needs (fsck says what is wrong).
         let bytes = store.read_json_blob(&d)?;
-        let json = |source| Error::Json {
+        let json = |source| Error::OciJson {
             what: format!("manifest {d}"),
             source,
         };
-        let sniff: Sniff = serde_json::from_slice(&bytes).map_err(json)?;
+        let sniff = Sniff::parse(&bytes).map_err(json)?;
         if sniff.is_index() {
-            let idx: Index = serde_json::from_slice(&bytes).map_err(json)?;
+            let idx = Index::parse(&bytes).map_err(json)?;
             // Every platform's image is kept. Attestations are never pulled, so an index in
             // the store may name them without the store having them: kept only if present.
             todo.extend(
@@ -277,7 +277,7 @@ pub(crate) fn reachable(store: &Store) -> Result<BTreeSet<Digest>> {
                     .map(|m| m.digest),
             );
         } else {
-            let m: Manifest = serde_json::from_slice(&bytes).map_err(json)?;
+            let m = Manifest::parse(&bytes).map_err(json)?;
             keep.insert(m.config.digest);
             keep.extend(m.layers.into_iter().map(|l| l.digest));
         }

@@ -281,7 +281,7 @@ impl Store {
     pub fn read_index(&self) -> Result<Index> {
         let p = self.index_path();
         let bytes = fs::read(&p).at(&p)?;
-        serde_json::from_slice(&bytes).map_err(|source| Error::Json {
+        Index::parse(&bytes).map_err(|source| Error::OciJson {
             what: p.display().to_string(),
             source,
         })
@@ -366,7 +366,7 @@ impl Store {
         depth: usize,
         out: &mut Vec<Descriptor>,
     ) -> Result<()> {
-        let index: Index = serde_json::from_slice(bytes).map_err(|source| Error::Json {
+        let index = Index::parse(bytes).map_err(|source| Error::OciJson {
             what: format!("index {digest}"),
             source,
         })?;
@@ -405,11 +405,10 @@ impl Store {
     /// Loads an image from its manifest.
     fn manifest_image(&self, manifest: &Descriptor, manifest_bytes: Vec<u8>) -> Result<Image> {
         let what = format!("manifest {}", manifest.digest);
-        let parsed: Manifest =
-            serde_json::from_slice(&manifest_bytes).map_err(|source| Error::Json {
-                what: what.clone(),
-                source,
-            })?;
+        let parsed = Manifest::parse(&manifest_bytes).map_err(|source| Error::OciJson {
+            what: what.clone(),
+            source,
+        })?;
         let config_bytes = self.read_json_blob(&parsed.config.digest)?;
         let config = ImageConfig::parse(&config_bytes)
             .map_err(|e| Error::InvalidArchive(format!("config {}: {e}", parsed.config.digest)))?;
@@ -610,7 +609,7 @@ impl Store {
                 continue;
             }
             let (manifest, b, _) = self.presented(&e.descriptor)?;
-            let m: Manifest = serde_json::from_slice(&b).map_err(|source| Error::Json {
+            let m = Manifest::parse(&b).map_err(|source| Error::OciJson {
                 what: format!("manifest {}", manifest.digest),
                 source,
             })?;
@@ -623,9 +622,7 @@ impl Store {
 /// The document's shape when it is an index (by media type, else by its fields); `None` for a
 /// manifest or anything that is not JSON (parsing it as a manifest then says what is wrong).
 fn index_sniff(bytes: &[u8]) -> Option<Sniff> {
-    serde_json::from_slice::<Sniff>(bytes)
-        .ok()
-        .filter(Sniff::is_index)
+    Sniff::parse(bytes).ok().filter(Sniff::is_index)
 }
 
 fn strip(d: &Descriptor) -> Descriptor {
