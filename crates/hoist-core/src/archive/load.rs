@@ -310,6 +310,8 @@ fn plan(c: &Collected, staging: &Staging, opts: &LoadOptions<'_>) -> Result<Vec<
     } else if !(has("oci-layout") && has("index.json")) {
         if has("repositories") {
             out.extend(plan_legacy(c, staging, opts)?);
+        } else if let Some(half) = half_oci_layout(has("index.json"), has("oci-layout")) {
+            return Err(Error::InvalidArchive(half.into()));
         } else {
             let hint = if c
                 .nodes
@@ -330,6 +332,26 @@ fn plan(c: &Collected, staging: &Staging, opts: &LoadOptions<'_>) -> Result<Vec<
         dedup_names(&mut p.names);
     }
     Ok(out)
+}
+
+/// What is wrong with an archive that has one of an OCI layout's two top-level files and no
+/// docker `manifest.json` or `repositories`. image-spec requires both files; docker's loaders
+/// refuse such an archive too (20.10 wants `manifest.json` or `repositories`, containerd's
+/// importer reads `index.json` only when `oci-layout` says it is a layout). skopeo's
+/// `oci-archive:` does not require `oci-layout`, and neither does `hoist copy`.
+fn half_oci_layout(has_index: bool, has_layout: bool) -> Option<&'static str> {
+    match (has_index, has_layout) {
+        (true, false) => Some(
+            "index.json is present but the oci-layout file is missing: an OCI image layout \
+             needs both (`hoist copy oci-archive:FILE hoist:NAME` reads it without, as skopeo \
+             does)",
+        ),
+        (false, true) => Some(
+            "the oci-layout file is present but index.json is missing: an OCI image layout \
+             needs both",
+        ),
+        _ => None,
+    }
 }
 
 fn dedup_names(names: &mut Vec<Reference>) {
