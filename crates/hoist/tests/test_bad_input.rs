@@ -226,3 +226,40 @@ fn an_oci_archive_without_oci_layout_is_refused_naming_the_missing_file() {
     ]);
     env.inspect("nolayout:1");
 }
+
+#[test]
+fn a_legacy_parent_loop_is_refused_as_a_loop() {
+    let (env, snap) = env_with_image();
+    // a -> b -> c -> a: every layer has a json and a parent, and the walk comes back to a.
+    let mut layers = crate::test_load::legacy_chain(3);
+    layers[0].1 = Some(layers[2].0.clone());
+    let top = layers[2].0.clone();
+    let looped = env.path("loop.tar");
+    crate::test_load::legacy_archive(&looped, &layers, "loop", &top);
+    assert_refused_exactly(
+        &env,
+        &snap,
+        &looped,
+        &format!("invalid archive: the parent chain of v1 layer {top} loops back to {top}"),
+    );
+
+    // A chain past hoist's bound says so, with the bound.
+    let too_deep = env.path("too-deep.tar");
+    let depth = hoist_format::legacy::MAX_V1_CHAIN_DEPTH + 1;
+    let top = crate::test_load::v1_id(depth - 1);
+    crate::test_load::legacy_archive(
+        &too_deep,
+        &crate::test_load::legacy_chain(depth),
+        "deep",
+        &top,
+    );
+    assert_refused_exactly(
+        &env,
+        &snap,
+        &too_deep,
+        &format!(
+            "invalid archive: the parent chain of v1 layer {top} is more than 4096 layers deep \
+             (hoist's limit; docker's layer store stops at 125)"
+        ),
+    );
+}

@@ -730,6 +730,36 @@ fn plan_docker_item(
     }))
 }
 
+/// The v1 ids of the image tagged `top`, root first: its `parent` chain, walked once with a
+/// set of the ids seen (a loop is said to be one; a chain past
+/// [`legacy::MAX_V1_CHAIN_DEPTH`] is refused with that number).
+fn legacy_chain(c: &Collected, top: &str) -> Result<Vec<String>> {
+    let mut unreadable = None;
+    let chain = legacy::chain_from_top(top, |id| {
+        let path = format!("{id}/json");
+        if !c.exists(&path) {
+            return None;
+        }
+        match c.bytes(&path) {
+            Ok(bytes) => Some(bytes),
+            Err(e) => {
+                unreadable.get_or_insert(e);
+                None
+            }
+        }
+    });
+    // A `json` that exists but cannot be read is that error, not a missing layer.
+    if let Some(e) = unreadable {
+        return Err(e);
+    }
+    chain.map_err(|e| match e {
+        legacy::LegacyError::MissingLayer { id, child: None } => Error::InvalidArchive(format!(
+            "repositories names {id}, which has no {id}/json in the archive (invalid target ID)"
+        )),
+        other => Error::InvalidArchive(other.to_string()),
+    })
+}
+
 fn plan_legacy(c: &Collected, staging: &Staging, opts: &LoadOptions<'_>) -> Result<Vec<Planned>> {
     let repos: Repositories = json(&c.bytes("repositories")?, "repositories")?;
     // One image per distinct top id, with every name:tag that points at it.
@@ -745,21 +775,7 @@ fn plan_legacy(c: &Collected, staging: &Staging, opts: &LoadOptions<'_>) -> Resu
     }
     let mut out = Vec::new();
     for (top, names) in tops {
-        // The chain of parents, root first.
-        let mut chain = Vec::new();
-        let mut cur = Some(top.clone());
-        while let Some(id) = cur {
-            if chain.contains(&id) || chain.len() > 1000 {
-                return Err(Error::InvalidArchive(format!(
-                    "the parent chain of {top} loops at {id}"
-                )));
-            }
-            let j = c.bytes(&format!("{id}/json")).map_err(|_| Error::InvalidArchive(format!("repositories names {id}, which has no {id}/json in the archive (invalid target ID)")))?;
-            cur = legacy::parent_of(&j)
-                .map_err(|e| Error::InvalidArchive(format!("{id}/json: {e}")))?;
-            chain.push(id);
-        }
-        chain.reverse();
+        let chain = legacy_chain(c, &top)?;
         let mut jsons = Vec::new();
         let mut sources = Vec::new();
         for id in &chain {
