@@ -7,7 +7,10 @@
 //!   rootfs/       the image's layers applied (safely: nothing lands outside it)
 //! ```
 //! A container is created in `hoist/containers/.new-<id>` and renamed into place when
-//! complete, so a crash never leaves half a container visible.
+//! complete, so a crash never leaves half a container visible. Its creator holds an `flock` on
+//! that directory until it is done (the kernel drops it when the process dies), so a
+//! `.new-<id>` nobody holds is the leftover of a killed `create`: the next `create` and `gc`
+//! remove those, and never one that is being made (`remove_stale_partials`).
 
 use std::fs;
 use std::io::{self, Read, Write};
@@ -117,6 +120,76 @@ fn containers_dir(store: &Store) -> PathBuf {
     store.root().join("hoist/containers")
 }
 
+/// Name prefix of a container directory being made (`.new-<id>`); the dot hides it from
+/// [`list`].
+const PARTIAL_PREFIX: &str = ".new-";
+
+/// Locks `hoist/containers` itself (an `flock` on the directory, so no lock file is added to
+/// the store) around making and locking a `.new-<id>` directory, and around looking for stale
+/// ones: a cleaner never sees a new directory before its creator holds its lock.
+fn lock_containers_dir(base: &Path) -> Result<fs::File> {
+    let dir = fs::File::open(base).at(base)?;
+    dir.lock().at(base)?;
+    Ok(dir)
+}
+
+/// Removes the `.new-<id>` directories of creates that died midway, returning how many.
+/// A directory whose `flock` another process holds is being made now and is left alone.
+pub(crate) fn remove_stale_partials(store: &Store) -> Result<usize> {
+    let base = containers_dir(store);
+    let _containers = match lock_containers_dir(&base) {
+        Ok(lock) => lock,
+        // No container was ever made.
+        Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+            return Ok(0);
+        }
+        Err(e) => return Err(e),
+    };
+    remove_stale_partials_locked(&base)
+}
+
+/// [`remove_stale_partials`] for a caller that holds the lock of `base`.
+fn remove_stale_partials_locked(base: &Path) -> Result<usize> {
+    let mut removed = 0;
+    for entry in fs::read_dir(base).at(base)? {
+        let entry = entry.at(base)?;
+        let path = entry.path();
+        if !entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(PARTIAL_PREFIX)
+            || !entry.file_type().at(&path)?.is_dir()
+        {
+            continue;
+        }
+        let dir = fs::File::open(&path).at(&path)?;
+        match dir.try_lock() {
+            Ok(()) => {}
+            // Its creator is alive and still at work.
+            Err(fs::TryLockError::WouldBlock) => continue,
+            Err(fs::TryLockError::Error(e)) => {
+                return Err(Error::Io { path, source: e });
+            }
+        }
+        fs::remove_dir_all(&path).at(&path)?;
+        removed += 1;
+    }
+    Ok(removed)
+}
+
+/// Makes the `.new-<id>` directory of a container being created and locks it, after removing
+/// the leftovers of creates that were killed. The lock is held until the returned file drops.
+fn make_partial(base: &Path, tmp: &Path) -> Result<fs::File> {
+    let _containers = lock_containers_dir(base)?;
+    remove_stale_partials_locked(base)?;
+    fs::create_dir(tmp).at(tmp)?;
+    let dir = fs::File::open(tmp).at(tmp)?;
+    // Nobody else can hold it: it did not exist a moment ago, and cleaners wait for the lock
+    // of `base`.
+    dir.lock().at(tmp)?;
+    Ok(dir)
+}
+
 fn new_id() -> Result<String> {
     let mut b = [0u8; 32];
     let p = Path::new("/dev/urandom");
@@ -212,8 +285,8 @@ pub fn create(store: &Store, image: &Image, opts: &CreateOptions) -> Result<Cont
     }
     let base = containers_dir(store);
     fs::create_dir_all(&base).at(&base)?;
-    let tmp = base.join(format!(".new-{id}"));
-    fs::create_dir(&tmp).at(&tmp)?;
+    let tmp = base.join(format!("{PARTIAL_PREFIX}{id}"));
+    let _creating = make_partial(&base, &tmp)?;
     let result = (|| {
         let rootfs = tmp.join("rootfs");
         for (i, l) in image.manifest.layers.iter().enumerate() {

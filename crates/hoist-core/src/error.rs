@@ -92,6 +92,9 @@ pub enum Error {
     /// A malformed image reference.
     #[error(transparent)]
     Reference(#[from] hoist_format::reference::ReferenceError),
+    /// A string that cannot be an `org.opencontainers.image.ref.name`.
+    #[error(transparent)]
+    RefName(#[from] hoist_format::oci::RefNameError),
     /// A malformed digest.
     #[error(transparent)]
     Digest(#[from] hoist_format::DigestError),

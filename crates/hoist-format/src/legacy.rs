@@ -101,6 +101,14 @@ const CONTAINER_CONFIG_FIELDS: [&str; 25] = [
     "Shell",
 ];
 
+/// Most layers one v1 parent chain may have. Real ones are far shorter: docker's layer store
+/// refuses chains deeper than 125 (moby `layer/layer_store.go` `maxLayerDepth`, "max depth
+/// exceeded"). The chain is implicit in the archive (each tag walks it again and gets a config
+/// with one history entry per layer), so without a bound a small archive whose every layer is
+/// tagged would cost time and memory quadratic in its size; this bound keeps that linear with a
+/// factor far above any image docker could have written.
+pub const MAX_V1_CHAIN_DEPTH: usize = 4096;
+
 /// JSON names of `container.HealthConfig`'s fields (docker 20.10 – 24), in declaration order.
 const HEALTH_CONFIG_FIELDS: [&str; 5] = ["Test", "Interval", "Timeout", "StartPeriod", "Retries"];
 
@@ -153,6 +161,17 @@ pub enum LegacyError {
         top: String,
         /// The layer reached twice.
         id: String,
+    },
+    /// Following `parent` links went past [`MAX_V1_CHAIN_DEPTH`] layers without a loop.
+    #[error(
+        "the parent chain of v1 layer {top} is more than {max} layers deep (hoist's limit; \
+         docker's layer store stops at 125)"
+    )]
+    TooDeep {
+        /// Where the walk started.
+        top: String,
+        /// The limit it passed.
+        max: usize,
     },
     /// The `repositories` file is not a `{"name":{"tag":"id"}}` object.
     #[error("invalid repositories file: {source}")]
@@ -715,10 +734,12 @@ pub fn os_of(json: &[u8]) -> Result<Option<String>, LegacyError> {
 
 /// The v1 ids from the root layer up to `top`, following `parent` links. `json_of(id)` returns
 /// the bytes of `<id>/json`, or `None` if the archive has no such layer. Every id is checked with
-/// [`check_v1_id`]; a loop is an error (docker itself would recurse forever).
-pub fn chain_from_top<'a>(
+/// [`check_v1_id`]; a loop is an error (docker itself would recurse forever), and so is a chain
+/// longer than [`MAX_V1_CHAIN_DEPTH`]. The walk is a loop with a set of the ids seen, so its
+/// time and memory grow with the chain's length only.
+pub fn chain_from_top<B: AsRef<[u8]>>(
     top: &str,
-    mut json_of: impl FnMut(&str) -> Option<&'a [u8]>,
+    mut json_of: impl FnMut(&str) -> Option<B>,
 ) -> Result<Vec<String>, LegacyError> {
     let mut chain = Vec::new();
     let mut seen = HashSet::new();
@@ -732,11 +753,17 @@ pub fn chain_from_top<'a>(
                 id: current,
             });
         }
+        if chain.len() == MAX_V1_CHAIN_DEPTH {
+            return Err(LegacyError::TooDeep {
+                top: top.to_string(),
+                max: MAX_V1_CHAIN_DEPTH,
+            });
+        }
         let json = json_of(&current).ok_or_else(|| LegacyError::MissingLayer {
             id: current.clone(),
             child: child.clone(),
         })?;
-        let parent = parent_of(json).map_err(|e| match e {
+        let parent = parent_of(json.as_ref()).map_err(|e| match e {
             LegacyError::V1Json { field, source, .. } => LegacyError::V1Json {
                 layer: current.clone(),
                 field,
@@ -992,6 +1019,7 @@ pub fn v1_layer_entries(config: &[u8]) -> Result<Vec<V1Layer>, LegacyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
     /// Test data extracted from the corpus archives (crates/hoist/tests/data) and from
     /// `docker save` of them with docker 20.10.24.
@@ -1274,6 +1302,67 @@ mod tests {
         ] {
             assert_eq!(chain_from_top(top, lookup), Err(expected), "top {top:?}");
         }
+    }
+
+    /// `n` v1 jsons `l0 <- l1 <- … <- l(n-1)`, with `l0`'s parent set to `root_parent`.
+    fn linear_chain(n: usize, root_parent: &str) -> HashMap<String, Vec<u8>> {
+        (0..n)
+            .map(|i| {
+                let parent = match i {
+                    0 => root_parent.to_string(),
+                    _ => format!("l{}", i - 1),
+                };
+                (
+                    format!("l{i}"),
+                    format!(r#"{{"id":"l{i}","parent":"{parent}"}}"#).into_bytes(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn deep_chains_are_walked_up_to_the_bound_and_loops_still_said() {
+        let jsons = linear_chain(MAX_V1_CHAIN_DEPTH + 1, "");
+        let lookup = |id: &str| jsons.get(id).map(Vec::as_slice);
+        let top = format!("l{}", MAX_V1_CHAIN_DEPTH - 1);
+        let chain = chain_from_top(&top, lookup).unwrap();
+        assert_eq!(chain.len(), MAX_V1_CHAIN_DEPTH);
+        assert_eq!((chain[0].as_str(), chain.last().unwrap()), ("l0", &top));
+        let too_deep = format!("l{MAX_V1_CHAIN_DEPTH}");
+        assert_eq!(
+            chain_from_top(&too_deep, lookup),
+            Err(LegacyError::TooDeep {
+                top: too_deep.clone(),
+                max: MAX_V1_CHAIN_DEPTH
+            })
+        );
+        assert_eq!(
+            chain_from_top(&too_deep, lookup).unwrap_err().to_string(),
+            format!(
+                "the parent chain of v1 layer {too_deep} is more than 4096 layers deep (hoist's \
+                 limit; docker's layer store stops at 125)"
+            )
+        );
+
+        // A loop at the bottom of a long chain is a loop, not "too deep".
+        let looped = linear_chain(1500, "l1499");
+        let lookup = |id: &str| looped.get(id).cloned();
+        assert_eq!(
+            chain_from_top("l1499", lookup),
+            Err(LegacyError::Cycle {
+                top: "l1499".into(),
+                id: "l1499".into()
+            })
+        );
+        let looped = linear_chain(1500, "l2");
+        let lookup = |id: &str| looped.get(id).cloned();
+        assert_eq!(
+            chain_from_top("l1499", lookup),
+            Err(LegacyError::Cycle {
+                top: "l1499".into(),
+                id: "l2".into()
+            })
+        );
     }
 
     #[test]

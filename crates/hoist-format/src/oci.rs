@@ -637,8 +637,168 @@ impl Sniff {
     }
 }
 
+/// Why a string cannot be an `org.opencontainers.image.ref.name`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid OCI reference name {name:?}: {reason}")]
+pub struct RefNameError {
+    /// The string as given.
+    pub name: String,
+    /// What breaks the grammar.
+    pub reason: String,
+}
+
+/// The separators of the ref-name grammar that are one character long (`--` is the other).
+const REF_NAME_SEPARATORS: &[u8] = b"-._:@+";
+
+/// Checks `name` against the grammar image-spec gives `org.opencontainers.image.ref.name`
+/// (annotations.md), as skopeo's `oci:` and `oci-archive:` transports do before they use one:
+///
+/// ```text
+/// ref       ::= component ("/" component)*
+/// component ::= alphanum (separator alphanum)*
+/// alphanum  ::= [A-Za-z0-9]+
+/// separator ::= [-._:@+] | "--"
+/// ```
+///
+/// So `latest`, `v1.0` and `docker.io/library/busybox:1` pass, and `..`, `/etc`, `a//b`, `-x`
+/// and names with spaces do not: a ref name never walks out of a directory.
+pub fn check_ref_name(name: &str) -> Result<(), RefNameError> {
+    let refuse = |reason: String| RefNameError {
+        name: name.to_string(),
+        reason,
+    };
+    if name.is_empty() {
+        return Err(refuse("it is empty".into()));
+    }
+    if let Some(c) = name.chars().find(|c| {
+        !(c.is_ascii_alphanumeric()
+            || *c == '/'
+            || (c.is_ascii() && REF_NAME_SEPARATORS.contains(&(*c as u8))))
+    }) {
+        return Err(refuse(format!(
+            "{c:?} is not allowed (only letters, digits, / and the separators - . _ : @ +)"
+        )));
+    }
+    for component in name.split('/') {
+        if !is_ref_component(component.as_bytes()) {
+            return Err(refuse(if component.is_empty() {
+                "an empty component (a leading, trailing or doubled /)".into()
+            } else {
+                format!(
+                    "component {component:?} is not letters and digits joined by single \
+                     separators (one of - . _ : @ +, or --)"
+                )
+            }));
+        }
+    }
+    Ok(())
+}
+
+/// `component ::= alphanum (separator alphanum)*`, where a separator is `--` or one of
+/// [`REF_NAME_SEPARATORS`].
+fn is_ref_component(c: &[u8]) -> bool {
+    let mut i = 0;
+    loop {
+        let start = i;
+        while c.get(i).is_some_and(u8::is_ascii_alphanumeric) {
+            i += 1;
+        }
+        if i == start {
+            return false;
+        }
+        if i == c.len() {
+            return true;
+        }
+        // `--` first: a lone `-` followed by another `-` could not be followed by alphanum.
+        if c[i..].starts_with(b"--") {
+            i += 2;
+        } else if REF_NAME_SEPARATORS.contains(&c[i]) {
+            i += 1;
+        } else {
+            return false;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn ref_names_follow_the_image_spec_grammar() {
+        for ok in [
+            "latest",
+            "v1.0",
+            "1",
+            "docker.io/library/busybox:1.36",
+            "a--b",
+            "a-b_c.d:e@f+g",
+            "A/B/C",
+            "sha256@abc",
+        ] {
+            assert_eq!(check_ref_name(ok), Ok(()), "{ok:?}");
+        }
+        for (bad, reason) in [
+            ("", "it is empty"),
+            (
+                "../../../evil",
+                "component \"..\" is not letters and digits joined by single separators (one \
+                 of - . _ : @ +, or --)",
+            ),
+            (
+                "/etc",
+                "an empty component (a leading, trailing or doubled /)",
+            ),
+            (
+                "a/",
+                "an empty component (a leading, trailing or doubled /)",
+            ),
+            (
+                "a//b",
+                "an empty component (a leading, trailing or doubled /)",
+            ),
+            (
+                "-a",
+                "component \"-a\" is not letters and digits joined by single separators (one \
+                 of - . _ : @ +, or --)",
+            ),
+            (
+                "a.",
+                "component \"a.\" is not letters and digits joined by single separators (one \
+                 of - . _ : @ +, or --)",
+            ),
+            (
+                "a---b",
+                "component \"a---b\" is not letters and digits joined by single separators \
+                 (one of - . _ : @ +, or --)",
+            ),
+            (
+                "a.-b",
+                "component \"a.-b\" is not letters and digits joined by single separators \
+                 (one of - . _ : @ +, or --)",
+            ),
+            (
+                "a b",
+                "' ' is not allowed (only letters, digits, / and the separators - . _ : @ +)",
+            ),
+            (
+                "caf\u{e9}",
+                "'\u{e9}' is not allowed (only letters, digits, / and the separators - . _ : @ +)",
+            ),
+            (
+                "a\\b",
+                "'\\\\' is not allowed (only letters, digits, / and the separators - . _ : @ +)",
+            ),
+        ] {
+            assert_eq!(
+                check_ref_name(bad),
+                Err(RefNameError {
+                    name: bad.into(),
+                    reason: reason.into()
+                }),
+                "{bad:?}"
+            );
+        }
+    }
 
     #[test]
     fn fields_hoist_does_not_model_survive_a_rewrite() {

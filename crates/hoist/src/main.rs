@@ -26,10 +26,28 @@ fn main() -> ExitCode {
             if is_broken_pipe(&err) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("hoist: error: {err:#}");
+            eprintln!("hoist: error: {}", message(&err));
             ExitCode::from(1)
         }
     }
+}
+
+/// The error and its causes joined by ": " (anyhow's `{:#}`), without a cause that the error
+/// before it already ends with: hoist-core's I/O variants (`reading the input: <cause>`) show
+/// their cause in their own message and also return it as their `source()`.
+fn message(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for e in err.chain() {
+        let text = e.to_string();
+        if out.ends_with(&format!(": {text}")) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 /// A reader that went away (`| head`) ends the output early; that is not a failure.
@@ -38,4 +56,26 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
         e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
             || matches!(e.downcast_ref::<hoist_core::Error>(), Some(hoist_core::Error::Write { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cause_already_shown_is_not_repeated() {
+        let io = std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out: x sent no data");
+        let err = anyhow::Error::new(hoist_core::Error::Read {
+            what: "the input".into(),
+            source: io,
+        })
+        .context("importing x");
+        assert_eq!(
+            message(&err),
+            "importing x: reading the input: timed out: x sent no data"
+        );
+        // Causes that are not repeated all stay, in order.
+        let err = anyhow::anyhow!("inner").context("middle").context("outer");
+        assert_eq!(message(&err), "outer: middle: inner");
+    }
 }

@@ -159,3 +159,107 @@ fn usage_errors_exit_2() {
     let out = env.cmd(&["save"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Refuses `file` with exactly `message` (after `hoist: error: loading <file>: `) and checks the
+/// store did not change.
+fn assert_refused_exactly(
+    env: &Env,
+    snap: &std::collections::BTreeMap<String, String>,
+    file: &std::path::Path,
+    message: &str,
+) {
+    let err = env.fails(&["load", "-i", file.to_str().unwrap()]);
+    assert_eq!(
+        err,
+        format!("hoist: error: loading {}: {message}\n", file.display())
+    );
+    assert_eq!(&env.snapshot(), snap, "the store changed");
+}
+
+/// The corpus OCI archive without its entry `drop`.
+fn oci_archive_without(env: &Env, drop: &str) -> std::path::PathBuf {
+    let source = common::data("oci-archive_buildkit-gzip_dive.tar");
+    let mut archive = tar::Archive::new(std::fs::File::open(&source).unwrap());
+    let dest = env.path(&format!("no-{drop}.tar"));
+    let mut b = tar::Builder::new(std::fs::File::create(&dest).unwrap());
+    let mut dropped = 0;
+    for e in archive.entries().unwrap() {
+        let mut e = e.unwrap();
+        if e.path().unwrap().to_str() == Some(drop) {
+            dropped += 1;
+            continue;
+        }
+        let mut h = e.header().clone();
+        let path = e.path().unwrap().into_owned();
+        b.append_data(&mut h, path, &mut e).unwrap();
+    }
+    b.into_inner().unwrap();
+    assert_eq!(dropped, 1, "the source has {drop}");
+    dest
+}
+
+#[test]
+fn an_oci_archive_without_oci_layout_is_refused_naming_the_missing_file() {
+    let (env, snap) = env_with_image();
+    let no_layout = oci_archive_without(&env, "oci-layout");
+    assert_refused_exactly(
+        &env,
+        &snap,
+        &no_layout,
+        "invalid archive: index.json is present but the oci-layout file is missing: an OCI \
+         image layout needs both (`hoist copy oci-archive:FILE hoist:NAME` reads it without, as \
+         skopeo does)",
+    );
+    let no_index = oci_archive_without(&env, "index.json");
+    assert_refused_exactly(
+        &env,
+        &snap,
+        &no_index,
+        "invalid archive: the oci-layout file is present but index.json is missing: an OCI \
+         image layout needs both",
+    );
+    // What the first message offers works.
+    env.ok(&[
+        "copy",
+        &format!("oci-archive:{}", no_layout.display()),
+        "hoist:nolayout:1",
+    ]);
+    env.inspect("nolayout:1");
+}
+
+#[test]
+fn a_legacy_parent_loop_is_refused_as_a_loop() {
+    let (env, snap) = env_with_image();
+    // a -> b -> c -> a: every layer has a json and a parent, and the walk comes back to a.
+    let mut layers = crate::test_load::legacy_chain(3);
+    layers[0].1 = Some(layers[2].0.clone());
+    let top = layers[2].0.clone();
+    let looped = env.path("loop.tar");
+    crate::test_load::legacy_archive(&looped, &layers, "loop", &top);
+    assert_refused_exactly(
+        &env,
+        &snap,
+        &looped,
+        &format!("invalid archive: the parent chain of v1 layer {top} loops back to {top}"),
+    );
+
+    // A chain past hoist's bound says so, with the bound.
+    let too_deep = env.path("too-deep.tar");
+    let depth = hoist_format::legacy::MAX_V1_CHAIN_DEPTH + 1;
+    let top = crate::test_load::v1_id(depth - 1);
+    crate::test_load::legacy_archive(
+        &too_deep,
+        &crate::test_load::legacy_chain(depth),
+        "deep",
+        &top,
+    );
+    assert_refused_exactly(
+        &env,
+        &snap,
+        &too_deep,
+        &format!(
+            "invalid archive: the parent chain of v1 layer {top} is more than 4096 layers deep \
+             (hoist's limit; docker's layer store stops at 125)"
+        ),
+    );
+}

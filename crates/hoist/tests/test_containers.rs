@@ -1357,3 +1357,61 @@ fn gc_keeps_images_of_containers() {
     assert_eq!(env.ok(&["diff", &c2]), "");
     assert_eq!(env.inspect("gcnew:1")["Id"], new_id.as_str());
 }
+
+/// A `.new-<id>` directory as a `create` killed midway leaves it: a rootfs with content.
+fn half_made_container(env: &Env, name: &str) -> PathBuf {
+    let dir = env.root.join("hoist/containers").join(name);
+    std::fs::create_dir_all(dir.join("rootfs/etc/deep")).unwrap();
+    std::fs::write(dir.join("rootfs/etc/deep/file"), "half\n").unwrap();
+    dir
+}
+
+#[test]
+fn interrupted_creates_are_cleaned_up_but_running_ones_are_not() {
+    let env = Env::new();
+    // An image to create from (no runtime or busybox needed: nothing runs).
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = common::tar_header(tar::EntryType::Regular, 0o755, 3);
+    b.append_data(&mut h, "bin/app", &b"app"[..]).unwrap();
+    let rootfs = env.path("rootfs.tar");
+    std::fs::write(&rootfs, b.into_inner().unwrap()).unwrap();
+    env.ok(&["import", "-c", r#"CMD ["/bin/app"]"#, s(&rootfs), "small:1"]);
+
+    // A create that is running right now holds the flock on its directory (as hoist's own
+    // create does); this test process stands in for it.
+    let live = half_made_container(&env, ".new-live");
+    let live_lock = std::fs::File::open(&live).unwrap();
+    live_lock.lock().unwrap();
+    half_made_container(&env, ".new-stale");
+
+    let first = create(&env, &["small:1"]);
+    assert_eq!(
+        containers_entries(&env),
+        [".new-live", first.as_str()],
+        "create removed the stale .new-stale, and only it"
+    );
+    assert_eq!(
+        std::fs::read_to_string(live.join("rootfs/etc/deep/file")).unwrap(),
+        "half\n",
+        "the running create's directory is untouched"
+    );
+
+    half_made_container(&env, ".new-again");
+    env.ok(&["gc"]);
+    assert_eq!(
+        containers_entries(&env),
+        [".new-live", first.as_str()],
+        "gc removed the stale .new-again, and only it"
+    );
+    assert!(live.join("rootfs/etc/deep/file").is_file());
+
+    // Once its creator is gone (the kernel drops the lock with the process), it is stale too.
+    drop(live_lock);
+    env.ok(&["gc"]);
+    assert_eq!(containers_entries(&env), [first.as_str()]);
+    assert_eq!(
+        env.ok(&["diff", &first]),
+        "",
+        "the real container is intact"
+    );
+}

@@ -8,7 +8,9 @@ use std::process::Command;
 use serde_json::Value;
 
 use crate::common::{self, Env};
-use crate::test_registry::{DIVE, MULTIPLATFORM, Registry, digest_of, s, skopeo, skopeo_inspect};
+use crate::test_registry::{
+    DIVE, MULTIPLATFORM, OCI_GZIP, Registry, digest_of, s, skopeo, skopeo_inspect,
+};
 
 const KANIKO: &str = "ggcr-tarball_kaniko_dive-test.tar";
 const MULTI: &str = "docker-v1.2_docker20_multi_dive-derived.tar";
@@ -475,4 +477,74 @@ fn copy_all_moves_a_multi_platform_index_whole() {
     ]);
     assert!(err.contains("a docker archive holds one platform"), "{err}");
     assert!(!docker_tar.exists());
+}
+
+#[test]
+fn oci_refs_outside_the_image_spec_grammar_are_refused_and_nothing_is_written() {
+    let env = Env::new();
+    let src = format!("oci-archive:{}", s(&common::data(OCI_GZIP)));
+    // An existing layout with an image under a good name: a refused copy must not touch it.
+    let layout = env.path("a/b/layout");
+    env.ok(&["copy", &src, &format!("oci:{}:good", s(&layout))]);
+    let before = common::snapshot_tree(env.dir.path());
+    let fresh = env.path("a/b/fresh");
+    let archive = env.path("a/b/out.tar");
+    let grammar =
+        "is not letters and digits joined by single separators (one of - . _ : @ +, or --)";
+    for (arg, reason) in [
+        (
+            format!("oci:{}:../../../evil", s(&layout)),
+            format!("component \"..\" {grammar}"),
+        ),
+        (
+            format!("oci:{}:../../../evil", s(&fresh)),
+            format!("component \"..\" {grammar}"),
+        ),
+        (
+            format!("oci-archive:{}:../evil", s(&archive)),
+            format!("component \"..\" {grammar}"),
+        ),
+        (
+            format!("oci:{}:/etc/passwd", s(&fresh)),
+            "an empty component (a leading, trailing or doubled /)".to_string(),
+        ),
+        (
+            format!("oci:{}:new tag", s(&fresh)),
+            "' ' is not allowed (only letters, digits, / and the separators - . _ : @ +)"
+                .to_string(),
+        ),
+    ] {
+        let bad = arg.rsplit_once(':').unwrap().1;
+        let err = env.fails(&["copy", &src, &arg]);
+        assert_eq!(
+            err,
+            format!("hoist: error: {arg:?}: invalid OCI reference name {bad:?}: {reason}\n")
+        );
+        // As a source it is refused the same way (skopeo parses both sides alike).
+        let err = env.fails(&["copy", &arg, &format!("oci:{}:x", s(&fresh))]);
+        assert!(
+            err.contains(&format!("invalid OCI reference name {bad:?}")),
+            "{err}"
+        );
+        assert_eq!(
+            common::snapshot_tree(env.dir.path()),
+            before,
+            "{arg}: something was written"
+        );
+    }
+    assert!(!fresh.exists() && !archive.exists());
+
+    // skopeo refuses the same name.
+    if let Some(skopeo) = skopeo() {
+        let out = Command::new(skopeo)
+            .args(["copy", &src, &format!("oci:{}:../../../evil", s(&fresh))])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("Invalid image ../../../evil"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

@@ -867,3 +867,100 @@ fn a_symlink_then_a_file_through_it_inside_the_root_is_also_refused() {
     assert!(err.contains("\"s\""), "{err}");
     assert_eq!(env.snapshot(), before);
 }
+
+/// A local HTTP "server" that accepts connections, reads each request, answers it with
+/// `reply` (possibly nothing), and then never sends another byte. Returns the URL of a tar on it.
+fn silent_server(reply: &'static [u8]) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        // Connections are kept open (never closed, never answered further) until the test
+        // binary exits.
+        let mut held = Vec::new();
+        for conn in listener.incoming() {
+            let mut conn = conn.unwrap();
+            let mut request = [0u8; 4096];
+            // The request is read only so the client is left waiting on the answer.
+            let _ = std::io::Read::read(&mut conn, &mut request);
+            conn.write_all(reply).unwrap();
+            held.push(conn);
+        }
+    });
+    format!("http://{addr}/rootfs.tar")
+}
+
+/// Runs `hoist import --timeout 1 URL` against a silent server; asserts it fails with exactly
+/// `message` after about the timeout (not the 30 s default, not forever) and changes nothing.
+fn assert_import_times_out(reply: &'static [u8], message: impl Fn(&str) -> String) {
+    let env = Env::new();
+    let good = write(&env.path("good.tar"), &sample_tar());
+    env.ok(&["import", s(&good), "good:1"]);
+    let before = env.snapshot();
+    let url = silent_server(reply);
+    let started = std::time::Instant::now();
+    let mut child = env
+        .cmd(&["import", "--timeout", "1", &url, "hung:1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Far above the 1 s asked for, far below the 30 s default: a hoist that ignores the flag
+    // (or hangs) fails here instead of hanging the test.
+    let deadline = std::time::Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("hoist import {url} still running after {deadline:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let took = started.elapsed();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(status.code(), Some(1), "{status}");
+    assert_eq!(String::from_utf8(out.stderr).unwrap(), message(&url));
+    assert!(
+        took >= std::time::Duration::from_secs(1),
+        "the import gave up after {took:?}, before the 1 s timeout"
+    );
+    assert_eq!(env.snapshot(), before, "the store changed");
+    env.fails(&["inspect", "hung:1"]);
+}
+
+#[test]
+fn url_import_of_a_server_that_never_answers_times_out() {
+    assert_import_times_out(b"", |url| {
+        format!(
+            "hoist: error: downloading {url}: timed out: the server sent no response within 1s\n"
+        )
+    });
+}
+
+#[test]
+fn url_import_of_a_body_that_stops_coming_times_out() {
+    // Headers promise a body; not one byte of it comes.
+    assert_import_times_out(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/x-tar\r\nContent-Length: 10240\r\n\r\n",
+        |url| {
+            format!(
+                "hoist: error: importing {url}: reading the input: timed out: {url} sent no \
+                 data for 1s\n"
+            )
+        },
+    );
+}
+
+#[test]
+fn import_timeout_flag_is_checked() {
+    let env = Env::new();
+    for bad in ["0", "1h", "soon"] {
+        let out = env
+            .cmd(&["import", "--timeout", bad, "http://127.0.0.1:9/x.tar"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "--timeout {bad}");
+    }
+}

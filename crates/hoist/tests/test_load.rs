@@ -286,3 +286,70 @@ fn platform_filter_skips_other_platforms() {
         "Loaded image ID: sha256:ee301c921b8aadc002973b2e0c3da17d701dcd994b606769a7e6eaa100b81d44\n"
     );
 }
+
+/// The v1 id of layer `i` of a generated legacy archive.
+pub fn v1_id(i: usize) -> String {
+    common::sha256(format!("layer {i}").as_bytes())
+}
+
+/// A docker ≤ 1.9 (legacy v1) archive: for each `(id, parent)` a `<id>/{VERSION,json,layer.tar}`
+/// (every layer.tar an empty tar), and `repositories` tagging `top` as `name:latest`.
+pub fn legacy_archive(
+    dest: &std::path::Path,
+    layers: &[(String, Option<String>)],
+    name: &str,
+    top: &str,
+) {
+    let mut b = tar::Builder::new(std::fs::File::create(dest).unwrap());
+    let mut add = |path: &str, data: &[u8]| {
+        let mut h = common::tar_header(tar::EntryType::Regular, 0o644, data.len() as u64);
+        b.append_data(&mut h, path, data).unwrap();
+    };
+    let empty_tar = [0u8; 1024];
+    for (i, (id, parent)) in layers.iter().enumerate() {
+        let parent = parent
+            .as_ref()
+            .map(|p| format!(r#""parent":"{p}","#))
+            .unwrap_or_default();
+        let json = format!(
+            r##"{{"id":"{id}",{parent}"created":"2015-06-01T00:00:00Z","container_config":{{"Cmd":["/bin/sh","-c","#(nop) layer {i}"]}},"docker_version":"1.9.1","architecture":"amd64","os":"linux"}}"##
+        );
+        add(&format!("{id}/VERSION"), b"1.0");
+        add(&format!("{id}/json"), json.as_bytes());
+        add(&format!("{id}/layer.tar"), &empty_tar);
+    }
+    add(
+        "repositories",
+        format!(r#"{{"{name}":{{"latest":"{top}"}}}}"#).as_bytes(),
+    );
+    b.into_inner().unwrap();
+}
+
+/// Layers 0 ← 1 ← … ← `depth - 1`, each the parent of the next.
+pub fn legacy_chain(depth: usize) -> Vec<(String, Option<String>)> {
+    (0..depth)
+        .map(|i| (v1_id(i), i.checked_sub(1).map(v1_id)))
+        .collect()
+}
+
+#[test]
+fn a_deep_legacy_parent_chain_loads() {
+    // Far deeper than docker allows (125), well within hoist's bound: the chain is walked once,
+    // in a loop, whatever its depth.
+    const DEPTH: usize = 1500;
+    let env = Env::new();
+    let archive = env.path("deep.tar");
+    legacy_archive(&archive, &legacy_chain(DEPTH), "deep", &v1_id(DEPTH - 1));
+    let started = std::time::Instant::now();
+    assert_eq!(
+        env.ok(&["load", "-i", archive.to_str().unwrap()]),
+        "Loaded image: deep:latest\n"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+    let v = env.inspect("deep:latest");
+    let empty_tar_diff_id = format!("sha256:{}", common::sha256(&[0u8; 1024]));
+    assert_eq!(
+        v["RootFS"]["Layers"],
+        serde_json::json!(vec![empty_tar_diff_id; DEPTH])
+    );
+}

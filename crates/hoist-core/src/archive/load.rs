@@ -314,6 +314,8 @@ fn plan(c: &Collected, staging: &Staging, opts: &LoadOptions<'_>) -> Result<Vec<
     } else if !(has("oci-layout") && has("index.json")) {
         if has("repositories") {
             out.extend(plan_legacy(c, staging, opts)?);
+        } else if let Some(half) = half_oci_layout(has("index.json"), has("oci-layout")) {
+            return Err(Error::InvalidArchive(half.into()));
         } else {
             let hint = if c
                 .nodes
@@ -334,6 +336,26 @@ fn plan(c: &Collected, staging: &Staging, opts: &LoadOptions<'_>) -> Result<Vec<
         dedup_names(&mut p.names);
     }
     Ok(out)
+}
+
+/// What is wrong with an archive that has one of an OCI layout's two top-level files and no
+/// docker `manifest.json` or `repositories`. image-spec requires both files; docker's loaders
+/// refuse such an archive too (20.10 wants `manifest.json` or `repositories`, containerd's
+/// importer reads `index.json` only when `oci-layout` says it is a layout). skopeo's
+/// `oci-archive:` does not require `oci-layout`, and neither does `hoist copy`.
+fn half_oci_layout(has_index: bool, has_layout: bool) -> Option<&'static str> {
+    match (has_index, has_layout) {
+        (true, false) => Some(
+            "index.json is present but the oci-layout file is missing: an OCI image layout \
+             needs both (`hoist copy oci-archive:FILE hoist:NAME` reads it without, as skopeo \
+             does)",
+        ),
+        (false, true) => Some(
+            "the oci-layout file is present but index.json is missing: an OCI image layout \
+             needs both",
+        ),
+        _ => None,
+    }
 }
 
 fn dedup_names(names: &mut Vec<Reference>) {
@@ -718,6 +740,36 @@ fn plan_docker_item(
     }))
 }
 
+/// The v1 ids of the image tagged `top`, root first: its `parent` chain, walked once with a
+/// set of the ids seen (a loop is said to be one; a chain past
+/// [`legacy::MAX_V1_CHAIN_DEPTH`] is refused with that number).
+fn legacy_chain(c: &Collected, top: &str) -> Result<Vec<String>> {
+    let mut unreadable = None;
+    let chain = legacy::chain_from_top(top, |id| {
+        let path = format!("{id}/json");
+        if !c.exists(&path) {
+            return None;
+        }
+        match c.bytes(&path) {
+            Ok(bytes) => Some(bytes),
+            Err(e) => {
+                unreadable.get_or_insert(e);
+                None
+            }
+        }
+    });
+    // A `json` that exists but cannot be read is that error, not a missing layer.
+    if let Some(e) = unreadable {
+        return Err(e);
+    }
+    chain.map_err(|e| match e {
+        legacy::LegacyError::MissingLayer { id, child: None } => Error::InvalidArchive(format!(
+            "repositories names {id}, which has no {id}/json in the archive (invalid target ID)"
+        )),
+        other => Error::InvalidArchive(other.to_string()),
+    })
+}
+
 fn plan_legacy(c: &Collected, staging: &Staging, opts: &LoadOptions<'_>) -> Result<Vec<Planned>> {
     // Read as docker's legacy loader reads it (Go's rules: first value, last duplicate wins).
     let repos = legacy::parse_repositories(&c.bytes("repositories")?)
@@ -733,21 +785,7 @@ fn plan_legacy(c: &Collected, staging: &Staging, opts: &LoadOptions<'_>) -> Resu
     }
     let mut out = Vec::new();
     for (top, names) in tops {
-        // The chain of parents, root first.
-        let mut chain = Vec::new();
-        let mut cur = Some(top.clone());
-        while let Some(id) = cur {
-            if chain.contains(&id) || chain.len() > 1000 {
-                return Err(Error::InvalidArchive(format!(
-                    "the parent chain of {top} loops at {id}"
-                )));
-            }
-            let j = c.bytes(&format!("{id}/json")).map_err(|_| Error::InvalidArchive(format!("repositories names {id}, which has no {id}/json in the archive (invalid target ID)")))?;
-            cur = legacy::parent_of(&j)
-                .map_err(|e| Error::InvalidArchive(format!("{id}/json: {e}")))?;
-            chain.push(id);
-        }
-        chain.reverse();
+        let chain = legacy_chain(c, &top)?;
         let mut jsons = Vec::new();
         let mut sources = Vec::new();
         for id in &chain {

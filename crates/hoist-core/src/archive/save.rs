@@ -42,8 +42,8 @@ pub struct SaveOptions<'a> {
     /// Called with the number of bytes written so far.
     pub progress: Option<&'a dyn Fn(u64)>,
     /// OCI shape only: the `org.opencontainers.image.ref.name` of what is written, exactly as
-    /// given (skopeo's `oci-archive:PATH:REF`: any string, not an image name), instead of the
-    /// items' names.
+    /// given (skopeo's `oci-archive:PATH:REF`: not an image name, but it must match image-spec's
+    /// ref grammar, [`hoist_format::oci::check_ref_name`]), instead of the items' names.
     pub oci_ref_name: Option<&'a str>,
 }
 
@@ -208,6 +208,9 @@ fn save_with<W: Write>(
     out: W,
     opts: &SaveOptions<'_>,
 ) -> Result<()> {
+    if let Some(r) = opts.oci_ref_name {
+        hoist_format::oci::check_ref_name(r)?;
+    }
     let noop = |_: u64| {};
     let progress: &dyn Fn(u64) = opts.progress.unwrap_or(&noop);
     match opts.compression.unwrap_or(Compression::None) {

@@ -681,13 +681,17 @@ fn blob_path(d: &Digest) -> String {
 /// Writes an image set into an OCI layout directory (created if needed, shared with what is
 /// there): each blob it lacks is written to a temporary name, checked and renamed; then (for
 /// an index) the index blob; then `index.json` gets the index (or the image) under
-/// `ref_name`, replacing an entry of that name, atomically.
+/// `ref_name`, replacing an entry of that name, atomically. A `ref_name` outside image-spec's
+/// ref grammar is refused before anything is written.
 pub fn write_layout_set(
     dir: &Path,
     source: &dyn BlobSource,
     set: &ImageSet,
     ref_name: Option<&str>,
 ) -> Result<()> {
+    if let Some(r) = ref_name {
+        hoist_format::oci::check_ref_name(r)?;
+    }
     let blobs = dir.join("blobs").join("sha256");
     fs::create_dir_all(&blobs).at(&blobs)?;
     let layout = dir.join("oci-layout");

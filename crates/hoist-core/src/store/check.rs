@@ -43,6 +43,8 @@ pub struct GcReport {
     pub bytes_freed: u64,
     /// Staging directories removed.
     pub staging_removed: usize,
+    /// Half-made containers (`containers/.new-<id>` of a `create` that was killed) removed.
+    pub partial_containers_removed: usize,
 }
 
 pub(super) fn fsck(store: &Store) -> Result<FsckReport> {
@@ -319,5 +321,6 @@ pub(super) fn gc(store: &Store) -> Result<GcReport> {
             fs::remove_file(&p).at(&p)?;
         }
     }
+    report.partial_containers_removed = crate::container::remove_stale_partials(store)?;
     Ok(report)
 }

@@ -540,7 +540,8 @@ impl Store {
         check::fsck(self)
     }
 
-    /// Removes blobs no name reaches and stale staging directories.
+    /// Removes blobs no name reaches, stale staging directories, and containers whose
+    /// creation was interrupted.
     pub fn gc(&self) -> Result<GcReport> {
         check::gc(self)
     }

@@ -118,6 +118,15 @@ impl Transport {
             }
             Ok((PathBuf::from(path), r))
         };
+        // An OCI layout's REF becomes an `org.opencontainers.image.ref.name`: skopeo refuses
+        // what the image-spec grammar does not allow (`../../../evil`), and so does hoist.
+        let oci_path_ref = |rest: &str| -> Result<(PathBuf, Option<String>)> {
+            let (p, r) = path_ref(rest)?;
+            if let Some(r) = &r {
+                hoist_format::oci::check_ref_name(r).map_err(|e| anyhow::anyhow!("{s:?}: {e}"))?;
+            }
+            Ok((p, r))
+        };
         Ok(match kind {
             "docker" => {
                 let Some(name) = rest.strip_prefix("//") else {
@@ -135,11 +144,11 @@ impl Transport {
                 Transport::DockerArchive(p, r)
             }
             "oci-archive" => {
-                let (p, r) = path_ref(rest)?;
+                let (p, r) = oci_path_ref(rest)?;
                 Transport::OciArchive(p, r)
             }
             "oci" => {
-                let (p, r) = path_ref(rest)?;
+                let (p, r) = oci_path_ref(rest)?;
                 Transport::OciDir(p, r)
             }
             "hoist" => {
@@ -347,6 +356,10 @@ mod tests {
             Transport::OciDir("dir".into(), Some("latest".into()))
         );
         assert_eq!(
+            Transport::parse("oci:dir:docker.io/library/busybox:1.36").unwrap(),
+            Transport::OciDir("dir".into(), Some("docker.io/library/busybox:1.36".into()))
+        );
+        assert_eq!(
             Transport::parse("hoist:busybox:1").unwrap(),
             Transport::Store("busybox:1".into())
         );
@@ -357,6 +370,10 @@ mod tests {
             "oci:",
             "hoist:",
             "docker://",
+            "oci:dir:../../../evil",
+            "oci-archive:x.tar:../evil",
+            "oci:dir:/etc/passwd",
+            "oci:dir:a b",
         ] {
             assert!(Transport::parse(bad).is_err(), "{bad}");
         }
