@@ -1,5 +1,6 @@
 //! One table of tar edge cases run through every path that reads a layer: `load` (which checks
-//! each layer), `import`, `create` (unpack to disk), `export` (merged tar) and `analyze`. Each
+//! each layer), `import`, `create` (unpack to disk), `export` (merged tar), `analyze` and
+//! `squash`. Each
 //! case gives the same tree on every path, or the same refusal on every path; and every run
 //! stays within a memory and time bound measured on the child process (`/usr/bin/time`).
 //!
@@ -738,12 +739,14 @@ fn check(case: &Case) {
         let out = env.path("export.tar");
         let exported = run(&env, name, &["export", "-o", out.to_str().unwrap(), image]);
         let analyzed = run(&env, name, &["analyze", "--format", "json", image]);
+        let squashed = run(&env, name, &["squash", "-q", "-t", "case:squashed", image]);
         match &case.want {
             Want::Refused(fragment) => {
                 for (what, r) in [
                     ("create", &created),
                     ("export", &exported),
                     ("analyze", &analyzed),
+                    ("squash", &squashed),
                 ] {
                     expect_refusal(name, what, r, fragment);
                     assert!(
@@ -758,9 +761,14 @@ fn check(case: &Case) {
                     ("create", &created),
                     ("export", &exported),
                     ("analyze", &analyzed),
+                    ("squash", &squashed),
                 ] {
                     assert_eq!(r.code, Some(0), "{name}: {what} of {image}: {}", r.stderr);
                 }
+                // The squashed image (its one layer is the flat export) gives the same tree.
+                let sq = env.path("squashed.tar");
+                env.ok(&["export", "-o", sq.to_str().unwrap(), "case:squashed"]);
+                assert_eq!(&lister("tar", &sq).0, want, "{name}: squash of {image}");
                 let id = created.stdout.trim();
                 let rootfs = env.root.join("hoist/containers").join(id).join("rootfs");
                 let (from_create, alloc) = lister("dir", &rootfs);
