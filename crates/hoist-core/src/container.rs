@@ -590,44 +590,35 @@ impl Container {
         let diff_id = layer.digest.clone();
 
         // The new config: the image's, with --change applied, the layer and a history entry added.
-        let mut cfg: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_slice(&image.config_bytes).map_err(|source| Error::Json {
-                what: format!("config of {}", image.id()),
-                source,
-            })?;
-        let old_run = cfg
-            .get("config")
-            .cloned()
-            .unwrap_or(serde_json::Value::Null);
+        let mut cfg = crate::ops::ConfigEdit::parse(
+            &image.config_bytes,
+            format!("config of {}", image.id()),
+        )?;
+        let old_run: serde_json::Value = cfg.get("config")?.unwrap_or(serde_json::Value::Null);
         let new_run = hoist_format::change::commit_config(
             &old_run,
             &opts.changes,
             hoist_format::change::Compat::default(),
         )
         .map_err(|e| Error::Conflict(e.to_string()))?;
-        let new_run: serde_json::Value =
-            serde_json::from_slice(&new_run).map_err(|source| Error::Json {
-                what: "committed config".into(),
-                source,
-            })?;
-        cfg.insert("config".into(), new_run);
-        cfg.insert("created".into(), opts.created.clone().into());
-        cfg.insert("container".into(), self.state.id.clone().into());
+        cfg.set_raw("config", new_run);
+        cfg.set("created", &opts.created);
+        cfg.set("container", &self.state.id);
         if let Some(a) = &opts.author {
-            cfg.insert("author".into(), a.clone().into());
+            cfg.set("author", a);
         }
-        if let Some(m) = &opts.message {
-            cfg.insert("comment".into(), m.clone().into());
-        } else {
-            cfg.remove("comment");
+        match &opts.message {
+            Some(m) => cfg.set("comment", m),
+            None => cfg.remove("comment"),
         }
-        let rootfs_v = cfg
-            .entry("rootfs")
-            .or_insert_with(|| serde_json::json!({"type": "layers", "diff_ids": []}));
-        match rootfs_v.get_mut("diff_ids").and_then(|d| d.as_array_mut()) {
+        let mut rootfs: serde_json::Value = cfg
+            .get("rootfs")?
+            .unwrap_or_else(|| serde_json::json!({"type": "layers", "diff_ids": []}));
+        match rootfs.get_mut("diff_ids").and_then(|d| d.as_array_mut()) {
             Some(ids) => ids.push(diff_id.to_string().into()),
-            None => rootfs_v["diff_ids"] = serde_json::json!([diff_id.to_string()]),
+            None => rootfs["diff_ids"] = serde_json::json!([diff_id.to_string()]),
         }
+        cfg.set("rootfs", &rootfs);
         let entry = History {
             created: Some(opts.created.clone()),
             created_by: Some(self.state.args.join(" ")),
@@ -635,13 +626,10 @@ impl Container {
             comment: opts.message.clone(),
             empty_layer: false,
         };
-        let hist = cfg
-            .entry("history")
-            .or_insert_with(|| serde_json::json!([]));
-        if let Some(h) = hist.as_array_mut() {
-            h.push(serde_json::to_value(entry).expect("history serializes"));
-        }
-        let config_bytes = serde_json::to_vec(&cfg).expect("a config serializes");
+        let mut hist: Vec<serde_json::Value> = cfg.get("history")?.unwrap_or_default();
+        hist.push(serde_json::to_value(entry).expect("history serializes"));
+        cfg.set("history", &hist);
+        let config_bytes = cfg.finish()?;
 
         let layer_desc = Descriptor::new(media_type::OCI_LAYER, diff_id, layer.size);
         let manifest_bytes = crate::ops::derived_manifest(

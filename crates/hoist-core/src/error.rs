@@ -89,6 +89,15 @@ pub enum Error {
         #[source]
         source: hoist_format::oci::OciJsonError,
     },
+    /// JSON that Go's decoder (docker's) would refuse.
+    #[error("{what}: {source}")]
+    GoJson {
+        /// Which document.
+        what: String,
+        /// What is wrong with it.
+        #[source]
+        source: hoist_format::gojson::GoJsonError,
+    },
     /// A malformed image reference.
     #[error(transparent)]
     Reference(#[from] hoist_format::reference::ReferenceError),

@@ -452,3 +452,50 @@ fn copy_reads_a_lenient_docker_archive() {
     );
     assert_eq!(manifest["config"]["platform"]["architecture"], "amd64");
 }
+
+/// The config of `name` as stored.
+fn stored_config(env: &Env, name: &str) -> Vec<u8> {
+    let stored = Stored::of(env, name);
+    let manifest: serde_json::Value = serde_json::from_slice(&stored.manifest).unwrap();
+    let digest = manifest["config"]["digest"].as_str().unwrap();
+    std::fs::read(
+        env.root
+            .join("blobs/sha256")
+            .join(&digest["sha256:".len()..]),
+    )
+    .unwrap()
+}
+
+#[test]
+fn squash_and_commit_keep_the_members_hoist_does_not_model() {
+    // Members serde_json cannot hold (a number out of f64's range, nesting beyond 128) survive
+    // squash and commit as they were; rootfs and history are rewritten.
+    let (layer_tar, diff_id) = layer();
+    let env = Env::new();
+    let deep = nested(200);
+    let members = format!(
+        r#""architecture":"amd64","os":"linux","x":1e999999,"deep":{deep},"config":{{"Cmd":["/hello.txt"]}}"#
+    );
+    let archive = env.path("quirky.tar");
+    write_archive(
+        &archive,
+        &config(&members, &[&diff_id]),
+        Some(&layer_tar),
+        MANIFEST_ONE_LAYER,
+        "quirky:1",
+    );
+    env.ok(&["load", "-i", archive.to_str().unwrap()]);
+    env.ok(&["squash", "-q", "-t", "quirky:squashed", "quirky:1"]);
+    let cid = env.ok(&["create", "quirky:1"]).trim().to_string();
+    env.ok(&["commit", &cid, "quirky:committed"]);
+    for name in ["quirky:squashed", "quirky:committed"] {
+        let cfg = String::from_utf8(stored_config(&env, name)).unwrap();
+        assert!(cfg.contains(r#""x":1e999999"#), "{name}: {cfg}");
+        assert!(cfg.contains(&format!(r#""deep":{deep}"#)), "{name}: {cfg}");
+        let rootfs_at = cfg.find(r#""rootfs":"#).unwrap();
+        let diff_ids = cfg[rootfs_at..].matches("sha256:").count();
+        let want = if name.ends_with("squashed") { 1 } else { 2 };
+        assert_eq!(diff_ids, want, "{name}: {cfg}");
+        assert!(cfg.contains(r#""history":["#), "{name}: {cfg}");
+    }
+}

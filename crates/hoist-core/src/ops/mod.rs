@@ -7,8 +7,66 @@ pub mod export;
 pub mod import;
 pub mod squash;
 
+use hoist_format::gojson::{self, RawMap};
 use hoist_format::oci::{Descriptor, Manifest};
 use hoist_format::{Digest, media_type};
+
+use crate::error::{Error, Result};
+
+/// An image config being edited (squash, commit): its members are kept as raw JSON, so what
+/// hoist does not touch (unknown keys, huge numbers, deep nesting) stays as it was; the
+/// members it changes are decoded one at a time. Written as Go's `json.Marshal` of a
+/// `map[string]*json.RawMessage` (keys sorted, values compacted).
+pub(crate) struct ConfigEdit {
+    members: RawMap,
+    what: String,
+}
+
+impl ConfigEdit {
+    /// Reads the config `bytes` (`what` names it in errors).
+    pub(crate) fn parse(bytes: &[u8], what: String) -> Result<ConfigEdit> {
+        let members = gojson::unmarshal_raw_map(bytes).map_err(|source| Error::GoJson {
+            what: what.clone(),
+            source,
+        })?;
+        Ok(ConfigEdit { members, what })
+    }
+
+    /// The member `key` decoded, `None` when absent or `null`.
+    pub(crate) fn get<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        let Some(raw) = self.members.get(key) else {
+            return Ok(None);
+        };
+        serde_json::from_slice::<Option<T>>(raw).map_err(|source| Error::Json {
+            what: format!("{}, member {key:?}", self.what),
+            source,
+        })
+    }
+
+    /// Sets the member `key` to `value`.
+    pub(crate) fn set(&mut self, key: &str, value: &impl serde::Serialize) {
+        let raw = serde_json::to_vec(value).expect("hoist's own values serialize");
+        self.members.insert(key.to_owned(), raw);
+    }
+
+    /// Sets the member `key` to JSON bytes as they are.
+    pub(crate) fn set_raw(&mut self, key: &str, raw: Vec<u8>) {
+        self.members.insert(key.to_owned(), raw);
+    }
+
+    /// Removes the member `key`.
+    pub(crate) fn remove(&mut self, key: &str) {
+        self.members.remove(key);
+    }
+
+    /// The edited config's bytes.
+    pub(crate) fn finish(self) -> Result<Vec<u8>> {
+        gojson::marshal_raw_map(&self.members).map_err(|source| Error::GoJson {
+            what: self.what,
+            source,
+        })
+    }
+}
 
 /// The manifest of an image derived from `base`: its first `keep` layers, then `new_layer`,
 /// with the new config (the config descriptor keeps the base's platform).

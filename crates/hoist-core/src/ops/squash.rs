@@ -127,19 +127,16 @@ pub fn squash(store: &Store, image: &Image, opts: &SquashOptions) -> Result<Squa
     let layer = staging.finish_writer(path, w)?;
     let diff_id = layer.digest.clone();
 
-    let mut cfg: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(&image.config_bytes).map_err(|source| Error::Json {
-            what: format!("config of {}", image.id()),
-            source,
-        })?;
-    let mut ids: Vec<serde_json::Value> = image.config.rootfs.diff_ids[..keep]
+    let mut cfg =
+        super::ConfigEdit::parse(&image.config_bytes, format!("config of {}", image.id()))?;
+    let mut ids: Vec<String> = image.config.rootfs.diff_ids[..keep]
         .iter()
-        .map(|d| d.to_string().into())
+        .map(|d| d.to_string())
         .collect();
-    ids.push(diff_id.to_string().into());
-    cfg.insert(
-        "rootfs".into(),
-        serde_json::json!({"type": "layers", "diff_ids": ids}),
+    ids.push(diff_id.to_string());
+    cfg.set(
+        "rootfs",
+        &serde_json::json!({"type": "layers", "diff_ids": ids}),
     );
     let mut history = Vec::new();
     let mut seen_layers = 0;
@@ -160,11 +157,8 @@ pub fn squash(store: &Store, image: &Image, opts: &SquashOptions) -> Result<Squa
         comment: None,
         empty_layer: false,
     });
-    cfg.insert(
-        "history".into(),
-        serde_json::to_value(history).expect("history serializes"),
-    );
-    let config_bytes = serde_json::to_vec(&cfg).expect("a config serializes");
+    cfg.set("history", &history);
+    let config_bytes = cfg.finish()?;
 
     let layer_desc = Descriptor::new(media_type::OCI_LAYER, diff_id, layer.size);
     let manifest_bytes = super::derived_manifest(&image.manifest, keep, layer_desc, &config_bytes);
