@@ -801,3 +801,32 @@ fn every_reader_path_gives_the_same_tree_or_the_same_refusal() {
         check(&case);
     }
 }
+
+#[test]
+fn load_refuses_huge_extension_headers_of_the_archive_itself_before_reading_them() {
+    // The archive's own tar (not a layer) claims a 1 GiB PAX header, then a 1 GiB GNU long
+    // name: refused from the header's size alone, with flat memory.
+    for (typeflag, magic) in [(b'x', Magic::Ustar), (b'L', Magic::Gnu)] {
+        let env = Env::new();
+        let mut archive = header(b"././@LongLink", typeflag, 1 << 30, magic).to_vec();
+        archive.extend_from_slice(&[b'a'; 4096]);
+        let path = env.path("huge.tar");
+        std::fs::write(&path, &archive).unwrap();
+        let r = run(
+            &env,
+            "huge outer header",
+            &["load", "-i", path.to_str().unwrap()],
+        );
+        expect_refusal(
+            "huge outer header",
+            "load",
+            &r,
+            "of 1073741824 bytes is over the 1048576-byte limit (header field too long)",
+        );
+        assert!(
+            r.stderr.contains("huge.tar"),
+            "names the file: {}",
+            r.stderr
+        );
+    }
+}

@@ -73,7 +73,8 @@ pub(crate) fn normalize(raw: &str) -> Result<Option<String>> {
             "" | "." => {}
             ".." => {
                 return Err(Error::InvalidArchive(format!(
-                    "entry {raw:?} escapes the archive with '..'"
+                    "entry {:?} escapes the archive with '..'",
+                    crate::tar::show_name(raw.as_bytes())
                 )));
             }
             c => parts.push(c),
@@ -474,6 +475,7 @@ fn lexical(p: &str) -> Option<String> {
 
 fn truncated(path: &str, e: io::Error) -> Error {
     Error::InvalidArchive(format!(
-        "archive entry {path} is truncated or unreadable: {e}"
+        "archive entry {} is truncated or unreadable: {e}",
+        crate::tar::show_name(path.as_bytes())
     ))
 }

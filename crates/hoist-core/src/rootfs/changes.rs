@@ -54,7 +54,7 @@ impl Change {
     pub fn new(kind: ChangeKind, raw: &[u8]) -> Self {
         Change {
             kind,
-            path: format!("/{}", display(raw)),
+            path: format!("/{}", String::from_utf8_lossy(raw)),
             raw: raw.to_vec(),
         }
     }

@@ -201,9 +201,9 @@ fn privileged() -> bool {
     rustix::process::geteuid().is_root()
 }
 
-/// Path bytes for error messages.
+/// Path bytes for error messages (at most 200 of them).
 fn display(p: &[u8]) -> String {
-    String::from_utf8_lossy(p).into_owned()
+    crate::tar::show_name(p)
 }
 
 #[cfg(test)]
