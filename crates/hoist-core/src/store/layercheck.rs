@@ -12,8 +12,9 @@ use std::thread::JoinHandle;
 
 use crate::tar::Reader;
 
-/// Chunks in flight between the hashing thread and the checker.
-const CHECK_DEPTH: usize = 16;
+/// Chunks in flight between the hashing thread and the checker: the checker only reads
+/// headers, so it keeps up with few; each chunk in flight is 256 KiB of memory.
+const CHECK_DEPTH: usize = 4;
 
 /// The outcome of checking a staged blob as a layer tar.
 #[derive(Debug, Clone, PartialEq, Eq)]
