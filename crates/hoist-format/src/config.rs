@@ -14,7 +14,7 @@
 //! [`MAX_NESTING_DEPTH`]: crate::gojson::MAX_NESTING_DEPTH
 
 use crate::digest::{Digest, DigestError};
-use crate::gojson::{self, FieldError, GoJsonError, GoTime};
+use crate::gojson::{self, FieldError, GoJsonError, GoTime, field_prefix};
 use crate::legacy::ContainerConfig;
 
 /// JSON names of the fields of docker 20.10's `image.Image` (with its embedded `V1Image`, whose
@@ -128,14 +128,6 @@ pub enum ConfigError {
         /// Why it is not a digest.
         source: DigestError,
     },
-}
-
-fn field_prefix(field: &str) -> String {
-    if field.is_empty() {
-        String::new()
-    } else {
-        format!("field {field:?}: ")
-    }
 }
 
 impl From<FieldError> for ConfigError {

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::gojson::{self, FieldError, GoJsonError};
+use crate::gojson::{self, FieldError, GoJsonError, field_prefix};
 use crate::oci::DescriptorPlatform;
 
 /// JSON names of moby's `tarexport.manifestItem` fields, in Go's order.
@@ -146,14 +146,6 @@ pub enum ManifestError {
         /// What Go's decoder would have said.
         source: GoJsonError,
     },
-}
-
-fn field_prefix(field: &str) -> String {
-    if field.is_empty() {
-        String::new()
-    } else {
-        format!("field {field:?}: ")
-    }
 }
 
 impl From<FieldError> for ManifestError {

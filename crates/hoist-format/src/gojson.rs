@@ -596,6 +596,16 @@ pub fn array_elements(src: &[u8]) -> Result<Option<Vec<&[u8]>>, GoJsonError> {
 /// `BTreeMap<String, _>` iterates) to raw JSON values.
 pub type RawMap = BTreeMap<String, Vec<u8>>;
 
+/// `field "a.b": ` before an error about the field at dotted path `field` (nothing for the
+/// document itself).
+pub fn field_prefix(field: &str) -> String {
+    if field.is_empty() {
+        String::new()
+    } else {
+        format!("field {field:?}: ")
+    }
+}
+
 /// `json.Unmarshal(src, &m)` with `m map[string]*json.RawMessage`: the last of duplicate keys wins;
 /// `null` gives an empty map (Go: a nil map). Values are kept as written (not yet compacted).
 pub fn unmarshal_raw_map(src: &[u8]) -> Result<RawMap, GoJsonError> {

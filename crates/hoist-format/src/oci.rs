@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::digest::{Digest, DigestError};
-use crate::gojson::{self, FieldError, GoJsonError};
+use crate::gojson::{self, FieldError, GoJsonError, field_prefix};
 use crate::media_type;
 
 /// JSON names of image-spec's `Descriptor` fields that hoist models, in Go's order. Others
@@ -94,14 +94,6 @@ pub enum OciJsonError {
         /// The number.
         value: i64,
     },
-}
-
-fn field_prefix(field: &str) -> String {
-    if field.is_empty() {
-        String::new()
-    } else {
-        format!("field {field:?}: ")
-    }
 }
 
 impl From<FieldError> for OciJsonError {
