@@ -13,11 +13,12 @@
 //!   opaque, `.wh.<name>` removes `<name>`, other `.wh..wh.*` names are skipped, and `.wh.`,
 //!   `.wh..`, `.wh...` are refused. A whiteout-looking parent (`a/.wh.b/c`) is an ordinary
 //!   directory name, as in docker;
-//! - a component longer than 255 bytes (`NAME_MAX`) is refused: no file system can create it.
+//! - a component longer than 255 bytes (`NAME_MAX`) is refused: no file system can create it;
+//!   so are owner ids of 2^32 - 1 and more and xattrs no file system takes ([`check_meta`]).
 
 use std::io::{BufReader, Read};
 
-use hoist_format::whiteout::{META_PREFIX, Whiteout, classify};
+use hoist_format::whiteout::{META_PREFIX, WHITEOUT_PREFIX, Whiteout, classify};
 
 use crate::tar::{Entry, EntryKind, Reader, TarError, show_name};
 
@@ -61,7 +62,7 @@ pub enum Action<'a> {
 }
 
 /// Why an entry is refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum RuleError {
     /// A `..` climbs above the root.
@@ -76,6 +77,19 @@ pub enum RuleError {
     /// A type no layer applier creates.
     #[error("unsupported entry type {}", (*.0 as char).escape_default())]
     Unsupported(u8),
+    /// An owner id that does not fit the kernel's 32 bits.
+    #[error("owner id {0} is out of range")]
+    IdRange(u64),
+    /// An xattr no file system takes.
+    #[error(
+        "xattr {name:?} ({len}-byte value) cannot be set: names are 1 to 255 bytes, values at most 64 KiB"
+    )]
+    Xattr {
+        /// Its name (shortened).
+        name: String,
+        /// The value's length.
+        len: usize,
+    },
 }
 
 /// Normalizes an entry name or hard-link target into components; `Ok(empty)` is the root.
@@ -94,14 +108,58 @@ pub fn components(raw: &[u8]) -> Result<Vec<&[u8]>, RuleError> {
     Ok(out)
 }
 
-/// [`classify`] over bytes: a non-UTF-8 name starting with `.wh.` still is a whiteout name.
-pub fn classify_bytes(name: &[u8]) -> Whiteout<'_> {
+/// What a base name means for whiteouts: [`classify`] over bytes, so `.wh.` before a name that
+/// is not UTF-8 removes that name, as it does in docker.
+fn classify_bytes(name: &[u8]) -> Base<'_> {
     match std::str::from_utf8(name) {
-        Ok(s) => classify(s),
-        Err(_) if name.starts_with(META_PREFIX.as_bytes()) => Whiteout::Meta,
-        Err(_) if name.starts_with(b".wh.") => Whiteout::Invalid,
-        Err(_) => Whiteout::None,
+        Ok(s) => match classify(s) {
+            Whiteout::None => Base::None,
+            Whiteout::Remove(n) => Base::Remove(n.as_bytes()),
+            Whiteout::Opaque => Base::Opaque,
+            Whiteout::Meta => Base::Meta,
+            Whiteout::Invalid => Base::Invalid,
+        },
+        Err(_) if name.starts_with(META_PREFIX.as_bytes()) => Base::Meta,
+        Err(_) => match name.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
+            // Not UTF-8, so never empty, `.` or `..`.
+            Some(n) => Base::Remove(n),
+            None => Base::None,
+        },
     }
+}
+
+/// [`Whiteout`] over bytes.
+enum Base<'a> {
+    None,
+    Remove(&'a [u8]),
+    Opaque,
+    Meta,
+    Invalid,
+}
+
+/// Longest xattr name: Linux's `XATTR_NAME_MAX`.
+const XATTR_NAME_MAX: usize = 255;
+/// Largest xattr value: Linux's `XATTR_SIZE_MAX`.
+const XATTR_SIZE_MAX: usize = 64 << 10;
+
+/// Checks what no layer applier could set: an owner id the kernel cannot hold (32 bits, and
+/// `u32::MAX` means "unchanged"), an xattr name that is empty or over 255 bytes, a value over
+/// 64 KiB (docker fails on them when it applies the layer).
+pub fn check_meta(meta: &crate::tar::Metadata) -> Result<(), RuleError> {
+    for id in [meta.uid, meta.gid] {
+        if id >= u64::from(u32::MAX) {
+            return Err(RuleError::IdRange(id));
+        }
+    }
+    for (name, value) in &meta.xattrs {
+        if name.is_empty() || name.len() > XATTR_NAME_MAX || value.len() > XATTR_SIZE_MAX {
+            return Err(RuleError::Xattr {
+                name: show_name(name),
+                len: value.len(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// What the entry `path` of kind `kind` does.
@@ -118,14 +176,11 @@ pub fn action(path: &[u8], kind: EntryKind) -> Result<Action<'_>, RuleError> {
     }
     let base = comps.pop().expect("not the root");
     match classify_bytes(base) {
-        Whiteout::Invalid => Err(RuleError::InvalidWhiteout),
-        Whiteout::Opaque => Ok(Action::Opaque { dir: comps }),
-        Whiteout::Remove(name) => Ok(Action::Whiteout {
-            dir: comps,
-            name: name.as_bytes(),
-        }),
-        Whiteout::Meta => Ok(Action::Skip),
-        Whiteout::None => {
+        Base::Invalid => Err(RuleError::InvalidWhiteout),
+        Base::Opaque => Ok(Action::Opaque { dir: comps }),
+        Base::Remove(name) => Ok(Action::Whiteout { dir: comps, name }),
+        Base::Meta => Ok(Action::Skip),
+        Base::None => {
             if let EntryKind::Other(t) = kind {
                 return Err(RuleError::Unsupported(t));
             }
@@ -207,6 +262,7 @@ pub(crate) fn check_entries<R: Read>(
             source,
         };
         let action = self::action(&e.path, e.kind).map_err(|r| rule("name", r))?;
+        check_meta(&e.meta).map_err(|r| rule("attributes", r))?;
         if e.kind == EntryKind::HardLink {
             components(&e.link).map_err(|r| rule("hard link target", r))?;
         }
@@ -265,6 +321,14 @@ mod tests {
             })
         );
         assert_eq!(action(b"a/.wh..", r), Err(RuleError::InvalidWhiteout));
+        // A whiteout of a name that is not UTF-8 removes it, as in docker.
+        assert_eq!(
+            action(b"a/.wh.caf\xe9", r),
+            Ok(Action::Whiteout {
+                dir: vec![b"a"],
+                name: b"caf\xe9"
+            })
+        );
         assert_eq!(
             action(b"v", EntryKind::Other(b'V')),
             Err(RuleError::Unsupported(b'V'))

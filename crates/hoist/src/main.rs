@@ -19,6 +19,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    raise_open_file_limit();
     let cli = cli::Cli::parse();
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -29,6 +30,19 @@ fn main() -> ExitCode {
             eprintln!("hoist: error: {}", message(&err));
             ExitCode::from(1)
         }
+    }
+}
+
+/// Raises the soft limit of open files to the hard one, as Go programs (docker) do at start:
+/// unpacking holds a directory fd per level of a deep path, and 1024 is less than a path of
+/// 4096 bytes can have.
+fn raise_open_file_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        // Best effort: without it, only very deep paths fail (with EMFILE, reported).
+        let _ = setrlimit(Resource::Nofile, limit);
     }
 }
 

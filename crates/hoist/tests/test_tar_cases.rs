@@ -351,7 +351,7 @@ fn cases() -> Vec<Case> {
                 .pax(&[("linkpath", "t".repeat(100_000).as_bytes())])
                 .entry(b"link", b'2', b"", Magic::Ustar)
                 .done(),
-            want: Want::Refused("link target of 100000 bytes is longer than 4096"),
+            want: Want::Refused("link target of 100000 bytes is longer than 4095"),
         },
         Case {
             name: "PAX header of exactly 1 MiB",
@@ -432,6 +432,56 @@ fn cases() -> Vec<Case> {
             name: "not a tar",
             layer: random,
             want: Want::Refused("checksum mismatch"),
+        },
+        Case {
+            // A whiteout of a name that is not UTF-8 is a whiteout, as in docker.
+            name: "whiteout of a non-UTF-8 name",
+            layer: RawTar::default()
+                .entry(b".wh.caf\xe9", b'0', b"", Magic::Ustar)
+                .file("f", b"hello")
+                .done(),
+            want: Want::Tree(vec![format!("f 0644 5 {hello_sha} f")]),
+        },
+        Case {
+            name: "xattr value over 64 KiB",
+            layer: RawTar::default()
+                .pax(&[("SCHILY.xattr.user.big", &vec![b'v'; (64 << 10) + 1])])
+                .file("f", b"hello")
+                .done(),
+            want: Want::Refused("cannot be set: names are 1 to 255 bytes, values at most 64 KiB"),
+        },
+        Case {
+            name: "owner id 2^32 - 1",
+            layer: RawTar::default()
+                .pax(&[("uid", b"4294967295")])
+                .file("f", b"hello")
+                .done(),
+            want: Want::Refused("owner id 4294967295 is out of range"),
+        },
+        Case {
+            // docker removes the path before linking: a link to itself has no target left.
+            name: "hard link to itself",
+            layer: RawTar::default()
+                .file("a", b"hello")
+                .pax(&[("linkpath", b"a")])
+                .entry(b"a", b'1', b"", Magic::Ustar)
+                .done(),
+            want: Want::Refused("hard link target \"a\" does not exist"),
+        },
+        Case {
+            name: "sparse file over 64 GiB",
+            layer: RawTar::default()
+                .pax(&[
+                    ("GNU.sparse.major", b"0"),
+                    ("GNU.sparse.minor", b"1"),
+                    ("GNU.sparse.size", b"68719476737"),
+                    ("GNU.sparse.numblocks", b"0"),
+                ])
+                .entry(b"holes", b'0', b"", Magic::Ustar)
+                .done(),
+            want: Want::Refused(
+                "sparse file of 68719476737 bytes is over the 68719476736-byte limit",
+            ),
         },
         Case {
             // docker keeps a whiteout-looking directory as an ordinary name.

@@ -12,7 +12,7 @@
 //! leaves the store as it was.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Read;
+use std::io::{self, Read};
 use std::path::Path;
 
 use hoist_format::config::ImageConfig;
@@ -29,6 +29,7 @@ use hoist_format::{Digest, legacy};
 use super::collect::{Collected, Node};
 use crate::compress::Peeked;
 use crate::error::{Error, Result};
+use crate::flatten::{FlattenOptions, LayerSource, final_tree};
 use crate::hashio::ProgressReader;
 use crate::store::{LayerCheck, Staged, Staging, Store};
 
@@ -87,6 +88,39 @@ struct Planned {
     names: Vec<Reference>,
     /// Where in the archive it came from, for messages.
     source: String,
+}
+
+/// The staged layers of an image being loaded or imported.
+pub(crate) struct StagedLayers<'a>(pub(crate) &'a [(Staged, Digest)]);
+
+impl LayerSource for StagedLayers<'_> {
+    fn layer_count(&self) -> usize {
+        self.0.len()
+    }
+
+    fn open_layer(&self, index: usize) -> io::Result<Box<dyn Read + '_>> {
+        let s = &self.0[index].0;
+        let f = std::fs::File::open(&s.path)?;
+        crate::compress::decoder(s.compression, io::BufReader::new(f))
+    }
+
+    fn open_layer_file(&self, index: usize) -> io::Result<Option<std::fs::File>> {
+        let s = &self.0[index].0;
+        if s.compression != Compression::None {
+            return Ok(None);
+        }
+        std::fs::File::open(&s.path).map(Some)
+    }
+}
+
+/// Merges an image's layers as `create` and `export` will (headers only, seeking over file
+/// contents), so that what `load` accepts they accept too: a hard link whose target does not
+/// exist, a parent that is not a directory, a symlink loop refuse the load, naming the layer
+/// and the entry.
+fn check_tree(p: &Planned) -> Result<()> {
+    final_tree(&StagedLayers(&p.layers), &FlattenOptions::default())
+        .map(|_| ())
+        .map_err(|e| Error::InvalidArchive(format!("{}: {e}", p.source)))
 }
 
 /// Loads every image of an archive stream (plain or compressed tar).
@@ -170,6 +204,9 @@ fn commit(
         });
     }
     apply_tags(&mut planned, &opts.tags)?;
+    for p in &planned {
+        check_tree(p)?;
+    }
 
     // Stage the small documents, then make everything visible.
     let mut to_commit: Vec<Staged> = Vec::new();

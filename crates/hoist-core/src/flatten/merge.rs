@@ -129,6 +129,12 @@ impl Merge {
                 path,
                 typeflag: (t as char).escape_default().to_string(),
             },
+            source => FlattenError::Rule {
+                layer,
+                index,
+                path,
+                source,
+            },
         }
     }
 
@@ -330,6 +336,7 @@ impl Merge {
                         self.tree.set_dir_meta(d, &implied_meta(), Origin::NONE);
                     }
                     self.tree.nodes[n as usize].layer = NO_LAYER;
+                    self.tree.nodes[n as usize].replaced = 0;
                 }
                 kept = own || any;
             }
@@ -349,6 +356,7 @@ impl Merge {
         }
         let action =
             layer::action(&e.path, e.kind).map_err(|err| self.rule_err(e, "name", &e.path, err))?;
+        layer::check_meta(&e.meta).map_err(|err| self.rule_err(e, "attributes", &e.path, err))?;
         let mut hops = 0;
         let (parents, base) = match action {
             Action::Skip => {
@@ -427,8 +435,9 @@ impl Merge {
                 };
                 self.tree.set_dir_meta(d, &meta, origin);
                 let n = &mut self.tree.nodes[node as usize];
-                if n.layer != self.layer && n.layer != NO_LAYER {
-                    n.replaced = 1;
+                if n.layer != self.layer {
+                    // A directory of another layer (or an implied one) is merged into.
+                    n.replaced = u32::from(n.layer != NO_LAYER);
                 }
                 n.layer = self.layer;
                 self.facts.modified += 1;
@@ -441,7 +450,19 @@ impl Merge {
             return Ok(());
         }
         if e.kind == EntryKind::HardLink {
-            let target = self.link_target(e)?;
+            let (target, tnode) = self.link_target(e)?;
+            if let (Some(ex), Some(tn)) = (existing, tnode)
+                && self.at_or_below(tn, ex)
+            {
+                // docker removes the existing path before it links: the target is gone.
+                return Err(FlattenError::HardlinkTarget {
+                    layer: self.layer_usize(),
+                    index: e.index,
+                    path: show_name(&e.path),
+                    target: show_name(&e.link),
+                    reason: "does not exist",
+                });
+            }
             let same = existing
                 .filter(|&n| self.tree.nodes[n as usize].payload() == Payload::Other(target));
             if let Some(n) = same {
@@ -452,6 +473,7 @@ impl Merge {
                 if !own.is_empty() {
                     self.duplicates.entry(n).or_default().extend(own);
                 }
+                self.tree.nodes[n as usize].layer = self.layer;
                 self.facts.modified += 1;
             } else {
                 self.tree.inodes[target as usize].links += 1;
@@ -547,8 +569,23 @@ impl Merge {
         (self.tree.inodes.len() - 1) as u32
     }
 
-    /// Resolves a hard link's target to an inode (without following its last component).
-    fn link_target(&mut self, e: &Entry) -> Result<u32, FlattenError> {
+    /// Whether `node` is `top` or lies below it.
+    fn at_or_below(&self, node: u32, top: u32) -> bool {
+        let mut n = node;
+        loop {
+            if n == top {
+                return true;
+            }
+            if n == ROOT {
+                return false;
+            }
+            n = self.tree.nodes[n as usize].parent;
+        }
+    }
+
+    /// Resolves a hard link's target to an inode and the node naming it (none for an AUFS link
+    /// source), without following its last component.
+    fn link_target(&mut self, e: &Entry) -> Result<(u32, Option<u32>), FlattenError> {
         let layer = self.layer_usize();
         let err = |reason| FlattenError::HardlinkTarget {
             layer,
@@ -566,7 +603,7 @@ impl Merge {
             return self
                 .plnk
                 .get(base)
-                .copied()
+                .map(|&i| (i, None))
                 .ok_or_else(|| err("is not in this layer's .wh..wh.plnk"));
         }
         let mut hops = 0;
@@ -580,7 +617,7 @@ impl Merge {
             .child(dir, base)
             .ok_or_else(|| err("does not exist"))?;
         match self.tree.nodes[node as usize].payload() {
-            Payload::Other(inode) => Ok(inode),
+            Payload::Other(inode) => Ok((inode, Some(node))),
             _ => Err(err("is a directory")),
         }
     }

@@ -74,6 +74,49 @@ pub trait LayerSource {
     fn layer_count(&self) -> usize;
     /// Opens layer `index` (0 = base) as an uncompressed tar stream.
     fn open_layer(&self, index: usize) -> io::Result<Box<dyn Read + '_>>;
+    /// Layer `index` as an uncompressed tar file, when it is one: reading headers then seeks
+    /// over file contents instead of reading them. `None` (the default): use
+    /// [`LayerSource::open_layer`].
+    fn open_layer_file(&self, index: usize) -> io::Result<Option<std::fs::File>> {
+        let _ = index;
+        Ok(None)
+    }
+}
+
+/// A layer's bytes: a stream, or a file that can be seeked over.
+enum LayerStream<'a> {
+    Stream(Box<dyn Read + 'a>),
+    File(std::fs::File),
+}
+
+impl Read for LayerStream<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            LayerStream::Stream(r) => r.read(buf),
+            LayerStream::File(f) => f.read(buf),
+        }
+    }
+}
+
+impl io::Seek for LayerStream<'_> {
+    fn seek(&mut self, pos: io::SeekFrom) -> io::Result<u64> {
+        match self {
+            LayerStream::File(f) => f.seek(pos),
+            LayerStream::Stream(_) => Err(io::ErrorKind::Unsupported.into()),
+        }
+    }
+}
+
+/// Skips `n` bytes of a layer: by seeking in a file (reading the last byte, so a file cut
+/// short is noticed), by reading a stream.
+fn skip_layer_bytes(r: &mut BufReader<LayerStream<'_>>, n: u64) -> io::Result<u64> {
+    let buffered = r.buffer().len() as u64;
+    if n <= buffered || matches!(r.get_ref(), LayerStream::Stream(_)) {
+        return io::copy(&mut r.take(n), &mut io::sink());
+    }
+    let jump = i64::try_from(n - 1).map_err(|_| io::Error::other("skip too large"))?;
+    r.seek_relative(jump)?;
+    Ok(n - 1 + io::copy(&mut r.take(1), &mut io::sink())?)
 }
 
 /// Layers held in memory (handy for tests and small images).
@@ -203,7 +246,7 @@ pub enum FlattenError {
         /// The offending name.
         name: String,
     },
-    /// A whiteout name that moby refuses (`.wh.`, `.wh..`, `.wh...`) or a path below one.
+    /// A whiteout name that moby refuses (`.wh.`, `.wh..`, `.wh...`).
     #[error("layer {layer}: entry {index} {path:?}: invalid whiteout name")]
     InvalidWhiteout {
         /// Layer index.
@@ -213,7 +256,7 @@ pub enum FlattenError {
         /// The entry's name.
         path: String,
     },
-    /// An entry type hoist cannot flatten (sparse files, volume labels, …).
+    /// An entry type no layer applier creates (volume labels, vendor types, …).
     #[error("layer {layer}: entry {index} {path:?}: unsupported entry type {typeflag:?}")]
     Unsupported {
         /// Layer index.
@@ -222,7 +265,7 @@ pub enum FlattenError {
         index: u64,
         /// The entry's name.
         path: String,
-        /// The type flag (or a description such as `GNU.sparse`).
+        /// The type flag, escaped.
         typeflag: String,
     },
     /// A hard link whose target does not exist (yet) or is a directory.
@@ -258,6 +301,18 @@ pub enum FlattenError {
         index: u64,
         /// The entry's name.
         path: String,
+    },
+    /// An entry's attributes no layer applier could set (owner ids, xattrs).
+    #[error("layer {layer}: entry {index} {path:?}: {source}")]
+    Rule {
+        /// Layer index.
+        layer: usize,
+        /// Index of the entry.
+        index: u64,
+        /// The entry's name (shortened).
+        path: String,
+        /// The rule.
+        source: crate::layer::RuleError,
     },
     /// An entry would create a path deeper than 4096 components (through symlinks).
     #[error(
@@ -391,7 +446,7 @@ pub struct LayerFacts {
     /// Paths (of lower layers) removed by this layer's whiteouts and opaque markers,
     /// descendants included.
     pub removed: u64,
-    /// Entries ignored: the root directory, AUFS metadata, PAX global headers.
+    /// Entries ignored: the root directory, AUFS metadata.
     pub skipped: u64,
     /// Regular files of this layer whose content is not in the final tree.
     pub hidden: Vec<HiddenFile>,
@@ -621,17 +676,22 @@ pub fn final_tree(
 }
 
 /// A layer being read.
-type LayerReader<'a> = Reader<BufReader<Box<dyn Read + 'a>>>;
+type LayerReader<'a> = Reader<BufReader<LayerStream<'a>>>;
 
-/// Opens layer `layer` for reading.
+/// Opens layer `layer` for reading (as a file when the source has one).
 fn open<'a>(
     layers: &'a (impl LayerSource + ?Sized),
     layer: usize,
 ) -> Result<LayerReader<'a>, FlattenError> {
-    let stream = layers
-        .open_layer(layer)
-        .map_err(|source| FlattenError::Open { layer, source })?;
-    Ok(Reader::new(BufReader::with_capacity(READ_BUF, stream)))
+    let err = |source| FlattenError::Open { layer, source };
+    let stream = match layers.open_layer_file(layer).map_err(err)? {
+        Some(f) => LayerStream::File(f),
+        None => LayerStream::Stream(layers.open_layer(layer).map_err(err)?),
+    };
+    Ok(Reader::with_skip(
+        BufReader::with_capacity(READ_BUF, stream),
+        skip_layer_bytes,
+    ))
 }
 
 /// Advances `reader` to entry `index` of `layer`, whose content size must be `size`.

@@ -473,13 +473,19 @@ pub(super) fn sort_by_name(tree: &Tree, ids: &mut [u32]) {
     ids.sort_by(|&a, &b| tree.name(a).cmp(tree.name(b)));
 }
 
-/// Merges xattrs as `lsetxattr` over existing ones would: the new values win, sorted by name.
+/// Merges xattrs as `lsetxattr` over existing ones would: the new values win. Both lists are
+/// sorted by name with names unique (the reader makes them so), and so is the result.
 pub(super) fn merge_xattrs(into: &mut Vec<(Vec<u8>, Vec<u8>)>, new: &[(Vec<u8>, Vec<u8>)]) {
+    let old = std::mem::take(into);
+    let mut old = old.into_iter().peekable();
     for (n, v) in new {
-        into.retain(|(m, _)| m != n);
+        while let Some(o) = old.next_if(|(m, _)| m < n) {
+            into.push(o);
+        }
+        old.next_if(|(m, _)| m == n);
         into.push((n.clone(), v.clone()));
     }
-    into.sort();
+    into.extend(old);
 }
 
 /// Hash of anything with the tree's hasher (for the tests of the tables).
@@ -527,6 +533,23 @@ mod tests {
         assert_eq!(t.path(sh), b"usr/bin/sh");
         let again = t.add(usr, b"bin", 1, Payload::Other(1));
         assert_eq!(t.child(usr, b"bin"), Some(again));
+    }
+
+    #[test]
+    fn xattrs_merge_sorted() {
+        let x = |n: &str, v: &str| (n.as_bytes().to_vec(), v.as_bytes().to_vec());
+        let mut into = vec![x("a", "1"), x("c", "1"), x("e", "1")];
+        merge_xattrs(&mut into, &[x("b", "2"), x("c", "2"), x("f", "2")]);
+        assert_eq!(
+            into,
+            [
+                x("a", "1"),
+                x("b", "2"),
+                x("c", "2"),
+                x("e", "1"),
+                x("f", "2")
+            ]
+        );
     }
 
     #[test]

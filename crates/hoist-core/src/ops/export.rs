@@ -34,6 +34,24 @@ impl LayerSource for StoreLayers<'_> {
         let (_, r) = crate::compress::auto_decompress(f)?;
         Ok(r)
     }
+
+    fn open_layer_file(&self, index: usize) -> io::Result<Option<std::fs::File>> {
+        let desc = &self.image.manifest.layers[index];
+        let path = self.store.blob_path(&desc.digest);
+        uncompressed_file(&path)
+    }
+}
+
+/// `path` opened, when its bytes are not compressed.
+pub(crate) fn uncompressed_file(path: &std::path::Path) -> io::Result<Option<std::fs::File>> {
+    use std::io::Seek;
+    let mut f = std::fs::File::open(path)?;
+    let peeked = crate::compress::Peeked::new(&mut f)?;
+    if peeked.compression() != crate::compress::Compression::None {
+        return Ok(None);
+    }
+    f.rewind()?;
+    Ok(Some(f))
 }
 
 /// Writes the flat root filesystem of `image` to `out`: no whiteouts, owners, modes, devices,

@@ -133,6 +133,14 @@ pub fn import(store: &Store, input: impl Read, opts: &ImportOptions<'_>) -> Resu
     })?;
     let (layer, staging) = staged;
     let diff_id = layer.digest.clone();
+    // The layer as create and export will apply it: a hard link whose target is gone, a parent
+    // that is not a directory, a symlink loop refuse the import.
+    let layers = [(layer.clone(), diff_id.clone())];
+    crate::flatten::final_tree(
+        &crate::archive::load::StagedLayers(&layers),
+        &crate::flatten::FlattenOptions::default(),
+    )
+    .map_err(|e| Error::InvalidArchive(format!("the input is not a valid layer: {e}")))?;
 
     let config_bytes = import_config(&ImportConfigOptions {
         changes: &opts.changes,
@@ -177,6 +185,7 @@ fn check_entries(input: &mut impl Read) -> Result<()> {
         };
         let mut path = parents.join(&b'/');
         let through = (0..=path.len())
+            .take_while(|_| !symlinks.is_empty())
             .filter(|&i| i == path.len() || path[i] == b'/')
             .find(|&i| i > 0 && symlinks.contains(&path[..i]));
         if let Some(i) = through {

@@ -134,7 +134,7 @@ pub enum RootfsError {
         path: String,
     },
     /// A hard link whose target is missing or unusable.
-    #[error("layer {layer}: entry {path:?}: hard link target {target:?}: {reason}")]
+    #[error("layer {layer}: entry {path:?}: hard link target {target:?} {reason}")]
     HardlinkTarget {
         /// Layer index.
         layer: usize,
@@ -154,6 +154,16 @@ pub enum RootfsError {
         path: String,
         /// The id.
         id: u64,
+    },
+    /// An entry's attributes no layer applier could set (xattrs).
+    #[error("layer {layer}: entry {path:?}: {source}")]
+    Rule {
+        /// Layer index.
+        layer: usize,
+        /// The entry's name (shortened).
+        path: String,
+        /// The rule.
+        source: crate::layer::RuleError,
     },
     /// A system call applying an entry failed.
     #[error("layer {layer}: entry {path:?}: {op}: {source}")]

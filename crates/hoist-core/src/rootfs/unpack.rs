@@ -48,7 +48,7 @@ pub struct UnpackStats {
     pub whiteouts: u64,
     /// Paths removed by whiteouts and opaque markers (a removed directory counts once).
     pub removed: u64,
-    /// Entries ignored: the root directory, AUFS metadata, PAX global headers.
+    /// Entries ignored: the root directory, AUFS metadata.
     pub skipped: u64,
     /// Device nodes not created because the process is not privileged.
     pub skipped_devices: u64,
@@ -242,24 +242,16 @@ impl Unpacker {
         remove_all(dir, name).map_err(|e| self.apply_err(path, "remove existing", e))
     }
 
-    fn attrs(&self, e: &Entry, path: &str) -> Result<Attrs, RootfsError> {
+    /// The attributes to set (checked by `layer::check_meta` first).
+    fn attrs(e: &Entry) -> Attrs {
         let m = &e.meta;
-        for id in [m.uid, m.gid] {
-            if id >= u64::from(u32::MAX) {
-                return Err(RootfsError::IdRange {
-                    layer: self.layer,
-                    path: path.to_owned(),
-                    id,
-                });
-            }
-        }
-        Ok(Attrs {
+        Attrs {
             mode: m.mode,
             uid: m.uid,
             gid: m.gid,
             mtime: (m.mtime.seconds, m.mtime.nanos),
             xattrs: m.xattrs.clone(),
-        })
+        }
     }
 
     fn rule_err(&self, path: &str, what: &'static str, name: &[u8], err: RuleError) -> RootfsError {
@@ -278,6 +270,12 @@ impl Unpacker {
                 path,
                 typeflag: (t as char).escape_default().to_string(),
             },
+            RuleError::IdRange(id) => RootfsError::IdRange { layer, path, id },
+            source => RootfsError::Rule {
+                layer,
+                path,
+                source,
+            },
         }
     }
 
@@ -287,6 +285,8 @@ impl Unpacker {
         let layer = self.layer;
         let action = layer::action(&e.path, e.kind)
             .map_err(|err| self.rule_err(&path, "name", &e.path, err))?;
+        layer::check_meta(&e.meta)
+            .map_err(|err| self.rule_err(&path, "attributes", &e.path, err))?;
         let mut plnk = false;
         let (parents, base) = match action {
             Action::Skip => {
@@ -301,7 +301,7 @@ impl Unpacker {
             }
             Action::Put { parents, base } => (parents, base),
         };
-        let attrs = self.attrs(e, &path)?;
+        let attrs = Self::attrs(e);
         let parent = self.parent(&parents, &path)?;
         self.touch(&parent, &path)?;
         let pfd = parent.fd.as_fd();
@@ -327,7 +327,8 @@ impl Unpacker {
                 self.set_dir_time(canon, TimeSource::Header, attrs.mtime);
             }
             EntryKind::HardLink => {
-                self.hardlink(e, pfd, &name, existing, &attrs, &path)?;
+                let canon = join(&parent.canon, base);
+                self.hardlink(e, pfd, &name, &canon, existing, &attrs, &path)?;
             }
             EntryKind::Symlink => {
                 if existing.is_some() {
@@ -474,11 +475,13 @@ impl Unpacker {
         result
     }
 
+    #[allow(clippy::too_many_arguments)] // the entry, where it goes, and what is there now
     fn hardlink(
         &mut self,
         e: &Entry,
         pfd: BorrowedFd<'_>,
         name: &CStr,
+        canon: &[u8],
         existing: Option<rustix::fs::Stat>,
         attrs: &Attrs,
         path: &str,
@@ -512,6 +515,11 @@ impl Unpacker {
         let tkind = file_type(&tst);
         if tkind == FileType::Directory {
             return Err(bad("is a directory"));
+        }
+        // docker removes the existing path before it links: a target at or below it is gone.
+        let tcanon = join(&tdir.canon, tbase);
+        if existing.is_some() && (tcanon == canon || crate::flatten::is_below(&tcanon, canon)) {
+            return Err(bad("does not exist"));
         }
         let same = existing.is_some_and(|st| st.st_dev == tst.st_dev && st.st_ino == tst.st_ino);
         if !same {
@@ -619,6 +627,10 @@ impl Unpacker {
             .map_err(|err| self.apply_err(path, "open directory", err))?;
         let children = list_dir(rd.as_fd()).map_err(|err| self.apply_err(path, "readdir", err))?;
         for c in children {
+            if self.plnk && dir.canon.is_empty() && c.to_bytes() == PLNK {
+                // This layer's AUFS link sources, not content: they stay until the layer ends.
+                continue;
+            }
             let canon = join(&dir.canon, c.to_bytes());
             if !self.prune(rd.as_fd(), &c, &canon, path)? {
                 self.remove(rd.as_fd(), &c, path)?;

@@ -36,10 +36,11 @@ pub enum TarErrorKind {
     /// A numeric header field that does not parse (or is negative where it cannot be).
     #[error("invalid tar header: bad {0} field")]
     Field(&'static str),
-    /// A PAX or GNU long-name header over the limit (Go: "archive/tar: header field too long").
-    #[error("{what} of {size} bytes is over the {limit}-byte limit (header field too long)")]
+    /// A PAX or GNU long-name header, sparse map or sparse file over its limit (for headers,
+    /// Go's "archive/tar: header field too long").
+    #[error("{what} of {size} bytes is over the {limit}-byte limit{}", if what.starts_with("sparse file") { "" } else { " (header field too long)" })]
     TooLong {
-        /// `"PAX header"`, `"GNU long name"`, `"sparse map"`.
+        /// `"PAX header"`, `"GNU long name"`, `"sparse map"`, `"sparse file"`.
         what: &'static str,
         /// Its declared size.
         size: u64,
@@ -65,9 +66,6 @@ pub enum TarErrorKind {
     /// A PAX sparse file whose map is invalid or does not match its data.
     #[error("invalid sparse file: {0}")]
     Sparse(&'static str),
-    /// Extension headers at the end of the stream, describing no entry.
-    #[error("extension header without a following entry")]
-    Dangling,
 }
 
 /// A tar stream error: the entry (its index, counting extension headers into the entry they

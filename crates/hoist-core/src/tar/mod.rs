@@ -18,22 +18,28 @@
 //!   155-byte prefix), star, GNU (`ustar  `); numbers in octal or GNU base-256; the checksum as
 //!   unsigned or signed sum. Anything else is not a tar header.
 //! - Extension headers: PAX `x` records (by declared length, binary-safe; an empty value keeps
-//!   the header's; a repeated key or header: the last wins), PAX `g` global headers (ignored,
-//!   as docker ignores them), GNU `L`/`K` long names (applied after the PAX records, as Go).
+//!   the header's; a repeated key or header: the last wins), PAX `g` global headers (their
+//!   records are not applied; unlike moby, which treats a `g` entry's name as a path, hoist
+//!   skips the entry), GNU `L`/`K` long names (applied after the PAX records, as Go; an empty
+//!   one keeps the header's name). Extension headers that describe no entry at the end of the
+//!   stream are dropped, and the stream may end inside the last entry's padding, as in Go.
 //!   Each is at most [`MAX_EXTENSION_SIZE`] (1 MiB, Go's limit); more is refused before
 //!   anything is allocated.
-//! - Names and link targets over [`MAX_NAME_LEN`] (4096, `PATH_MAX`) are refused; a NUL inside
+//! - Names over [`MAX_NAME_LEN`] (4096, `PATH_MAX`) and link targets over [`MAX_LINK_LEN`]
+//!   (4095) are refused; a NUL inside
 //!   a PAX `path`, `linkpath`, `uname` or `gname` is refused (Go). Messages quote at most 200
 //!   bytes of a name ([`show_name`]).
 //! - Sparse files in PAX form (GNU 0.0, 0.1, 1.0) are regular files of their real size whose
 //!   holes read as zeros ([`Reader::read_content`]); their runs are in [`Entry::sparse`] so
 //!   an extractor can leave holes. The map is validated as Go does and must account for the
-//!   stored data exactly; a 1.0 map is at most [`MAX_SPARSE_MAP`]. Old GNU sparse entries
+//!   stored data exactly; a 1.0 map is at most [`MAX_SPARSE_MAP`], the real size at most
+//!   [`MAX_SPARSE_SIZE`]. Old GNU sparse entries
 //!   (type `S`) are refused, as docker refuses them.
 //! - Link, symlink, device, fifo and directory entries carry no data whatever their size field
 //!   says (Go's `isHeaderOnlyType`).
-//! - The archive ends at the first zero block or at the end of the stream (what follows a
-//!   zero block, such as an eStargz footer, is not part of it).
+//! - The archive ends at the first zero block or at the end of the stream; what follows a zero
+//!   block is not read (Go would refuse a zero block followed by a header: hoist is lenient
+//!   there, as it is with NUL padding inside PAX data).
 //!
 //! # Writing
 //!
@@ -55,9 +61,17 @@ pub use writer::{Header, Writer};
 /// Largest PAX or GNU long-name header read: Go's `maxSpecialFileSize`. Real ones are a few
 /// hundred bytes (xattrs with ACLs a few KiB); docker refuses larger ones.
 pub const MAX_EXTENSION_SIZE: u64 = 1 << 20;
-/// Longest name or link target: Linux's `PATH_MAX`. No file with a longer path can be
-/// created, so docker fails on it ("file name too long") and hoist refuses it on every path.
+/// Longest name: Linux's `PATH_MAX`. docker applies a layer with whole paths, so it fails on
+/// longer ones ("file name too long"); hoist refuses them on every path.
 pub const MAX_NAME_LEN: usize = 4096;
+/// Longest link target: `PATH_MAX` counts the terminating NUL, so `symlink(2)` takes at most
+/// 4095 bytes.
+pub const MAX_LINK_LEN: usize = 4095;
+/// Largest real size of a sparse file. Its holes are not in the layer, but `export` writes
+/// them as zeros (as `docker export` does) and docker writes them to disk when it applies the
+/// layer: a few bytes of layer must not claim exabytes. 64 GiB is far beyond any file an image
+/// carries.
+pub const MAX_SPARSE_SIZE: u64 = 64 << 30;
 /// Largest 1.0 sparse map, as Go bounds it since CVE-2022-2879.
 pub const MAX_SPARSE_MAP: u64 = 1 << 20;
 

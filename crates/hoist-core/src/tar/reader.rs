@@ -7,7 +7,10 @@ use super::error::{TarError, TarErrorKind, show_name};
 use super::header::{self, BLOCK, Format, cstr, field, padding, parse_numeric};
 use super::pax::{self, XATTR_PREFIX};
 use super::sparse::{self, Fragment, InDataMap, Version};
-use super::{Entry, EntryKind, MAX_EXTENSION_SIZE, MAX_NAME_LEN, MAX_SPARSE_MAP, Metadata, Mtime};
+use super::{
+    Entry, EntryKind, MAX_EXTENSION_SIZE, MAX_LINK_LEN, MAX_NAME_LEN, MAX_SPARSE_MAP,
+    MAX_SPARSE_SIZE, Metadata, Mtime,
+};
 
 /// How the reader skips data it does not need.
 type SkipFn<R> = fn(&mut R, u64) -> io::Result<u64>;
@@ -69,12 +72,6 @@ struct Pending {
     long_link: Option<Vec<u8>>,
 }
 
-impl Pending {
-    fn is_empty(&self) -> bool {
-        self.pax.is_none() && self.long_name.is_none() && self.long_link.is_none()
-    }
-}
-
 impl<R: Read> Reader<R> {
     /// A reader that skips unread data by reading it.
     pub fn new(r: R) -> Self {
@@ -92,7 +89,7 @@ impl<R: Read> Reader<R> {
     }
 
     /// A reader that skips unread data with `skip` (which returns how many bytes there were).
-    pub(crate) fn with_skip(r: R, skip: SkipFn<R>) -> Self {
+    pub fn with_skip(r: R, skip: fn(&mut R, u64) -> io::Result<u64>) -> Self {
         Reader {
             skip,
             ..Reader::new(r)
@@ -199,7 +196,14 @@ impl<R: Read> Reader<R> {
         self.pad = 0;
         self.expand = None;
         self.skip_bytes(data, "an entry's data")?;
-        self.skip_bytes(pad, "an entry's padding")?;
+        match self.skip_bytes(pad, "an entry's padding") {
+            // Go: the stream may end inside the last entry's padding.
+            Err(TarError {
+                kind: TarErrorKind::Truncated(_),
+                ..
+            }) => self.done = true,
+            other => other?,
+        }
         self.current = None;
         Ok(())
     }
@@ -212,13 +216,14 @@ impl<R: Read> Reader<R> {
             return Ok(None);
         }
         self.finish_entry()?;
+        if self.done {
+            return Ok(None);
+        }
         let mut pending = Pending::default();
         let mut h = [0u8; BLOCK];
         loop {
             if !self.fill(&mut h, "a header")? {
-                if !pending.is_empty() {
-                    return Err(self.err(TarErrorKind::Dangling));
-                }
+                // Extension headers that describe no entry are dropped, as Go does.
                 self.done = true;
                 return Ok(None);
             }
@@ -356,18 +361,27 @@ impl<R: Read> Reader<R> {
                 }
                 _ => {
                     if let Some(name) = k.strip_prefix(XATTR_PREFIX) {
-                        meta.xattrs.retain(|(n, _)| n != name);
                         meta.xattrs.push((name.to_vec(), v));
                     }
                 }
             }
         }
-        meta.xattrs.sort();
+        // The last record of a name wins (Go keeps them in a map): a stable sort by name, then
+        // the last of each run.
+        meta.xattrs.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut xattrs: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(meta.xattrs.len());
+        for x in meta.xattrs.drain(..) {
+            match xattrs.last_mut() {
+                Some(last) if last.0 == x.0 => *last = x,
+                _ => xattrs.push(x),
+            }
+        }
+        meta.xattrs = xattrs;
         // Go applies the GNU long names after the PAX records.
-        if let Some(n) = pending.long_name {
+        if let Some(n) = pending.long_name.filter(|n| !n.is_empty()) {
             path = n;
         }
-        if let Some(l) = pending.long_link {
+        if let Some(l) = pending.long_link.filter(|l| !l.is_empty()) {
             link = l;
         }
         let [major, minor, sname, ssize, srealsize, numblocks, map] = sparse_keys;
@@ -389,13 +403,13 @@ impl<R: Read> Reader<R> {
                 },
             ));
         }
-        if link.len() > MAX_NAME_LEN {
+        if link.len() > MAX_LINK_LEN {
             return Err(self.named_err(
                 &path,
                 TarErrorKind::NameTooLong {
                     what: "link target",
                     len: link.len(),
-                    limit: MAX_NAME_LEN,
+                    limit: MAX_LINK_LEN,
                 },
             ));
         }
@@ -426,7 +440,8 @@ impl<R: Read> Reader<R> {
             if kind.is_header_only() {
                 return Err(self.err(TarErrorKind::Sparse("a sparse map on a header-only entry")));
             }
-            if let Some(s) = ssize.or(srealsize).filter(|s| !s.is_empty()) {
+            let real = ssize.filter(|s| !s.is_empty()).or(srealsize);
+            if let Some(s) = real.filter(|s| !s.is_empty()) {
                 logical = pax::parse_i64(&s)
                     .and_then(|n| u64::try_from(n).ok())
                     .ok_or_else(|| self.err(TarErrorKind::Field("GNU.sparse.size")))?;
@@ -439,6 +454,13 @@ impl<R: Read> Reader<R> {
                 .map_err(|r| self.err(TarErrorKind::Sparse(r)))?,
                 Version::InData => self.read_in_data_map()?,
             };
+            if logical > MAX_SPARSE_SIZE {
+                return Err(self.err(TarErrorKind::TooLong {
+                    what: "sparse file",
+                    size: logical,
+                    limit: MAX_SPARSE_SIZE,
+                }));
+            }
             sparse::validate(&frags, logical).map_err(|r| self.err(TarErrorKind::Sparse(r)))?;
             let stored: u64 = frags.iter().map(|f| f.len).sum();
             if stored != self.remaining {
