@@ -352,7 +352,7 @@ impl Merge {
         let index = u32::try_from(e.index).map_err(|_| self.too_big(e))?;
         self.facts.entries += 1;
         if e.is_regular() {
-            self.facts.file_bytes += e.size;
+            self.facts.file_bytes = self.facts.file_bytes.saturating_add(e.size);
         }
         let action =
             layer::action(&e.path, e.kind).map_err(|err| self.rule_err(e, "name", &e.path, err))?;

@@ -85,13 +85,13 @@ pub fn analyze(store: &Store, image: &Image, name: &str, top: usize) -> Result<A
     for (i, (facts, desc)) in tree.layers.iter().zip(&image.manifest.layers).enumerate() {
         let mut layer_waste = 0;
         for h in &facts.wasted {
-            layer_waste += h.size;
+            layer_waste = u64::saturating_add(layer_waste, h.size);
             let slot = by_path.entry(h.path.clone()).or_default();
             slot.0 += h.size;
             slot.1 += 1;
         }
-        total += facts.file_bytes;
-        wasted += layer_waste;
+        total = total.saturating_add(facts.file_bytes);
+        wasted = wasted.saturating_add(layer_waste);
         let size =
             match hoist_format::media_type::Compression::of_layer_media_type(&desc.media_type) {
                 Some(hoist_format::media_type::Compression::None) => desc.size,
@@ -124,7 +124,7 @@ pub fn analyze(store: &Store, image: &Image, name: &str, top: usize) -> Result<A
         .collect();
     top_wasted.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(a.path.cmp(&b.path)));
     top_wasted.truncate(top);
-    let final_bytes = total - wasted;
+    let final_bytes = total.saturating_sub(wasted);
     let efficiency = if total == 0 {
         1.0
     } else {
