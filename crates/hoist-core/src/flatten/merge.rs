@@ -632,64 +632,65 @@ impl Merge {
             f.hidden.sort_by_key(|h| h.index);
             f.wasted.sort_by_key(|h| h.index);
         }
-        let tree = self.tree;
-        // Directories depth-first, children in name order; every other node after them.
-        let mut order = Vec::new();
-        let mut others = Vec::new();
-        let mut stack = vec![ROOT];
-        while let Some(d) = stack.pop() {
-            if d != ROOT {
-                order.push(d);
-            }
-            let mut kids = tree.children_of(d);
-            sort_by_name(&tree, &mut kids);
-            for &c in kids.iter().rev() {
-                match tree.nodes[c as usize].payload() {
-                    Payload::Dir(_) => stack.push(c),
-                    Payload::Other(_) => others.push(c),
-                    Payload::Dead => {}
-                }
-            }
+        FinalTree::new(self.tree, facts)
+    }
+}
+
+/// The output order of a merged tree: directories depth-first (children in name order), then
+/// every other node, by inode in content order and each inode's paths in byte order; and the
+/// primary (first) node of each multiply-linked inode, sorted by inode.
+pub(super) fn output_order(tree: &Tree) -> super::Ordered {
+    // Directories depth-first, children in name order; every other node after them.
+    let mut order = Vec::new();
+    let mut others = Vec::new();
+    let mut stack = vec![ROOT];
+    while let Some(d) = stack.pop() {
+        if d != ROOT {
+            order.push(d);
         }
-        // Every inode in content order, its paths in byte order (the first is written as the
-        // file, the others as hard links to it).
-        let inode_of = |n: u32| match tree.nodes[n as usize].payload() {
-            Payload::Other(i) => i,
-            _ => unreachable!("only non-directories here"),
-        };
-        others.sort_by_key(|&n| {
-            let i = inode_of(n);
-            (tree.inodes[i as usize].origin(), i)
-        });
-        let mut i = 0;
-        while i < others.len() {
-            let inode = inode_of(others[i]);
-            let end = i + others[i..]
-                .iter()
-                .take_while(|&&n| inode_of(n) == inode)
-                .count();
-            if end - i > 1 {
-                others[i..end].sort_by_cached_key(|&n| tree.path(n));
+        let mut kids = tree.children_of(d);
+        sort_by_name(tree, &mut kids);
+        for &c in kids.iter().rev() {
+            match tree.nodes[c as usize].payload() {
+                Payload::Dir(_) => stack.push(c),
+                Payload::Other(_) => others.push(c),
+                Payload::Dead => {}
             }
-            i = end;
-        }
-        // The primary (first) node of each multiply-linked inode.
-        let mut primaries = Vec::new();
-        let mut last = NONE;
-        for &n in &others {
-            let i = inode_of(n);
-            if i != last && tree.inodes[i as usize].links > 1 {
-                primaries.push((i, n));
-            }
-            last = i;
-        }
-        primaries.sort_unstable();
-        order.extend(others);
-        FinalTree {
-            tree: Some(tree),
-            order,
-            primaries,
-            layers: facts,
         }
     }
+    // Every inode in content order, its paths in byte order (the first is written as the
+    // file, the others as hard links to it).
+    let inode_of = |n: u32| match tree.nodes[n as usize].payload() {
+        Payload::Other(i) => i,
+        _ => unreachable!("only non-directories here"),
+    };
+    others.sort_by_key(|&n| {
+        let i = inode_of(n);
+        (tree.inodes[i as usize].origin(), i)
+    });
+    let mut i = 0;
+    while i < others.len() {
+        let inode = inode_of(others[i]);
+        let end = i + others[i..]
+            .iter()
+            .take_while(|&&n| inode_of(n) == inode)
+            .count();
+        if end - i > 1 {
+            others[i..end].sort_by_cached_key(|&n| tree.path(n));
+        }
+        i = end;
+    }
+    // The primary (first) node of each multiply-linked inode.
+    let mut primaries = Vec::new();
+    let mut last = NONE;
+    for &n in &others {
+        let i = inode_of(n);
+        if i != last && tree.inodes[i as usize].links > 1 {
+            primaries.push((i, n));
+        }
+        last = i;
+    }
+    primaries.sort_unstable();
+    order.extend(others);
+    (order, primaries)
 }

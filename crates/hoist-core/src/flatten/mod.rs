@@ -457,37 +457,59 @@ pub struct LayerFacts {
     pub wasted: Vec<HiddenFile>,
 }
 
+/// Nodes in output order, and the primary node of each multiply-linked inode (see
+/// `merge::output_order`).
+type Ordered = (Vec<u32>, Vec<(u32, u32)>);
+
 /// The merged filesystem of an image, computed from headers only, in compact form (see
 /// `tree.rs`): entries are rebuilt one at a time as they are read.
 #[derive(Debug, Default)]
 pub struct FinalTree {
     /// `None` for the empty tree.
     tree: Option<Tree>,
-    /// Every non-root node in output order.
-    order: Vec<u32>,
-    /// (inode, node) of each multiply-linked inode's primary path (written as the file; its
-    /// other paths are hard links to it), sorted.
-    primaries: Vec<(u32, u32)>,
+    /// Every non-root node in output order, and the (inode, node) of each multiply-linked
+    /// inode's primary path (written as the file; its other paths are hard links to it),
+    /// sorted: computed when first needed (analyze and load's check never need them).
+    order: std::cell::OnceCell<Ordered>,
     /// Per-layer facts, base first.
     pub layers: Vec<LayerFacts>,
 }
 
 impl FinalTree {
+    fn new(tree: Tree, layers: Vec<LayerFacts>) -> FinalTree {
+        FinalTree {
+            tree: Some(tree),
+            order: std::cell::OnceCell::new(),
+            layers,
+        }
+    }
+
+    fn order(&self) -> &[u32] {
+        &self.ordered().0
+    }
+
+    fn ordered(&self) -> &Ordered {
+        self.order.get_or_init(|| match &self.tree {
+            Some(t) => merge::output_order(t),
+            None => Default::default(),
+        })
+    }
+
     /// Number of paths.
     pub fn len(&self) -> usize {
-        self.order.len()
+        self.order().len()
     }
 
     /// Whether the tree has no path.
     pub fn is_empty(&self) -> bool {
-        self.order.is_empty()
+        self.order().is_empty()
     }
 
     /// Every path, in output order: directories first (depth-first, children sorted by name
     /// bytes), then every other inode in content order (by [`EntryId`]), each under its
     /// smallest path followed by its other paths as [`FinalKind::HardLink`]s.
     pub fn iter(&self) -> impl Iterator<Item = FinalEntry> + '_ {
-        self.order
+        self.order()
             .iter()
             .filter_map(|&n| Some(self.entry(self.tree.as_ref()?, n, true)))
     }
@@ -496,11 +518,15 @@ impl FinalTree {
     /// kept or not).
     pub fn retain(&mut self, mut keep: impl FnMut(&FinalEntry) -> bool) {
         let Some(tree) = &self.tree else { return };
-        let order = std::mem::take(&mut self.order);
-        self.order = order
-            .into_iter()
+        // Entries are built with the full tree's primaries: a kept hard link stays a link.
+        let kept: Vec<u32> = self
+            .order()
+            .iter()
+            .copied()
             .filter(|&n| keep(&self.entry(tree, n, true)))
             .collect();
+        let (_, primaries) = self.order.take().expect("computed above");
+        self.order = std::cell::OnceCell::from((kept, primaries));
     }
 
     /// Every path in path order: depth-first, children sorted by name bytes (so a directory
@@ -620,8 +646,9 @@ impl FinalTree {
 
     /// The node whose path is written as the file of a multiply-linked inode.
     fn primary(&self, _tree: &Tree, inode: u32) -> Option<u32> {
-        let at = self.primaries.partition_point(|&(i, _)| i < inode);
-        self.primaries
+        let primaries = &self.ordered().1;
+        let at = primaries.partition_point(|&(i, _)| i < inode);
+        primaries
             .get(at)
             .filter(|&&(i, _)| i == inode)
             .map(|&(_, n)| n)

@@ -26,8 +26,9 @@ const TAG_DIR: u32 = 1;
 const TAG_OTHER: u32 = 2;
 const ID_MASK: u32 = (1 << TAG_SHIFT) - 1;
 
-/// The hasher of every table (SipHash with random keys: hostile names cannot aim at a bucket).
-type State = std::collections::hash_map::RandomState;
+/// The hasher of every table: hashbrown's default (foldhash, seeded at random per process, so
+/// hostile names cannot aim at a bucket; several times faster than SipHash on short names).
+type State = hashbrown::DefaultHashBuilder;
 
 /// Byte strings stored once: names, link targets, owner names, xattr names and values.
 #[derive(Debug, Default)]
@@ -249,7 +250,7 @@ impl Tree {
             inodes: Vec::new(),
             attrs: Vec::new(),
             attr_table: HashTable::new(),
-            state: State::new(),
+            state: State::default(),
         };
         let name = t.strings.intern(b"");
         let dir = t.new_dir(root_meta, Origin::NONE);

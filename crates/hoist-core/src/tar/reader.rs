@@ -59,8 +59,10 @@ pub struct Reader<R> {
     /// Padding after them.
     pad: u64,
     expand: Option<Expand>,
-    /// The current entry's index and shown name, for errors while reading its data.
-    current: Option<(u64, String)>,
+    /// The current entry's index, for errors while reading its data, and its name (a buffer
+    /// reused from entry to entry: shown only if an error needs it).
+    current: Option<u64>,
+    current_name: Vec<u8>,
     done: bool,
 }
 
@@ -84,6 +86,7 @@ impl<R: Read> Reader<R> {
             pad: 0,
             expand: None,
             current: None,
+            current_name: Vec::new(),
             done: false,
         }
     }
@@ -112,8 +115,8 @@ impl<R: Read> Reader<R> {
     }
 
     fn err(&self, kind: TarErrorKind) -> TarError {
-        let (index, name) = match &self.current {
-            Some((i, n)) => (*i, Some(n.clone())),
+        let (index, name) = match self.current {
+            Some(i) => (i, Some(show_name(&self.current_name))),
             None => (self.next_index, None),
         };
         TarError {
@@ -431,7 +434,9 @@ impl<R: Read> Reader<R> {
         }
         let index = self.next_index;
         self.next_index += 1;
-        self.current = Some((index, show_name(&path)));
+        self.current = Some(index);
+        self.current_name.clear();
+        self.current_name.extend_from_slice(&path);
         self.remaining = data_size;
         self.pad = padding(data_size);
         let mut logical = data_size;
