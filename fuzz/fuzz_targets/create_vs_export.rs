@@ -1,7 +1,8 @@
 //! The two appliers of layers agree: any bytes as one or two layers are either refused by both
 //! `create` (unpacked onto a directory, read back with `pack_dir`) and `export` (merged in
 //! memory, written as a flat tar), or give both the same tree: the same paths, types, modes,
-//! sizes, contents and link targets.
+//! sizes, contents and link targets. (Failures of system calls on the fuzzing machine's file
+//! system are not divergences.)
 #![no_main]
 
 use std::collections::BTreeMap;
@@ -69,6 +70,9 @@ fuzz_target!(|data: &[u8]| {
     });
 
     match (exported, created) {
+        // A system call the file system refuses (an xattr namespace it lacks, …) says nothing
+        // about the layer rules.
+        (Ok(_), Err(hoist_core::rootfs::RootfsError::Apply { .. })) => {}
         (Ok(_), Ok(())) => {
             let mut packed = Vec::new();
             pack_dir(&root, &mut packed, &PackOptions::default()).expect("pack the rootfs");
