@@ -40,11 +40,16 @@ pub(super) struct Interner {
     state: State,
 }
 
+/// String `id` of an interner's storage.
+fn span<'a>(bytes: &'a [u8], ends: &[u64], id: u32) -> &'a [u8] {
+    let i = id as usize;
+    let start = if i == 0 { 0 } else { ends[i - 1] } as usize;
+    &bytes[start..ends[i] as usize]
+}
+
 impl Interner {
     pub(super) fn get(&self, id: u32) -> &[u8] {
-        let i = id as usize;
-        let start = if i == 0 { 0 } else { self.ends[i - 1] } as usize;
-        &self.bytes[start..self.ends[i] as usize]
+        span(&self.bytes, &self.ends, id)
     }
 
     /// The id of `s` if it was interned.
@@ -55,29 +60,22 @@ impl Interner {
 
     pub(super) fn intern(&mut self, s: &[u8]) -> u32 {
         let h = self.state.hash_one(s);
+        if let Some(&id) = self
+            .table
+            .find(h, |&id| span(&self.bytes, &self.ends, id) == s)
+        {
+            return id;
+        }
+        let id = self.ends.len() as u32;
+        self.bytes.extend_from_slice(s);
+        self.ends.push(self.bytes.len() as u64);
         let Interner {
             bytes,
             ends,
             table,
             state,
         } = self;
-        let get = |id: u32| {
-            let i = id as usize;
-            let start = if i == 0 { 0 } else { ends[i - 1] } as usize;
-            &bytes[start..ends[i] as usize]
-        };
-        if let Some(&id) = table.find(h, |&id| get(id) == s) {
-            return id;
-        }
-        let id = ends.len() as u32;
-        bytes.extend_from_slice(s);
-        ends.push(bytes.len() as u64);
-        let (bytes, ends) = (&*bytes, &*ends);
-        table.insert_unique(h, id, |&id| {
-            let i = id as usize;
-            let start = if i == 0 { 0 } else { ends[i - 1] } as usize;
-            state.hash_one(&bytes[start..ends[i] as usize])
-        });
+        table.insert_unique(h, id, |&id| state.hash_one(span(bytes, ends, id)));
         id
     }
 }
