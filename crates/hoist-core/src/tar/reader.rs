@@ -239,7 +239,12 @@ impl<R: Read> Reader<R> {
             };
             let typeflag = h[field::TYPEFLAG];
             let size = parse_numeric(&h[field::SIZE])
-                .and_then(|s| u64::try_from(s).ok())
+                .and_then(|s| match u64::try_from(s) {
+                    Ok(s) => Some(s),
+                    // Go ignores the size of header-only types, negative or not.
+                    Err(_) if matches!(typeflag, b'1'..=b'6') => Some(0),
+                    Err(_) => None,
+                })
                 .ok_or_else(|| self.err(TarErrorKind::Field("size")))?;
             match typeflag {
                 b'x' | b'g' => {
@@ -640,6 +645,29 @@ pub(crate) fn parse_pax_time(v: &[u8]) -> Option<Mtime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A ustar header of `typeflag` whose size field is -1 (base-256).
+    fn negative_size(typeflag: u8) -> Vec<u8> {
+        let mut h = [0u8; BLOCK];
+        h[..1].copy_from_slice(b"d");
+        header::put_octal(&mut h[field::MODE], 0o755);
+        h[field::SIZE].fill(0xff);
+        h[field::TYPEFLAG] = typeflag;
+        h[field::MAGIC].copy_from_slice(b"ustar\0");
+        h[field::VERSION].copy_from_slice(b"00");
+        header::set_checksum(&mut h);
+        [&h[..], &[0u8; 2 * BLOCK]].concat()
+    }
+
+    #[test]
+    fn negative_sizes_count_only_where_data_follows() {
+        let dir = negative_size(b'5');
+        let e = Reader::new(&dir[..]).next_entry().unwrap().unwrap();
+        assert_eq!((e.kind, e.size), (EntryKind::Directory, 0));
+        let file = negative_size(b'0');
+        let err = Reader::new(&file[..]).next_entry().unwrap_err();
+        assert!(matches!(err.kind, TarErrorKind::Field("size")), "{err}");
+    }
 
     #[test]
     fn pax_times() {
