@@ -2,6 +2,7 @@
 //! export to exactly the flattened listing computed by other tools (skopeo + umoci, cross-checked
 //! with docker 20.10's own export), byte-for-byte deterministically, and like `docker export`.
 
+use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 use std::process::Command;
 
@@ -164,6 +165,52 @@ fn export_by_name_short_id_stdout_and_file_are_the_same_bytes() {
         .unwrap();
     assert!(dash.status.success());
     assert_eq!(dash.stdout, bytes, "export -o -");
+
+    // To a fifo (as to `/dev/null`): written in place; the fifo stays a fifo. (Renaming a temp
+    // file over it used to replace the node itself: `-o /dev/null` as root broke /dev/null.)
+    let fifo = env.path("fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    {
+        let fifo = fifo.clone();
+        // Blocks until a writer opens the fifo: never, if hoist replaced it.
+        std::thread::spawn(move || tx.send(std::fs::read(fifo).unwrap()));
+    }
+    env.ok(&["export", "-o", s(&fifo), "corpus/dive-derived:v1"]);
+    let got = rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("hoist wrote into the fifo");
+    assert_eq!(got, bytes, "export -o FIFO");
+    assert!(
+        std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo(),
+        "the fifo is still a fifo"
+    );
+    // Through a symlink to a file: the file gets the bytes, the symlink stays.
+    let target = env.path("target.tar");
+    std::fs::write(&target, b"old").unwrap();
+    let link = env.path("link.tar");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    env.ok(&["export", "-o", s(&link), "corpus/dive-derived:v1"]);
+    assert_eq!(
+        std::fs::read(&target).unwrap(),
+        bytes,
+        "export through a symlink"
+    );
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
 
     // The other image of the archive exports differently (its own layers, not the first one's).
     let other = env.path("other.tar");

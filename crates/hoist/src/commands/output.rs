@@ -28,7 +28,8 @@ impl Dest<'_> {
 
 /// Runs `write` against the destination. `-o FILE` is written next to FILE and renamed into
 /// place at the end, so a failure never leaves a truncated file under the requested name (like
-/// `cp`, it is not fsynced); without `-o` (or with `-`) stdout is used, refusing a terminal.
+/// `cp`, it is not fsynced); a device or fifo (`-o /dev/null`) is written in place; without
+/// `-o` (or with `-`) stdout is used, refusing a terminal.
 pub fn write_to(
     output: Option<&Path>,
     what: &str,
@@ -36,6 +37,20 @@ pub fn write_to(
 ) -> Result<()> {
     match output {
         Some(p) if p.as_os_str() != "-" => {
+            let meta = std::fs::metadata(p).ok();
+            if meta.as_ref().is_some_and(|m| !m.is_file() && !m.is_dir()) {
+                // A device, fifo or socket (`-o /dev/null`, `-o /dev/stdout`): written in place.
+                // Renaming a file over it would replace the device node itself.
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(p)
+                    .with_context(|| format!("opening {}", p.display()))?;
+                return write(Dest::File(&mut f))
+                    .with_context(|| format!("writing {}", p.display()));
+            }
+            // Through a symlink to a file, the file is replaced (as `cp` writes through it).
+            let resolved = std::fs::canonicalize(p).ok().filter(|_| meta.is_some());
+            let p = resolved.as_deref().unwrap_or(p);
             let dir = p
                 .parent()
                 .filter(|d| !d.as_os_str().is_empty())
