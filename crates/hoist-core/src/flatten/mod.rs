@@ -107,18 +107,6 @@ impl io::Seek for LayerStream<'_> {
     }
 }
 
-/// Skips `n` bytes of a layer: by seeking in a file (reading the last byte, so a file cut
-/// short is noticed), by reading a stream.
-fn skip_layer_bytes(r: &mut BufReader<LayerStream<'_>>, n: u64) -> io::Result<u64> {
-    let buffered = r.buffer().len() as u64;
-    if n <= buffered || matches!(r.get_ref(), LayerStream::Stream(_)) {
-        return io::copy(&mut r.take(n), &mut io::sink());
-    }
-    let jump = i64::try_from(n - 1).map_err(|_| io::Error::other("skip too large"))?;
-    r.seek_relative(jump)?;
-    Ok(n - 1 + io::copy(&mut r.take(1), &mut io::sink())?)
-}
-
 /// Layers held in memory (handy for tests and small images).
 impl<T: AsRef<[u8]>> LayerSource for [T] {
     fn layer_count(&self) -> usize {
@@ -554,15 +542,18 @@ impl FinalTree {
     /// [`FinalTree::iter`] gives it.
     pub fn get(&self, path: &[u8]) -> Option<FinalEntry> {
         let tree = self.tree.as_ref()?;
-        self.lookup(tree, path).map(|n| self.entry(tree, n, true))
+        let n = self.lookup(tree, path).filter(|&n| n != ROOT)?;
+        Some(self.entry(tree, n, true))
     }
 
     /// The entry at `path` with a hard link resolved: the kind of what it links to.
     pub fn get_resolved(&self, path: &[u8]) -> Option<FinalEntry> {
         let tree = self.tree.as_ref()?;
-        self.lookup(tree, path).map(|n| self.entry(tree, n, false))
+        let n = self.lookup(tree, path).filter(|&n| n != ROOT)?;
+        Some(self.entry(tree, n, false))
     }
 
+    /// The node at `path`, the root for an empty path.
     fn lookup(&self, tree: &Tree, path: &[u8]) -> Option<u32> {
         let mut cur = ROOT;
         for c in path.split(|&b| b == b'/').filter(|c| !c.is_empty()) {
@@ -571,20 +562,17 @@ impl FinalTree {
             }
             cur = tree.child(cur, c)?;
         }
-        (cur != ROOT).then_some(cur)
+        Some(cur)
     }
 
     /// The names in the directory `path`, sorted by bytes (`None` when it is not a directory).
     pub fn children(&self, path: &[u8]) -> Option<Vec<Vec<u8>>> {
         let tree = self.tree.as_ref()?;
-        let mut cur = ROOT;
-        for c in path.split(|&b| b == b'/').filter(|c| !c.is_empty()) {
-            cur = tree.child(cur, c)?;
-        }
-        if !tree.nodes[cur as usize].is_dir() {
+        let dir = self.lookup(tree, path)?;
+        if !tree.nodes[dir as usize].is_dir() {
             return None;
         }
-        let mut kids = tree.children_of(cur);
+        let mut kids = tree.children_of(dir);
         tree::sort_by_name(tree, &mut kids);
         Some(kids.iter().map(|&k| tree.name(k).to_vec()).collect())
     }
@@ -715,10 +703,7 @@ fn open<'a>(
         Some(f) => LayerStream::File(f),
         None => LayerStream::Stream(layers.open_layer(layer).map_err(err)?),
     };
-    Ok(Reader::with_skip(
-        BufReader::with_capacity(READ_BUF, stream),
-        skip_layer_bytes,
-    ))
+    Ok(Reader::seekable(BufReader::with_capacity(READ_BUF, stream)))
 }
 
 /// Advances `reader` to entry `index` of `layer`, whose content size must be `size`.

@@ -36,11 +36,11 @@ pub enum TarErrorKind {
     /// A numeric header field that does not parse (or is negative where it cannot be).
     #[error("invalid tar header: bad {0} field")]
     Field(&'static str),
-    /// A PAX or GNU long-name header, sparse map or sparse file over its limit (for headers,
-    /// Go's "archive/tar: header field too long").
-    #[error("{what} of {size} bytes is over the {limit}-byte limit{}", if what.starts_with("sparse file") { "" } else { " (header field too long)" })]
+    /// A PAX or GNU long-name header or a sparse map over its limit (Go: "archive/tar: header
+    /// field too long").
+    #[error("{what} of {size} bytes is over the {limit}-byte limit (header field too long)")]
     TooLong {
-        /// `"PAX header"`, `"GNU long name"`, `"sparse map"`, `"sparse file"`.
+        /// `"PAX header"`, `"GNU long name"`, `"sparse map"`.
         what: &'static str,
         /// Its declared size.
         size: u64,
@@ -50,6 +50,14 @@ pub enum TarErrorKind {
     /// A malformed PAX record.
     #[error("invalid PAX header: {0}")]
     Pax(&'static str),
+    /// A sparse file whose real size is over [`super::MAX_SPARSE_SIZE`].
+    #[error("sparse file of {size} bytes is over the {limit}-byte limit")]
+    SparseTooBig {
+        /// Its claimed real size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
     /// A name or link target longer than `PATH_MAX`.
     #[error("{what} of {len} bytes is longer than {limit} bytes (file name too long)")]
     NameTooLong {

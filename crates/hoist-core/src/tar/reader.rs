@@ -1,7 +1,7 @@
 //! The streaming tar reader: one entry at a time, extension headers folded in, every size
 //! checked before anything is allocated.
 
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, BufReader, Read, Seek};
 
 use super::error::{TarError, TarErrorKind, show_name};
 use super::header::{self, BLOCK, Format, cstr, field, padding, parse_numeric};
@@ -20,15 +20,20 @@ fn skip_by_reading<R: Read>(r: &mut R, n: u64) -> io::Result<u64> {
     io::copy(&mut r.take(n), &mut io::sink())
 }
 
-/// Seeks over `n - 1` bytes and reads the last one, so a stream cut short is noticed (a seek
-/// past the end of a file succeeds), as Go's reader does.
-fn skip_by_seeking<R: Read + Seek>(r: &mut R, n: u64) -> io::Result<u64> {
-    if n < 2 {
+/// Skips `n` bytes of a buffered stream: what is in the buffer by reading it; beyond, by
+/// seeking over `n - 1` bytes and reading the last one, so a stream cut short is noticed (a seek
+/// past the end of a file succeeds), as Go's reader does. A stream that cannot seek
+/// (`ErrorKind::Unsupported`) is read.
+fn skip_by_seeking<R: Read + Seek>(r: &mut BufReader<R>, n: u64) -> io::Result<u64> {
+    if n < 2 || n <= r.buffer().len() as u64 {
         return skip_by_reading(r, n);
     }
     let jump = i64::try_from(n - 1).map_err(|_| io::Error::other("skip too large"))?;
-    r.seek(SeekFrom::Current(jump))?;
-    Ok(n - 1 + skip_by_reading(r, 1)?)
+    match r.seek_relative(jump) {
+        Ok(()) => Ok(n - 1 + skip_by_reading(r, 1)?),
+        Err(e) if e.kind() == io::ErrorKind::Unsupported => skip_by_reading(r, n),
+        Err(e) => Err(e),
+    }
 }
 
 /// The sparse expansion state of the current entry.
@@ -92,7 +97,7 @@ impl<R: Read> Reader<R> {
     }
 
     /// A reader that skips unread data with `skip` (which returns how many bytes there were).
-    pub fn with_skip(r: R, skip: fn(&mut R, u64) -> io::Result<u64>) -> Self {
+    pub(crate) fn with_skip(r: R, skip: SkipFn<R>) -> Self {
         Reader {
             skip,
             ..Reader::new(r)
@@ -465,8 +470,7 @@ impl<R: Read> Reader<R> {
                 Version::InData => self.read_in_data_map()?,
             };
             if logical > MAX_SPARSE_SIZE {
-                return Err(self.err(TarErrorKind::TooLong {
-                    what: "sparse file",
+                return Err(self.err(TarErrorKind::SparseTooBig {
                     size: logical,
                     limit: MAX_SPARSE_SIZE,
                 }));
@@ -595,13 +599,11 @@ impl<R: Read> Reader<R> {
     }
 }
 
-impl<R: Read + Seek> Reader<R> {
-    /// A reader that seeks over data it does not need (for files).
-    pub fn seekable(r: R) -> Self {
-        Reader {
-            skip: skip_by_seeking::<R>,
-            ..Reader::new(r)
-        }
+impl<R: Read + Seek> Reader<BufReader<R>> {
+    /// A reader that seeks over data it does not need (a file; a stream that cannot seek is
+    /// read instead).
+    pub fn seekable(r: BufReader<R>) -> Self {
+        Reader::with_skip(r, skip_by_seeking::<R>)
     }
 }
 
