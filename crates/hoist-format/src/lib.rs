@@ -9,6 +9,7 @@
 //! - [`oci`]: descriptors, manifests, indexes, platforms (serde types that keep unknown fields);
 //! - [`docker`]: `manifest.json` entries and `repositories` of docker archives;
 //! - [`config`]: the parts of an image config hoist reads (rootfs, history, platform, config);
+//! - [`delta`]: hoist's inventory and delta-archive description (`hoist-delta.json`);
 //! - [`gojson`]: Go's `encoding/json` rules, which every reader of foreign JSON above follows
 //!   (docker and containerd are Go programs: duplicate keys, `null`, case-insensitive keys, any
 //!   number or nesting up to 10,000 levels in members they skip);
@@ -21,6 +22,7 @@
 
 pub mod change;
 pub mod config;
+pub mod delta;
 pub mod digest;
 pub mod docker;
 pub mod gojson;
