@@ -68,6 +68,9 @@ pub enum Error {
         /// The digest of the decompressed layer.
         found: Digest,
     },
+    /// A delta archive whose left-out layers are neither in the store nor in a given base.
+    #[error("{0}")]
+    MissingBase(String),
     /// An archive that is not of any format hoist reads, or is inconsistent.
     #[error("invalid archive: {0}")]
     InvalidArchive(String),

@@ -155,12 +155,11 @@ impl Inventory {
     /// out a layer the holder does not have).
     pub fn parse(bytes: &[u8]) -> Result<Inventory, DeltaFormatError> {
         check_size(INVENTORY, bytes)?;
-        let inv: Inventory = serde_json::from_slice(bytes).map_err(|source| {
-            DeltaFormatError::Json {
+        let inv: Inventory =
+            serde_json::from_slice(bytes).map_err(|source| DeltaFormatError::Json {
                 what: INVENTORY,
                 source,
-            }
-        })?;
+            })?;
         if inv.version != VERSION {
             return Err(DeltaFormatError::Version {
                 what: INVENTORY,
@@ -202,7 +201,7 @@ impl Inventory {
         manifest: Option<Digest>,
         names: Vec<String>,
         diff_ids: &[Digest],
-        blobs: &[Option<(Digest, u64, String)>],
+        blobs: &[Option<(Digest, u64, Option<String>)>],
     ) {
         let layers = diff_ids
             .iter()
@@ -213,7 +212,7 @@ impl Inventory {
                 InventoryLayer {
                     digest: blob.as_ref().map(|b| b.0.clone()),
                     size: blob.as_ref().map(|b| b.1),
-                    media_type: blob.map(|b| b.2),
+                    media_type: blob.and_then(|b| b.2),
                     diff_id: diff_id.clone(),
                     chain_id,
                 }
@@ -272,12 +271,25 @@ pub struct DeltaManifest {
     pub version: u32,
     /// What the delta was made against, as the user named it (image names, files).
     pub base: Vec<String>,
+    /// The base images holding what is left out or patched against: an `omitted` entry's
+    /// `from` names them by their labels (see [`InventoryImage::label`]).
+    #[serde(default, rename = "baseImages")]
+    pub base_images: Vec<DeltaBase>,
     /// Layer blobs left out because the base has them.
     #[serde(default)]
     pub omitted: Vec<OmittedBlob>,
     /// Layers carried as zstd patches against a base layer.
     #[serde(default)]
     pub patches: Vec<PatchedBlob>,
+}
+
+/// A base image a delta relies on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeltaBase {
+    /// How `from` names it: its first name, else its ID.
+    pub label: String,
+    /// Its image ID.
+    pub id: Digest,
 }
 
 /// A layer blob a delta leaves out.
@@ -349,6 +361,7 @@ impl DeltaManifest {
         DeltaManifest {
             version: VERSION,
             base,
+            base_images: Vec::new(),
             omitted: Vec::new(),
             patches: Vec::new(),
         }
@@ -376,7 +389,7 @@ impl DeltaManifest {
         limit(
             DELTA,
             "entries",
-            d.omitted.len() + d.patches.len(),
+            d.omitted.len() + d.patches.len() + d.base_images.len(),
             MAX_DELTA_ENTRIES,
         )?;
         for p in &d.patches {
@@ -452,7 +465,14 @@ mod tests {
             Some(d(8)),
             vec!["docker.io/library/app:1.0".into()],
             &[d(1), d(2)],
-            &[Some((d(3), 10, "application/vnd.oci.image.layer.v1.tar".into())), None],
+            &[
+                Some((
+                    d(3),
+                    10,
+                    Some("application/vnd.oci.image.layer.v1.tar".into()),
+                )),
+                None,
+            ],
         );
         let back = Inventory::parse(&inv.to_bytes()).unwrap();
         assert_eq!(back, inv);
@@ -476,8 +496,13 @@ mod tests {
             e,
             "inventory: version 2 is not supported (this hoist reads version 1)"
         );
-        let e = Inventory::parse(br#"{"hoistDelta":1}"#).unwrap_err().to_string();
-        assert!(e.starts_with("inventory: missing field `hoistInventory`"), "{e}");
+        let e = Inventory::parse(br#"{"hoistDelta":1}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("inventory: missing field `hoistInventory`"),
+            "{e}"
+        );
     }
 
     #[test]

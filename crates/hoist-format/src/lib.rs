@@ -16,7 +16,8 @@
 //! - [`legacy`]: docker v1 archives: the config docker 20.10 synthesizes on load, and v1 ids on save;
 //! - [`change`]: `--change` instructions (CMD, ENV, …) applied to an image config;
 //! - [`whiteout`]: the whiteout naming rules of layer tars;
-//! - [`platform`]: `os/arch[/variant]` parsing and matching.
+//! - [`platform`]: `os/arch[/variant]` parsing and matching;
+//! - [`units`]: docker's human sizes (`1.47MB`).
 #![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
 #![deny(missing_docs)]
 
@@ -31,6 +32,7 @@ pub mod media_type;
 pub mod oci;
 pub mod platform;
 pub mod reference;
+pub mod units;
 pub mod whiteout;
 
 pub use digest::{Digest, DigestError, Sha256};

@@ -40,6 +40,8 @@ pub enum Command {
     Save(commands::save::Args),
     /// Write an image's (or container's) merged filesystem as one flat tar
     Export(commands::export::Args),
+    /// Write what the store holds (images, layers, digests) as JSON, for `save --base`
+    Inventory(commands::inventory::Args),
     /// Make a one-layer image from a root filesystem tar, URL or directory
     Import(commands::import::Args),
     /// List images

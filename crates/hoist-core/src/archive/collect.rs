@@ -231,9 +231,24 @@ impl Collected {
             })?),
             ..Collected::default()
         };
-        let mut in_memory = 0u64;
         let file_len = file.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
-        let mut reader = Reader::seekable(io::BufReader::with_capacity(READ_BUF, file));
+        let reader = Reader::seekable(io::BufReader::with_capacity(READ_BUF, file));
+        out.index_entries(reader, file_len)?;
+        Ok(out)
+    }
+
+    /// Indexes an archive stream (already decompressed) without keeping the big files: small
+    /// files are read, big ones only recorded (their bytes cannot be opened later). For
+    /// learning what images an archive holds, not for loading it.
+    pub(crate) fn index_tar_stream(input: impl Read) -> Result<Collected> {
+        let mut out = Collected::default();
+        let reader = Reader::new(io::BufReader::with_capacity(READ_BUF, input));
+        out.index_entries(reader, u64::MAX)?;
+        Ok(out)
+    }
+
+    fn index_entries<R: Read>(&mut self, mut reader: Reader<R>, file_len: u64) -> Result<()> {
+        let mut in_memory = 0u64;
         while let Some(entry) = reader.next_entry().map_err(bad_tar)? {
             let raw_path = String::from_utf8_lossy(&entry.path).to_string();
             let Some(path) = normalize(&raw_path)? else {
@@ -268,9 +283,9 @@ impl Collected {
                 EntryKind::Symlink | EntryKind::HardLink => link_node(&entry, &path)?,
                 _ => continue,
             };
-            out.nodes.insert(path, node);
+            self.nodes.insert(path, node);
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Opens a file of the archive (after links) for reading.
@@ -364,6 +379,12 @@ impl Collected {
         Err(Error::InvalidArchive(format!(
             "too many levels of links resolving {path}"
         )))
+    }
+
+    /// Puts a blob found elsewhere (the store, a base archive) at `path`, as if the archive had
+    /// it: what a delta archive left out.
+    pub(crate) fn supply(&mut self, path: String, blob: Staged) {
+        self.nodes.insert(path, Node::Staged(blob));
     }
 
     /// Whether a path exists (after links).

@@ -27,6 +27,7 @@ use hoist_format::reference::Reference;
 use hoist_format::{Digest, legacy};
 
 use super::collect::{Collected, Node};
+use super::delta::{self, Supplied};
 use crate::compress::Peeked;
 use crate::error::{Error, Result};
 use crate::flatten::{FlattenOptions, LayerSource, final_tree};
@@ -44,6 +45,9 @@ pub struct LoadOptions<'a> {
     pub platform: Option<Platform>,
     /// Called with the number of input bytes read so far.
     pub progress: Option<&'a (dyn Fn(u64) + Sync)>,
+    /// Archives or OCI layout directories to take the layers a delta archive left out from,
+    /// when the store does not have them.
+    pub bases: Vec<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for LoadOptions<'_> {
@@ -51,6 +55,7 @@ impl std::fmt::Debug for LoadOptions<'_> {
         f.debug_struct("LoadOptions")
             .field("tags", &self.tags)
             .field("platform", &self.platform)
+            .field("bases", &self.bases)
             .finish()
     }
 }
@@ -144,7 +149,7 @@ pub fn load(store: &Store, input: impl Read, opts: &LoadOptions<'_>) -> Result<L
     })?;
     let mut collected = Collected::from_tar(tar, &staging)?;
     collected.outer = Some(outer);
-    let mut report = commit(store, &mut staging, &collected, opts)?;
+    let mut report = commit(store, &mut staging, collected, opts)?;
     report.outer_compression = Some(outer);
     Ok(report)
 }
@@ -175,7 +180,7 @@ pub fn load_file(
     let noop = |_: u64| {};
     let progress: &(dyn Fn(u64) + Sync) = opts.progress.unwrap_or(&noop);
     let collected = Collected::from_tar_file(file, &staging, progress)?;
-    let mut report = commit(store, &mut staging, &collected, opts)?;
+    let mut report = commit(store, &mut staging, collected, opts)?;
     report.outer_compression = Some(Compression::None);
     Ok(report)
 }
@@ -185,16 +190,18 @@ pub fn load_dir(store: &Store, dir: &Path, opts: &LoadOptions<'_>) -> Result<Loa
     let _ingest = store.ingest_lock()?;
     let mut staging = store.staging()?;
     let collected = Collected::from_dir(dir)?;
-    commit(store, &mut staging, &collected, opts)
+    commit(store, &mut staging, collected, opts)
 }
 
 fn commit(
     store: &Store,
     staging: &mut Staging,
-    c: &Collected,
+    mut collected: Collected,
     opts: &LoadOptions<'_>,
 ) -> Result<LoadReport> {
-    let mut planned = plan(c, staging, opts)?;
+    let supplied = delta::supply(&mut collected, store, staging, &opts.bases)?;
+    let c = &collected;
+    let mut planned = plan(c, staging, &supplied, opts)?;
     if planned.is_empty() {
         return Err(match &opts.platform {
             Some(p) => {
@@ -285,7 +292,12 @@ fn apply_tags(planned: &mut [Planned], tags: &[Reference]) -> Result<()> {
 }
 
 /// Works out the images of the archive and stages/verifies their blobs.
-fn plan(c: &Collected, staging: &Staging, opts: &LoadOptions<'_>) -> Result<Vec<Planned>> {
+fn plan(
+    c: &Collected,
+    staging: &Staging,
+    supplied: &Supplied,
+    opts: &LoadOptions<'_>,
+) -> Result<Vec<Planned>> {
     let has = |p: &str| c.exists(p);
     let docker_items = if has("manifest.json") {
         Some(
@@ -321,7 +333,7 @@ fn plan(c: &Collected, staging: &Staging, opts: &LoadOptions<'_>) -> Result<Vec<
             }
         }
         for (names, desc) in group_top_level(&index.manifests, opts)? {
-            let mut p = plan_oci(c, staging, &desc, opts)?;
+            let mut p = plan_oci(c, staging, supplied, &desc, opts)?;
             let Some(mut p) = p.take() else { continue };
             p.names = names_for(&names, repo_tags.get(&p.config_digest))?;
             if !out
@@ -510,6 +522,7 @@ pub(crate) fn choose_platform<'d>(
 fn plan_oci(
     c: &Collected,
     staging: &Staging,
+    supplied: &Supplied,
     desc: &Descriptor,
     opts: &LoadOptions<'_>,
 ) -> Result<Option<Planned>> {
@@ -551,6 +564,9 @@ fn plan_oci(
             return Ok(None);
         }
         let mut sources = Vec::new();
+        // A layer a delta left out may come back as another blob of the same layer: the
+        // manifest is then rebuilt for the blobs the image lands with.
+        let mut rebuilt = false;
         for l in &manifest.layers {
             let lp = format!("blobs/sha256/{}", l.digest.hex());
             if !c.exists(&lp) {
@@ -566,6 +582,11 @@ fn plan_oci(
                 )));
             }
             let s = c.blob(&lp, staging)?;
+            if supplied.substituted.contains(&lp) {
+                rebuilt = true;
+                sources.push((lp, s));
+                continue;
+            }
             if s.digest != l.digest {
                 return Err(Error::DigestMismatch {
                     what: lp.clone(),
@@ -583,6 +604,14 @@ fn plan_oci(
             sources.push((lp, s));
         }
         let layers = check_layers(&config, sources, &cfg_path)?;
+        let (bytes, media_type) = if rebuilt {
+            (
+                synthesize_manifest(&config_bytes, &config, &described(&layers))?,
+                media_type::OCI_MANIFEST.to_string(),
+            )
+        } else {
+            (bytes, media_type)
+        };
         return Ok(Some(Planned {
             manifest_bytes: bytes,
             manifest_media_type: media_type,

@@ -1,6 +1,8 @@
 //! Image archives: reading (`load`) and writing (`save`).
 
 mod collect;
+pub mod delta;
+mod images;
 pub mod load;
 pub mod save;
 pub mod transport;

@@ -9,12 +9,16 @@
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 
+use hoist_format::delta::{
+    ANNOTATION_DELTA, ANNOTATION_DELTA_BASE, ANNOTATION_DELTA_PATCHES, DELTA_FILE,
+};
 use hoist_format::docker::{ManifestItem, Repositories};
 use hoist_format::media_type::{ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, Compression};
 use hoist_format::oci::{Descriptor, Index};
 use hoist_format::reference::Reference;
 use hoist_format::{Digest, legacy, media_type};
 
+use super::delta::DeltaPlan;
 use super::transport::BlobSource;
 use crate::error::{Error, Result};
 use crate::store::{Image, Store};
@@ -45,6 +49,9 @@ pub struct SaveOptions<'a> {
     /// given (skopeo's `oci-archive:PATH:REF`: not an image name, but it must match image-spec's
     /// ref grammar, [`hoist_format::oci::check_ref_name`]), instead of the items' names.
     pub oci_ref_name: Option<&'a str>,
+    /// A delta against a base ([`super::delta::plan_delta`]): the layer blobs it leaves out,
+    /// and the `hoist-delta.json` written to say so (docker and OCI shapes only).
+    pub delta: Option<&'a DeltaPlan>,
 }
 
 impl std::fmt::Debug for SaveOptions<'_> {
@@ -52,6 +59,7 @@ impl std::fmt::Debug for SaveOptions<'_> {
         f.debug_struct("SaveOptions")
             .field("format", &self.format)
             .field("compression", &self.compression)
+            .field("delta", &self.delta.map(|d| d.omitted_totals()))
             .finish()
     }
 }
@@ -271,10 +279,14 @@ fn write_format<W: Write>(
                 items,
                 index,
                 ref_name,
+                opts.delta,
                 w,
                 format == SaveFormat::Docker,
             )
         }
+        SaveFormat::DockerLegacy if opts.delta.is_some() => Err(Error::Conflict(
+            "a delta is written in the docker or oci format, not docker-legacy".into(),
+        )),
         SaveFormat::DockerLegacy => match store {
             Blobs::Store(store) => write_legacy(store, items, w),
             Blobs::Source(_) => Err(Error::Conflict(
@@ -289,9 +301,14 @@ fn write_layout<W: Write>(
     items: &[SaveItem],
     top: Option<&TopIndex<'_>>,
     ref_name_as_given: Option<&str>,
+    delta: Option<&DeltaPlan>,
     w: &mut TarOut<'_, W>,
     docker: bool,
 ) -> Result<()> {
+    if let Some(d) = delta {
+        // First, so a reader of the stream knows before the blobs what is absent.
+        w.bytes(DELTA_FILE, 0o644, &d.manifest.to_bytes())?;
+    }
     // Every blob once, sorted by digest.
     let mut blobs: BTreeMap<Digest, u64> = BTreeMap::new();
     for i in items {
@@ -322,6 +339,9 @@ fn write_layout<W: Write>(
         in_memory.insert(&t.descriptor.digest, t.bytes);
     }
     for (d, size) in &blobs {
+        if delta.is_some_and(|p| p.omits(d)) {
+            continue;
+        }
         let path = format!("blobs/sha256/{}", d.hex());
         match (store, in_memory.get(d)) {
             (Blobs::Store(store), _) => {
@@ -412,6 +432,25 @@ fn write_layout<W: Write>(
                 }
             }
         }
+    }
+    if let Some(d) = delta {
+        let mut a = BTreeMap::from([
+            (ANNOTATION_DELTA.to_string(), DELTA_FILE.to_string()),
+            (
+                ANNOTATION_DELTA_BASE.to_string(),
+                d.manifest.base.join(", "),
+            ),
+        ]);
+        if !d.manifest.patches.is_empty() {
+            a.insert(
+                ANNOTATION_DELTA_PATCHES.to_string(),
+                format!(
+                    "hoist-only: {} layers are zstd patches against base layers; load with hoist",
+                    d.manifest.patches.len()
+                ),
+            );
+        }
+        index.annotations = Some(a);
     }
     w.bytes(
         "index.json",

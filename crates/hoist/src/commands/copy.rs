@@ -296,6 +296,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
                 compression: None,
                 progress: None,
                 oci_ref_name: r.as_deref().filter(|_| !docker),
+                delta: None,
             };
             write_archive(p, &args.dest, |dest| match dest {
                 Dest::File(f) => Ok(save_set_from(source, &set, &names, f, &opts)?),

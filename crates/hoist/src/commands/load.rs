@@ -16,6 +16,10 @@ use crate::ui::progress::Progress;
 /// (docker 1.10-24, skopeo, kaniko, crane), docker 25+ / containerd archives, OCI archives and
 /// OCI layout directories. The whole input may be gzip, zstd, xz or bzip2 compressed. Every
 /// blob and layer is verified; on any error the store is left exactly as it was.
+///
+/// A delta archive (`hoist save --base`) loads when the layers it left out are in the store
+/// or in a --base archive; otherwise nothing is loaded and the message names the base images
+/// to load or pull first.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Read from FILE or directory instead of stdin ("-" is stdin)
@@ -29,6 +33,10 @@ pub struct Args {
     /// [default: the host's, for multi-platform indexes only]
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     pub platform: Option<String>,
+    /// For a delta archive (`save --base`): take the layers it left out from this archive or
+    /// OCI layout directory (oci:DIR) when the store does not have them (repeatable)
+    #[arg(long = "base", value_name = "ARCHIVE|oci:DIR")]
+    pub bases: Vec<String>,
 }
 
 /// Runs `hoist load`.
@@ -46,6 +54,11 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
         tags,
         platform,
         progress: Some(&cb),
+        bases: args
+            .bases
+            .iter()
+            .map(|b| PathBuf::from(b.strip_prefix("oci:").unwrap_or(b)))
+            .collect(),
     };
     let report = match args.input.as_deref() {
         Some(p) if p.as_os_str() != "-" => if p.is_dir() {

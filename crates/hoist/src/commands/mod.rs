@@ -13,6 +13,7 @@ pub mod history;
 pub mod images;
 pub mod import;
 pub mod inspect;
+pub mod inventory;
 pub mod load;
 pub mod login;
 pub mod logout;
@@ -94,6 +95,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Save(a) => save::run(a, &ctx),
         Command::Export(a) => export::run(a, &ctx),
         Command::Import(a) => import::run(a, &ctx),
+        Command::Inventory(a) => inventory::run(a, &ctx),
         Command::Images(a) => images::run(a, &ctx),
         Command::Create(a) => create::run(a, &ctx),
         Command::Run(a) => run::run(a, &ctx),

@@ -2,8 +2,10 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
+use hoist_core::archive::delta::plan_delta;
 use hoist_core::archive::save::{SaveFormat, SaveOptions, resolve_for_save, save};
+use hoist_format::delta::Inventory;
 use hoist_format::media_type::Compression;
 
 use super::Ctx;
@@ -15,6 +17,12 @@ use crate::ui::progress::Progress;
 /// Each layer shared by several images is written once and every tag is kept. The same images
 /// always give byte-identical archives. IMAGE is a name (a repository without a tag saves
 /// all its tags), a full image ID, or a unique ID prefix (all the image's names are kept).
+///
+/// With --base, the archive is a delta: it still describes every image completely but leaves
+/// out each layer the base has on the same layers below (the same chain ID, as docker keys
+/// layers), and says so in hoist-delta.json. `hoist load` takes those layers from its store
+/// (or from `load --base`); `docker load` of a docker-format delta works on a daemon that has
+/// the base image and fails with docker's own "no such file" message on one that does not.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Write to FILE instead of stdout ("-" is stdout)
@@ -27,6 +35,11 @@ pub struct Args {
     /// Compress the whole archive
     #[arg(long, value_enum, default_value = "none")]
     pub compress: CompressArg,
+    /// Leave out the layers BASE has (repeatable): an image of the store, an archive file, an
+    /// OCI layout (oci:DIR or a directory), or an inventory file from `hoist inventory`
+    /// ("-": an inventory on stdin)
+    #[arg(long = "base", value_name = "BASE")]
+    pub bases: Vec<String>,
     /// The images
     #[arg(required = true, value_name = "IMAGE")]
     pub images: Vec<String>,
@@ -68,6 +81,18 @@ impl From<CompressArg> for Compression {
 pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     let store = ctx.store()?;
     let items = resolve_for_save(&store, &args.images)?;
+    let delta = if args.bases.is_empty() {
+        None
+    } else {
+        if args.bases.iter().filter(|b| *b == "-").count() > 1 {
+            bail!("--base - can be given once: stdin holds one inventory");
+        }
+        let mut base = Inventory::new();
+        for b in &args.bases {
+            base.merge(super::inventory::base(&store, b)?);
+        }
+        Some(plan_delta(&items, &base, args.bases.clone()))
+    };
     let bar = Progress::bytes(ctx.quiet, "Saving");
     let cb = |n: u64| bar.set(n);
     let opts = SaveOptions {
@@ -79,6 +104,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
         compression: Some(args.compress.into()),
         progress: Some(&cb),
         oci_ref_name: None,
+        delta: delta.as_ref(),
     };
     write_to(args.output.as_deref(), "an archive", |dest| {
         match dest {
@@ -88,5 +114,15 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
         Ok(())
     })?;
     bar.finish();
+    if let Some(d) = &delta
+        && !ctx.quiet
+    {
+        let (n, bytes) = d.omitted_totals();
+        eprintln!(
+            "Left out {n} layer{} ({}) that the base has",
+            if n == 1 { "" } else { "s" },
+            crate::ui::human::size(bytes)
+        );
+    }
     Ok(())
 }

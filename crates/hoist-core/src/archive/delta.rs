@@ -1,0 +1,422 @@
+//! Delta archives: `save --base` leaves out the layers a base has; `load` takes them back from
+//! the store or from base archives.
+//!
+//! A layer is left out when the base has it **on the same layers below** (the same chain ID),
+//! which is how docker keys layers: `docker load` looks each layer up by chain ID before it
+//! opens the layer's file, so a docker-shaped delta loads on a daemon that has the base. The
+//! archive still describes every image completely; `hoist-delta.json` says what is absent and
+//! which base images hold it, and `index.json` is annotated so other tools can tell.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use hoist_format::Digest;
+use hoist_format::delta::{
+    DELTA_FILE, DeltaBase, DeltaManifest, Inventory, MAX_FROM_NAMES, OmittedBlob,
+};
+use hoist_format::digest::chain_ids;
+use hoist_format::oci::Descriptor;
+use hoist_format::reference::Reference;
+
+use super::collect::Collected;
+use super::images::{self, ArchiveLayer};
+use super::save::SaveItem;
+use crate::compress::Compression;
+use crate::error::{Error, IoContext, Result};
+use crate::store::{LayerCheck, Staged, Staging, Store};
+
+/// What `save` leaves out of an archive, and the description it writes.
+#[derive(Debug, Clone)]
+pub struct DeltaPlan {
+    /// `hoist-delta.json`.
+    pub manifest: DeltaManifest,
+    omitted: HashSet<Digest>,
+}
+
+impl DeltaPlan {
+    /// Whether `save` leaves the blob out.
+    pub fn omits(&self, d: &Digest) -> bool {
+        self.omitted.contains(d)
+    }
+
+    /// Layers left out, and their bytes.
+    pub fn omitted_totals(&self) -> (usize, u64) {
+        (
+            self.manifest.omitted.len(),
+            self.manifest.omitted.iter().map(|o| o.size).sum(),
+        )
+    }
+}
+
+/// How an inventory name is shown: docker's short form when it parses as a reference.
+fn label_name(n: &str) -> String {
+    Reference::parse_normalized(n)
+        .map(|r| r.familiar())
+        .unwrap_or_else(|_| n.to_string())
+}
+
+/// Works out which layer blobs of `items` the base already has. `base_names` are what the user
+/// named as bases, recorded in the archive. A blob is left out only when every use of it in
+/// the archive is on a chain the base has (a blob used on a chain the base lacks is needed by
+/// docker there).
+pub fn plan_delta(items: &[SaveItem], base: &Inventory, base_names: Vec<String>) -> DeltaPlan {
+    // chain ID → labels of the base images holding it.
+    let mut chains: HashMap<&Digest, Vec<usize>> = HashMap::new();
+    let labels: Vec<String> = base
+        .images
+        .iter()
+        .map(|i| {
+            i.names
+                .first()
+                .map_or_else(|| i.id.to_string(), |n| label_name(n))
+        })
+        .collect();
+    for (bi, img) in base.images.iter().enumerate() {
+        for l in &img.layers {
+            let holders = chains.entry(&l.chain_id).or_default();
+            if holders.len() < MAX_FROM_NAMES && !holders.contains(&bi) {
+                holders.push(bi);
+            }
+        }
+    }
+    let mut needed: HashSet<Digest> = HashSet::new();
+    let mut covered: BTreeMap<Digest, OmittedBlob> = BTreeMap::new();
+    let mut used_bases: Vec<usize> = Vec::new();
+    for item in items {
+        let diff_ids = &item.image.config.rootfs.diff_ids;
+        for ((l, diff_id), chain) in item
+            .image
+            .manifest
+            .layers
+            .iter()
+            .zip(diff_ids)
+            .zip(chain_ids(diff_ids))
+        {
+            match chains.get(&chain) {
+                Some(holders) => {
+                    for &h in holders {
+                        if !used_bases.contains(&h) {
+                            used_bases.push(h);
+                        }
+                    }
+                    covered
+                        .entry(l.digest.clone())
+                        .or_insert_with(|| OmittedBlob {
+                            digest: l.digest.clone(),
+                            size: l.size,
+                            media_type: l.media_type.clone(),
+                            diff_id: diff_id.clone(),
+                            chain_id: chain.clone(),
+                            from: holders.iter().map(|&h| labels[h].clone()).collect(),
+                        });
+                }
+                None => {
+                    needed.insert(l.digest.clone());
+                }
+            }
+        }
+    }
+    covered.retain(|d, _| !needed.contains(d));
+    let mut manifest = DeltaManifest::new(base_names);
+    used_bases.sort_unstable();
+    manifest.base_images = used_bases
+        .into_iter()
+        .map(|h| DeltaBase {
+            label: labels[h].clone(),
+            id: base.images[h].id.clone(),
+        })
+        .collect();
+    let omitted = covered.keys().cloned().collect();
+    manifest.omitted = covered.into_values().collect();
+    DeltaPlan { manifest, omitted }
+}
+
+/// An archive or OCI layout directory given to `load --base`: blobs a delta left out are taken
+/// from it, each checked as it is staged.
+#[derive(Debug)]
+pub struct BaseArchive {
+    what: String,
+    collected: Collected,
+    by_diff_id: HashMap<Digest, ArchiveLayer>,
+}
+
+impl BaseArchive {
+    /// Opens an archive file (read in place when uncompressed, else decompressed into the
+    /// staging area as `load` does) or an OCI layout directory.
+    pub fn open(path: &Path, staging: &Staging) -> Result<BaseArchive> {
+        let what = path.display().to_string();
+        let collected = if path.is_dir() {
+            Collected::from_dir(path)?
+        } else {
+            let file = File::open(path).at(path)?;
+            let mut head = [0u8; 6];
+            let n = {
+                use std::os::unix::fs::FileExt;
+                file.read_at(&mut head, 0).at(path)?
+            };
+            match Compression::sniff(&head[..n]) {
+                Compression::None => Collected::index_tar_file(&file)?,
+                c => {
+                    let dec = crate::compress::decoder(c, std::io::BufReader::new(file)).map_err(
+                        |source| Error::Read {
+                            what: what.clone(),
+                            source,
+                        },
+                    )?;
+                    Collected::from_tar(dec, staging)?
+                }
+            }
+        };
+        let listed = images::list(&collected, &what)?;
+        Ok(BaseArchive {
+            by_diff_id: images::layers_by_diff_id(&listed),
+            what,
+            collected,
+        })
+    }
+}
+
+/// The inventory of an archive file (compressed or not) or an OCI layout directory, read from
+/// its documents alone.
+pub fn inventory_of_archive(path: &Path) -> Result<Inventory> {
+    let what = path.display().to_string();
+    let collected = if path.is_dir() {
+        Collected::from_dir(path)?
+    } else {
+        let file = File::open(path).at(path)?;
+        let peeked =
+            crate::compress::Peeked::new(std::io::BufReader::new(file)).map_err(|source| {
+                Error::Read {
+                    what: what.clone(),
+                    source,
+                }
+            })?;
+        let c = peeked.compression();
+        let dec = crate::compress::decoder(c, peeked).map_err(|source| Error::Read {
+            what: what.clone(),
+            source,
+        })?;
+        Collected::index_tar_stream(dec)?
+    };
+    Ok(images::inventory(&images::list(&collected, &what)?))
+}
+
+/// The inventory of images of the store.
+pub fn inventory_of_store(images: &[(crate::store::Image, Vec<Reference>)]) -> Inventory {
+    let mut inv = Inventory::new();
+    for (img, names) in images {
+        let blobs: Vec<Option<(Digest, u64, Option<String>)>> = img
+            .manifest
+            .layers
+            .iter()
+            .map(|l| Some((l.digest.clone(), l.size, Some(l.media_type.clone()))))
+            .collect();
+        inv.push_image(
+            img.id().clone(),
+            Some(img.manifest_digest.clone()),
+            names.iter().map(|n| n.to_string()).collect(),
+            &img.config.rootfs.diff_ids,
+            &blobs,
+        );
+    }
+    inv
+}
+
+/// The blobs a delta archive left out, found again; `substituted` are the archive paths whose
+/// blob is the same layer under another digest (an uncompressed copy of a gzip blob, say), so
+/// the image's manifest is rebuilt for the blobs it lands with.
+#[derive(Debug, Default)]
+pub(crate) struct Supplied {
+    pub(crate) substituted: HashSet<String>,
+}
+
+/// A layer of the store: its blob, and the diff_id it was checked to have.
+fn store_layer(store: &Store, desc: &Descriptor) -> Result<Staged> {
+    let path = store.blob_path(&desc.digest);
+    let mut head = [0u8; 6];
+    let n = {
+        use std::os::unix::fs::FileExt;
+        store
+            .open_blob(&desc.digest)?
+            .read_at(&mut head, 0)
+            .at(&path)?
+    };
+    let compression = Compression::sniff(&head[..n]);
+    let size = std::fs::metadata(&path).at(&path)?.len();
+    let (diff_id, uncompressed_size) = if compression == Compression::None {
+        (desc.digest.clone(), size)
+    } else {
+        store.layer_uncompressed(desc)?
+    };
+    Ok(Staged {
+        path,
+        digest: desc.digest.clone(),
+        size,
+        compression,
+        diff_id: Some(diff_id),
+        uncompressed_size,
+        decode_error: None,
+        // The store's layers were checked as they came in.
+        layer_check: LayerCheck::Unchecked,
+    })
+}
+
+/// The store's layers by diff_id (every image's).
+fn store_layers_by_diff_id(store: &Store) -> Result<HashMap<Digest, Descriptor>> {
+    let mut out = HashMap::new();
+    for (img, _) in store.images()? {
+        for (l, d) in img.manifest.layers.iter().zip(&img.config.rootfs.diff_ids) {
+            if store.has_blob(&l.digest) {
+                out.entry(d.clone()).or_insert_with(|| l.clone());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Finds every blob a delta archive left out, in the store first, then in `bases`, and puts
+/// it into `c` at the path the archive's documents name. Fails before anything is written when
+/// some are found nowhere, naming the base images that hold them.
+pub(crate) fn supply(
+    c: &mut Collected,
+    store: &Store,
+    staging: &Staging,
+    bases: &[PathBuf],
+) -> Result<Supplied> {
+    let mut supplied = Supplied::default();
+    if !c.exists(DELTA_FILE) {
+        return Ok(supplied);
+    }
+    let delta = DeltaManifest::parse(&c.bytes(DELTA_FILE)?)
+        .map_err(|e| Error::InvalidArchive(e.to_string()))?;
+    let absent: Vec<&OmittedBlob> = delta
+        .omitted
+        .iter()
+        .filter(|o| !c.exists(&blob_path(&o.digest)))
+        .collect();
+    if absent.is_empty() {
+        return Ok(supplied);
+    }
+    let in_store = store_layers_by_diff_id(store)?;
+    let mut opened: Vec<BaseArchive> = Vec::new();
+    for b in bases {
+        opened.push(BaseArchive::open(b, staging)?);
+    }
+    let mut missing: Vec<&OmittedBlob> = Vec::new();
+    for o in absent {
+        let path = blob_path(&o.digest);
+        let found = if store.has_blob(&o.digest) {
+            let desc = Descriptor::new(&o.media_type, o.digest.clone(), o.size);
+            Some(store_layer(store, &desc)?)
+        } else if let Some(desc) = in_store.get(&o.diff_id) {
+            Some(store_layer(store, desc)?)
+        } else {
+            from_bases(&opened, o, staging)?
+        };
+        match found {
+            Some(s) => {
+                if s.diff_id.as_ref() != Some(&o.diff_id) {
+                    return Err(Error::DiffIdMismatch {
+                        index: 0,
+                        path: format!("{path} (left out of the delta, found as {})", s.digest),
+                        expected: o.diff_id.clone(),
+                        found: s.diff_id.clone().unwrap_or_else(Digest::empty),
+                    });
+                }
+                if s.digest != o.digest {
+                    supplied.substituted.insert(path.clone());
+                }
+                c.supply(path, s);
+            }
+            None => missing.push(o),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(Error::MissingBase(missing_message(&delta, &missing)));
+    }
+    Ok(supplied)
+}
+
+fn from_bases(bases: &[BaseArchive], o: &OmittedBlob, staging: &Staging) -> Result<Option<Staged>> {
+    for b in bases {
+        let path = blob_path(&o.digest);
+        let at = if b.collected.exists(&path) {
+            Some(path)
+        } else {
+            b.by_diff_id.get(&o.diff_id).map(|l| l.path.clone())
+        };
+        if let Some(p) = at {
+            let s = b
+                .collected
+                .blob(&p, staging)
+                .map_err(|e| Error::InvalidArchive(format!("base {}: {p}: {e}", b.what)))?;
+            if s.diff_id.as_ref() != Some(&o.diff_id) {
+                return Err(Error::InvalidArchive(format!(
+                    "base {}: {p} is not layer {} (it decompresses to {})",
+                    b.what,
+                    o.diff_id,
+                    s.diff_id
+                        .as_ref()
+                        .map_or_else(|| "nothing readable".to_string(), |d| d.to_string())
+                )));
+            }
+            if let LayerCheck::Invalid(why) = &s.layer_check {
+                return Err(Error::InvalidArchive(format!(
+                    "base {}: {p} is not a valid layer tar: {why}",
+                    b.what
+                )));
+            }
+            return Ok(Some(s));
+        }
+    }
+    Ok(None)
+}
+
+/// "needs layers of app:1.0 (sha256:…, 3 layers, 212 MB): load or pull it first", one line
+/// per base image, the layers counted under the first base that holds them.
+fn missing_message(delta: &DeltaManifest, missing: &[&OmittedBlob]) -> String {
+    let mut groups: BTreeMap<String, (usize, u64)> = BTreeMap::new();
+    for o in missing {
+        let label = o
+            .from
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "the base".to_string());
+        let g = groups.entry(label).or_default();
+        g.0 += 1;
+        g.1 += o.size;
+    }
+    let lines: Vec<String> = groups
+        .into_iter()
+        .map(|(label, (n, bytes))| {
+            let id = delta
+                .base_images
+                .iter()
+                .find(|b| b.label == label)
+                .map(|b| format!("{}, ", b.id))
+                .unwrap_or_default();
+            format!(
+                "needs layers of {label} ({id}{n} layer{}, {}): load or pull it first, or give \
+                 it with --base",
+                if n == 1 { "" } else { "s" },
+                hoist_format::units::human_size(bytes)
+            )
+        })
+        .collect();
+    let list: Vec<String> = missing
+        .iter()
+        .map(|o| format!("  {} (diff_id {})", o.digest, o.diff_id))
+        .collect();
+    format!(
+        "the archive is a delta and {} of the layers it left out {} not in the store:\n{}\n{}",
+        missing.len(),
+        if missing.len() == 1 { "is" } else { "are" },
+        lines.join("\n"),
+        list.join("\n")
+    )
+}
+
+fn blob_path(d: &Digest) -> String {
+    format!("blobs/sha256/{}", d.hex())
+}

@@ -1,0 +1,250 @@
+//! The images an archive holds, read from its documents alone (no layer is read or hashed):
+//! what a base archive offers to `save --base` and `load --base`.
+
+use std::collections::HashMap;
+
+use hoist_format::Digest;
+use hoist_format::config::ImageConfig;
+use hoist_format::delta::Inventory;
+use hoist_format::docker;
+use hoist_format::media_type::{ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME};
+use hoist_format::oci::{Descriptor, Index, Manifest, Sniff};
+
+use super::collect::Collected;
+use crate::error::{Error, Result};
+
+/// Descriptors followed from `index.json` in all, nested indexes included: real layouts have a
+/// few per image; the bound ends a hostile layout's fan-out.
+const MAX_DESCRIPTORS: usize = 100_000;
+
+/// Index levels followed below `index.json` (real layouts have one or two).
+const MAX_INDEX_DEPTH: usize = 4;
+
+/// A layer of an archive image.
+#[derive(Debug, Clone)]
+pub(crate) struct ArchiveLayer {
+    /// Its file in the archive (links resolved).
+    pub(crate) path: String,
+    /// Its blob digest, when the archive names it (OCI manifests, `blobs/sha256/` paths).
+    pub(crate) digest: Option<Digest>,
+    /// Its size in the archive.
+    pub(crate) size: u64,
+    /// Its media type, when a manifest gives it.
+    pub(crate) media_type: Option<String>,
+    /// The config's diff_id for it.
+    pub(crate) diff_id: Digest,
+}
+
+/// An image of an archive.
+#[derive(Debug, Clone)]
+pub(crate) struct ArchiveImage {
+    /// The config digest.
+    pub(crate) id: Digest,
+    /// The manifest digest, when the archive has a manifest for it.
+    pub(crate) manifest: Option<Digest>,
+    /// Its names in the archive.
+    pub(crate) names: Vec<String>,
+    /// Its layers, bottom first.
+    pub(crate) layers: Vec<ArchiveLayer>,
+}
+
+/// Lists the images of an archive (docker `manifest.json` and OCI `index.json`, nested indexes
+/// and every platform included). `what` names the archive in errors.
+pub(crate) fn list(c: &Collected, what: &str) -> Result<Vec<ArchiveImage>> {
+    let bad = |reason: String| Error::InvalidArchive(format!("{what}: {reason}"));
+    let mut out: Vec<ArchiveImage> = Vec::new();
+    if c.exists("index.json") {
+        let index =
+            Index::parse(&c.bytes("index.json")?).map_err(|e| bad(format!("index.json: {e}")))?;
+        let mut stack: Vec<(Descriptor, Vec<String>, usize)> = index
+            .manifests
+            .iter()
+            .map(|d| (d.clone(), names_of(d), 0))
+            .collect();
+        let mut seen = 0usize;
+        while let Some((desc, names, depth)) = stack.pop() {
+            seen += 1;
+            if seen > MAX_DESCRIPTORS {
+                return Err(bad(format!(
+                    "index.json leads to more than {MAX_DESCRIPTORS} manifests"
+                )));
+            }
+            let path = blob_path(&desc.digest);
+            if !c.exists(&path) {
+                // A platform left out of a partial copy: not something the archive holds.
+                continue;
+            }
+            let bytes = c.bytes(&path)?;
+            if Digest::of(&bytes) != desc.digest {
+                return Err(bad(format!("{path} is not the blob its name says")));
+            }
+            let sniff = Sniff::parse(&bytes).map_err(|e| bad(format!("{path}: {e}")))?;
+            if sniff.is_index() {
+                if depth >= MAX_INDEX_DEPTH {
+                    return Err(bad(format!("indexes nested too deeply at {path}")));
+                }
+                let idx = Index::parse(&bytes).map_err(|e| bad(format!("{path}: {e}")))?;
+                stack.extend(
+                    idx.manifests
+                        .iter()
+                        .map(|d| (d.clone(), names.clone(), depth + 1)),
+                );
+                continue;
+            }
+            let m = Manifest::parse(&bytes).map_err(|e| bad(format!("{path}: {e}")))?;
+            let cfg_path = blob_path(&m.config.digest);
+            if !c.exists(&cfg_path) {
+                continue;
+            }
+            let config = parse_config(c, &cfg_path, what)?;
+            let diff_ids = &config.rootfs.diff_ids;
+            if diff_ids.len() != m.layers.len() {
+                return Err(bad(format!(
+                    "manifest {}: {} layers but its config lists {} diff_ids",
+                    desc.digest,
+                    m.layers.len(),
+                    diff_ids.len()
+                )));
+            }
+            let layers = m
+                .layers
+                .iter()
+                .zip(diff_ids)
+                .map(|(l, diff_id)| ArchiveLayer {
+                    path: blob_path(&l.digest),
+                    digest: Some(l.digest.clone()),
+                    size: l.size,
+                    media_type: Some(l.media_type.clone()),
+                    diff_id: diff_id.clone(),
+                })
+                .collect();
+            add(
+                &mut out,
+                ArchiveImage {
+                    id: m.config.digest.clone(),
+                    manifest: Some(desc.digest.clone()),
+                    names,
+                    layers,
+                },
+            );
+        }
+    }
+    if c.exists("manifest.json") {
+        let items = docker::parse_manifest(&c.bytes("manifest.json")?)
+            .map_err(|e| bad(format!("manifest.json: {e}")))?;
+        for (i, item) in items.iter().enumerate() {
+            let config_bytes = c.bytes(&item.config)?;
+            let config = ImageConfig::parse(&config_bytes)
+                .map_err(|e| bad(format!("{}: {e}", item.config)))?;
+            let diff_ids = &config.rootfs.diff_ids;
+            if diff_ids.len() != item.layers.len() {
+                return Err(bad(format!(
+                    "manifest.json entry {i}: {} layers but its config lists {} diff_ids",
+                    item.layers.len(),
+                    diff_ids.len()
+                )));
+            }
+            let mut layers = Vec::new();
+            for (p, diff_id) in item.layers.iter().zip(diff_ids) {
+                let (path, _) = c.resolve(p)?;
+                let digest = path
+                    .strip_prefix("blobs/sha256/")
+                    .and_then(|h| Digest::from_hex(h).ok());
+                layers.push(ArchiveLayer {
+                    size: c.size(&path)?,
+                    path,
+                    digest,
+                    media_type: None,
+                    diff_id: diff_id.clone(),
+                });
+            }
+            add(
+                &mut out,
+                ArchiveImage {
+                    id: Digest::of(&config_bytes),
+                    manifest: None,
+                    names: item.repo_tags.clone().unwrap_or_default(),
+                    layers,
+                },
+            );
+        }
+    }
+    if out.is_empty() && c.exists("repositories") {
+        return Err(bad(
+            "a docker 1.x (v1) archive names no layers by digest: `hoist load` it and use the \
+             image as the base"
+                .into(),
+        ));
+    }
+    if out.is_empty() {
+        return Err(bad("the archive holds no image".into()));
+    }
+    for img in &mut out {
+        img.names.sort();
+        img.names.dedup();
+    }
+    Ok(out)
+}
+
+/// The inventory of an archive's images.
+pub(crate) fn inventory(images: &[ArchiveImage]) -> Inventory {
+    let mut inv = Inventory::new();
+    for img in images {
+        let diff_ids: Vec<Digest> = img.layers.iter().map(|l| l.diff_id.clone()).collect();
+        let blobs: Vec<Option<(Digest, u64, Option<String>)>> = img
+            .layers
+            .iter()
+            .map(|l| l.digest.clone().map(|d| (d, l.size, l.media_type.clone())))
+            .collect();
+        inv.push_image(
+            img.id.clone(),
+            img.manifest.clone(),
+            img.names.clone(),
+            &diff_ids,
+            &blobs,
+        );
+    }
+    inv
+}
+
+/// Where each diff_id's layer is in the archive (the first image listing it).
+pub(crate) fn layers_by_diff_id(images: &[ArchiveImage]) -> HashMap<Digest, ArchiveLayer> {
+    let mut out = HashMap::new();
+    for l in images.iter().flat_map(|i| &i.layers) {
+        out.entry(l.diff_id.clone()).or_insert_with(|| l.clone());
+    }
+    out
+}
+
+fn add(out: &mut Vec<ArchiveImage>, img: ArchiveImage) {
+    match out.iter_mut().find(|o| o.id == img.id) {
+        Some(o) => {
+            o.names.extend(img.names);
+            if o.manifest.is_none() {
+                o.manifest = img.manifest;
+                o.layers = img.layers;
+            }
+        }
+        None => out.push(img),
+    }
+}
+
+fn names_of(d: &Descriptor) -> Vec<String> {
+    if let Some(n) = d.annotation(ANNOTATION_CONTAINERD_NAME) {
+        return vec![n.to_string()];
+    }
+    match d.annotation(ANNOTATION_REF_NAME) {
+        // Docker and containerd put only the tag here; podman and skopeo the full name.
+        Some(n) if n.contains('/') || n.contains(':') => vec![n.to_string()],
+        _ => Vec::new(),
+    }
+}
+
+fn parse_config(c: &Collected, path: &str, what: &str) -> Result<ImageConfig> {
+    let bytes = c.bytes(path)?;
+    ImageConfig::parse(&bytes).map_err(|e| Error::InvalidArchive(format!("{what}: {path}: {e}")))
+}
+
+fn blob_path(d: &Digest) -> String {
+    format!("blobs/sha256/{}", d.hex())
+}
