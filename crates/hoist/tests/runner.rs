@@ -8,6 +8,7 @@ mod test_bad_input;
 mod test_containers;
 mod test_copy;
 mod test_crash;
+mod test_delta;
 mod test_export;
 mod test_images;
 mod test_import;

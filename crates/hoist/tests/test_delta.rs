@@ -1,0 +1,539 @@
+//! Delta archives (`save --base`), `load` of them, and `hoist inventory`.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::common::{self, DockerNames, Env};
+
+const MULTI: &str = "docker-v1.2_docker20_multi_dive-derived.tar";
+const DERIVED: &str = "corpus/dive-derived:v1";
+const BASE: &str = "dive-test:latest";
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn tar_files(path: &Path) -> BTreeSet<String> {
+    let mut a = tar::Archive::new(std::fs::File::open(path).unwrap());
+    a.entries()
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.header().entry_type() == tar::EntryType::Regular)
+        .map(|e| e.path().unwrap().to_string_lossy().to_string())
+        .collect()
+}
+
+fn file_in_tar(path: &Path, name: &str) -> Vec<u8> {
+    use std::io::Read;
+    let mut a = tar::Archive::new(std::fs::File::open(path).unwrap());
+    for e in a.entries().unwrap() {
+        let mut e = e.unwrap();
+        if e.path().unwrap().to_string_lossy() == name {
+            let mut v = Vec::new();
+            e.read_to_end(&mut v).unwrap();
+            return v;
+        }
+    }
+    panic!("{name} not in {}", path.display());
+}
+
+/// The layer blob digests of an image, from its manifest in the store.
+fn layer_blobs(env: &Env, image: &str) -> Vec<String> {
+    let inv: Value = serde_json::from_str(&env.ok(&["inventory", "-o", "-", image])).unwrap();
+    inv["images"][0]["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn multi_env() -> Env {
+    let env = Env::new();
+    env.ok(&["load", "-i", s(&common::data(MULTI))]);
+    env
+}
+
+#[test]
+fn delta_leaves_out_the_base_layers_and_loads_back_exactly() {
+    let sender = multi_env();
+    let full = sender.path("full.tar");
+    let delta = sender.path("delta.tar");
+    sender.ok(&["save", "-o", s(&full), DERIVED]);
+    let out = sender
+        .cmd(&["save", "--base", BASE, "-o", s(&delta), DERIVED])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let base_layers = layer_blobs(&sender, BASE);
+    assert_eq!(base_layers.len(), 14);
+    let base_bytes: u64 = {
+        let inv: Value = serde_json::from_str(&sender.ok(&["inventory", "-o", "-", BASE])).unwrap();
+        inv["images"][0]["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["size"].as_u64().unwrap())
+            .sum()
+    };
+    assert_eq!(
+        String::from_utf8(out.stderr).unwrap(),
+        format!(
+            "Left out 14 layers ({}) that the base has\n",
+            hoist_format::units::human_size(base_bytes)
+        )
+    );
+
+    // Exactly the base's layer blobs are absent; hoist-delta.json is added.
+    let mut want: BTreeSet<String> = tar_files(&full);
+    for d in &base_layers {
+        assert!(want.remove(&format!("blobs/sha256/{}", &d[7..])), "{d}");
+    }
+    want.insert("hoist-delta.json".into());
+    assert_eq!(tar_files(&delta), want);
+    let desc: Value = serde_json::from_slice(&file_in_tar(&delta, "hoist-delta.json")).unwrap();
+    let omitted: BTreeSet<&str> = desc["omitted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["digest"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        omitted,
+        base_layers
+            .iter()
+            .map(String::as_str)
+            .collect::<BTreeSet<_>>()
+    );
+    assert_eq!(desc["base"], serde_json::json!([BASE]));
+    assert_eq!(desc["baseImages"][0]["label"], BASE);
+    assert_eq!(
+        desc["baseImages"][0]["id"],
+        sender.inspect(BASE)["Id"].as_str().unwrap()
+    );
+    let index: Value = serde_json::from_slice(&file_in_tar(&delta, "index.json")).unwrap();
+    assert_eq!(
+        index["annotations"],
+        serde_json::json!({"dev.hoist.delta": "hoist-delta.json", "dev.hoist.delta.base": BASE})
+    );
+    // manifest.json still names every layer (docker looks them up by chain ID first).
+    let mj: Value = serde_json::from_slice(&file_in_tar(&delta, "manifest.json")).unwrap();
+    assert_eq!(mj[0]["Layers"].as_array().unwrap().len(), 17);
+
+    // A target that has the base loads the delta into the very image the full archive gives.
+    let target = Env::new();
+    target.ok(&["load", "-i", s(&common::data(MULTI))]);
+    target.ok(&["rmi", DERIVED, "corpus/dive-derived:alias"]);
+    target.ok(&["gc"]);
+    assert_eq!(
+        target.ok(&["load", "-i", s(&delta)]),
+        format!("Loaded image: {DERIVED}\n")
+    );
+    let reference = Env::new();
+    reference.ok(&["load", "-i", s(&full)]);
+    assert_eq!(target.inspect(DERIVED), reference.inspect(DERIVED));
+    let again = target.path("again.tar");
+    target.ok(&["save", "-o", s(&again), DERIVED]);
+    assert_eq!(common::sha256_file(&again), common::sha256_file(&full));
+    assert!(target.ok(&["fsck"]).ends_with(": 0 problems\n"));
+}
+
+#[test]
+fn delta_without_its_base_is_refused_naming_it_and_the_store_is_unchanged() {
+    let sender = multi_env();
+    let delta = sender.path("delta.tar");
+    sender.ok(&["save", "--base", BASE, "-o", s(&delta), DERIVED]);
+    let base_id = sender.inspect(BASE)["Id"].as_str().unwrap().to_string();
+
+    let target = Env::new();
+    target.ok(&[
+        "load",
+        "-i",
+        s(&common::data("docker25-oci_ggcr-hello-world-v25.tar")),
+    ]);
+    let before = target.snapshot();
+    let err = target.fails(&["load", "-i", s(&delta)]);
+    let first_lines: Vec<&str> = err.lines().take(3).collect();
+    assert_eq!(
+        first_lines[..2],
+        [
+            format!(
+                "hoist: error: loading {}: the archive is a delta and 14 of the layers it left out are not in the store:",
+                delta.display()
+            )
+            .as_str(),
+            format!(
+                "needs layers of {BASE} ({base_id}, 14 layers, 1.47MB): load or pull it first, or give it with --base"
+            )
+            .as_str(),
+        ],
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 16, "{err}");
+    assert_eq!(target.snapshot(), before);
+
+    // --base ARCHIVE supplies what the store lacks; only what the delta needs lands.
+    let base_tar = sender.path("base.tar");
+    sender.ok(&["save", "-o", s(&base_tar), BASE]);
+    assert_eq!(
+        target.ok(&["load", "--base", s(&base_tar), "-i", s(&delta)]),
+        format!("Loaded image: {DERIVED}\n")
+    );
+    assert_eq!(target.inspect(DERIVED)["Id"], sender.inspect(DERIVED)["Id"]);
+    let err = target.fails(&["inspect", BASE]);
+    assert!(err.contains("dive-test"), "{err}");
+
+    // The same from an OCI layout directory given as oci:DIR.
+    let target2 = Env::new();
+    let layout = sender.path("layout");
+    sender.ok(&[
+        "copy",
+        &format!("hoist:{BASE}"),
+        &format!("oci:{}", layout.display()),
+    ]);
+    target2.ok(&[
+        "load",
+        "--base",
+        &format!("oci:{}", layout.display()),
+        "-i",
+        s(&delta),
+    ]);
+    assert_eq!(
+        target2.inspect(DERIVED)["Id"],
+        sender.inspect(DERIVED)["Id"]
+    );
+}
+
+#[test]
+fn inventory_round_trip_makes_the_same_delta_as_the_image() {
+    let sender = multi_env();
+    let target = Env::new();
+    target.ok(&["load", "-i", s(&common::data(MULTI))]);
+    target.ok(&["rmi", DERIVED, "corpus/dive-derived:alias"]);
+    let have = target.path("have.json");
+    target.ok(&["inventory", "-o", s(&have)]);
+    let inv: Value = serde_json::from_slice(&std::fs::read(&have).unwrap()).unwrap();
+    assert_eq!(inv["hoistInventory"], 1);
+    assert_eq!(inv["images"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        inv["images"][0]["names"],
+        serde_json::json!(["docker.io/library/dive-test:latest"])
+    );
+    assert_eq!(inv["images"][0]["id"], target.inspect(BASE)["Id"]);
+    let layers = inv["images"][0]["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 14);
+    // chain IDs: the first is its diff_id, each next is sha256 of "<chain> <diff_id>".
+    let mut chain = layers[0]["diffID"].as_str().unwrap().to_string();
+    for l in layers {
+        if l != &layers[0] {
+            chain = format!(
+                "sha256:{}",
+                common::sha256(format!("{chain} {}", l["diffID"].as_str().unwrap()).as_bytes())
+            );
+        }
+        assert_eq!(l["chainID"].as_str().unwrap(), chain);
+    }
+
+    let by_image = sender.path("by-image.tar");
+    let by_inventory = sender.path("by-inventory.tar");
+    sender.ok(&["save", "--base", BASE, "-o", s(&by_image), DERIVED]);
+    sender.ok(&["save", "--base", s(&have), "-o", s(&by_inventory), DERIVED]);
+    let mut a = tar_files(&by_image);
+    a.remove("hoist-delta.json");
+    a.remove("index.json");
+    let mut b = tar_files(&by_inventory);
+    b.remove("hoist-delta.json");
+    b.remove("index.json");
+    assert_eq!(a, b);
+    for f in &a {
+        assert_eq!(
+            file_in_tar(&by_image, f),
+            file_in_tar(&by_inventory, f),
+            "{f}"
+        );
+    }
+    // The inventory on stdin (as ssh copy sends it) gives the same archive again.
+    let out = sender.with_stdin(
+        &["save", "--base", "-", DERIVED],
+        &std::fs::read(&have).unwrap(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let piped = sender.path("piped.tar");
+    std::fs::write(&piped, &out.stdout).unwrap();
+    let mut c = tar_files(&piped);
+    c.remove("hoist-delta.json");
+    c.remove("index.json");
+    assert_eq!(a, c);
+
+    target.ok(&["load", "-i", s(&by_inventory)]);
+    assert_eq!(target.inspect(DERIVED)["Id"], sender.inspect(DERIVED)["Id"]);
+
+    // An archive as the base: its inventory is read from its documents alone.
+    let base_tar = target.path("base.tar");
+    target.ok(&["save", "-o", s(&base_tar), BASE]);
+    let from_archive = sender.path("from-archive.tar");
+    sender.ok(&[
+        "save",
+        "--base",
+        s(&base_tar),
+        "-o",
+        s(&from_archive),
+        DERIVED,
+    ]);
+    let mut d = tar_files(&from_archive);
+    d.remove("hoist-delta.json");
+    d.remove("index.json");
+    assert_eq!(a, d);
+}
+
+#[test]
+fn a_delta_layer_found_as_another_blob_of_the_same_layer_lands_with_a_rebuilt_manifest() {
+    // The same image (one config) with its layer gzip-compressed on the sender and
+    // uncompressed on the target: the delta leaves it out, the target uses its own blob.
+    let sender = Env::new();
+    sender.ok(&[
+        "load",
+        "-i",
+        s(&common::data("oci-archive_buildkit-gzip_dive.tar")),
+    ]);
+    let target = Env::new();
+    target.ok(&[
+        "load",
+        "-i",
+        s(&common::data("oci-archive_buildkit-uncompressed_dive.tar")),
+    ]);
+    let id = target
+        .ok(&["images", "-q", "--no-trunc"])
+        .trim()
+        .to_string();
+    assert_eq!(sender.ok(&["images", "-q", "--no-trunc"]).trim(), id);
+    let have = target.path("have.json");
+    target.ok(&["inventory", "-o", s(&have)]);
+    let delta = sender.path("delta.tar");
+    sender.ok(&["save", "--base", s(&have), "-o", s(&delta), &id]);
+    let desc: Value = serde_json::from_slice(&file_in_tar(&delta, "hoist-delta.json")).unwrap();
+    assert_eq!(desc["omitted"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        desc["omitted"][0]["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+    );
+    assert_eq!(
+        target.ok(&["load", "-i", s(&delta)]),
+        format!("Loaded image ID: {id}\n")
+    );
+    assert!(target.ok(&["fsck"]).ends_with(": 0 problems\n"));
+    // Exported, the image is the same file tree.
+    let a = target.path("a.tar");
+    let b = sender.path("b.tar");
+    target.ok(&["export", "-o", s(&a), &id]);
+    sender.ok(&["export", "-o", s(&b), &id]);
+    assert_eq!(common::sha256_file(&a), common::sha256_file(&b));
+}
+
+#[test]
+fn oci_format_deltas_of_several_images_load_every_name() {
+    let sender = multi_env();
+    let hello = "hello-world:v25".to_string();
+    sender.ok(&[
+        "load",
+        "-t",
+        &hello,
+        "-i",
+        s(&common::data("docker25-oci_ggcr-hello-world-v25.tar")),
+    ]);
+    let delta = sender.path("delta.tar");
+    sender.ok(&[
+        "save",
+        "--format",
+        "oci",
+        "--base",
+        BASE,
+        "-o",
+        s(&delta),
+        DERIVED,
+        &hello,
+    ]);
+    let target = Env::new();
+    target.ok(&["load", "-i", s(&common::data(MULTI))]);
+    target.ok(&["rmi", DERIVED, "corpus/dive-derived:alias"]);
+    let out = target.ok(&["load", "-i", s(&delta)]);
+    assert_eq!(
+        out.lines().collect::<BTreeSet<_>>(),
+        BTreeSet::from([
+            format!("Loaded image: {DERIVED}").as_str(),
+            format!("Loaded image: {hello}").as_str()
+        ])
+    );
+    for n in [DERIVED, hello.as_str()] {
+        assert_eq!(target.inspect(n)["Id"], sender.inspect(n)["Id"], "{n}");
+    }
+}
+
+#[test]
+fn bad_bases_and_lying_deltas_are_refused_clearly() {
+    let env = multi_env();
+    let out = env.path("x.tar");
+    let err = env.fails(&["save", "--base", "no-such-image", "-o", s(&out), DERIVED]);
+    assert!(
+        err.starts_with(
+            "hoist: error: --base no-such-image: not a file, a directory or an image of the store"
+        ),
+        "{err}"
+    );
+    let bad = env.path("bad.json");
+    std::fs::write(&bad, br#"{"hoistInventory": 7, "images": []}"#).unwrap();
+    let err = env.fails(&["save", "--base", s(&bad), "-o", s(&out), DERIVED]);
+    assert!(
+        err.contains("inventory: version 7 is not supported (this hoist reads version 1)"),
+        "{err}"
+    );
+    let err = env.fails(&[
+        "save",
+        "--format",
+        "docker-legacy",
+        "--base",
+        BASE,
+        "-o",
+        s(&out),
+        DERIVED,
+    ]);
+    assert!(
+        err.contains("a delta is written in the docker or oci format, not docker-legacy"),
+        "{err}"
+    );
+
+    // A delta whose description gives a left-out layer the diff_id of another one: the
+    // blob found in the store is checked, not trusted.
+    let delta = env.path("delta.tar");
+    env.ok(&["save", "--base", BASE, "-o", s(&delta), DERIVED]);
+    let mut desc: Value = serde_json::from_slice(&file_in_tar(&delta, "hoist-delta.json")).unwrap();
+    let other = desc["omitted"][1]["diffID"].clone();
+    desc["omitted"][0]["diffID"] = other;
+    let forged = env.path("forged.tar");
+    rewrite_member(
+        &delta,
+        &forged,
+        "hoist-delta.json",
+        &serde_json::to_vec(&desc).unwrap(),
+    );
+    let target = Env::new();
+    target.ok(&["load", "-i", s(&common::data(MULTI))]);
+    target.ok(&["rmi", DERIVED, "corpus/dive-derived:alias"]);
+    target.ok(&["gc"]);
+    let before = target.snapshot();
+    let err = target.fails(&["load", "-i", s(&forged)]);
+    assert!(err.contains("invalid diffID for layer 0"), "{err}");
+    assert_eq!(target.snapshot(), before);
+}
+
+/// Copies a tar, replacing one member's content.
+fn rewrite_member(from: &Path, to: &Path, name: &str, content: &[u8]) {
+    use std::io::Read;
+    let mut a = tar::Archive::new(std::fs::File::open(from).unwrap());
+    let mut b = tar::Builder::new(std::fs::File::create(to).unwrap());
+    for e in a.entries().unwrap() {
+        let mut e = e.unwrap();
+        let mut h = e.header().clone();
+        let path = e.path().unwrap().to_path_buf();
+        let mut data = Vec::new();
+        e.read_to_end(&mut data).unwrap();
+        if path.to_string_lossy() == name {
+            data = content.to_vec();
+        }
+        h.set_size(data.len() as u64);
+        b.append_data(&mut h, &path, &data[..]).unwrap();
+    }
+    b.finish().unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// docker: a docker-shaped delta loads on a daemon that has the base, and only there
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn docker_loads_a_delta_when_it_has_the_base_and_refuses_it_otherwise() {
+    let Some(docker) = common::docker() else {
+        return;
+    };
+    if common::peer(common::BUSYBOX).is_none() {
+        return;
+    }
+    let env = Env::new();
+    let repo = common::unique("hoist-delta");
+    let (app1, app2) = (format!("{repo}:1"), format!("{repo}:2"));
+    let _cleanup = DockerNames {
+        docker: &docker,
+        names: vec![app2.clone(), app1.clone()],
+    };
+    // A base layer no other image of the shared daemon has: a file naming this test run.
+    let rootfs = env.path("rootfs.tar");
+    common::busybox_rootfs_tar(&rootfs, |b| {
+        let text = format!("{repo}\n");
+        let mut h = common::tar_header(tar::EntryType::Regular, 0o644, text.len() as u64);
+        b.append_data(&mut h, "etc/unique", text.as_bytes())
+            .unwrap();
+    });
+    docker.ok(&["import", s(&rootfs), &app1]);
+    let ctx = env.path("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {app1}\nCOPY v2.txt /data/v2.txt\nCMD [\"cat\", \"/data/v2.txt\"]\n"),
+    )
+    .unwrap();
+    std::fs::write(ctx.join("v2.txt"), "version 2\n").unwrap();
+    common::run_ok(
+        docker
+            .cmd(&["build", "-q", "-t", &app2, s(&ctx)])
+            .env("DOCKER_BUILDKIT", "0"),
+    );
+    let id2 = docker
+        .ok(&["image", "inspect", "-f", "{{.Id}}", &app2])
+        .trim()
+        .to_string();
+
+    // docker save -> hoist load -> hoist save --base app:1 app:2
+    let saved = env.path("saved.tar");
+    docker.ok(&["save", "-o", s(&saved), &app1, &app2]);
+    env.ok(&["load", "-i", s(&saved)]);
+    let delta = env.path("delta.tar");
+    env.ok(&["save", "--base", &app1, "-o", s(&delta), &app2]);
+    let desc: Value = serde_json::from_slice(&file_in_tar(&delta, "hoist-delta.json")).unwrap();
+    assert_eq!(desc["omitted"].as_array().unwrap().len(), 1);
+
+    // On a daemon that has app:1: the delta gives app:2's ID, and it runs.
+    docker.ok(&["rmi", &app2]);
+    assert_eq!(
+        docker.ok(&["load", "-i", s(&delta)]),
+        format!("Loaded image: {app2}\n")
+    );
+    assert_eq!(
+        docker
+            .ok(&["image", "inspect", "-f", "{{.Id}}", &app2])
+            .trim(),
+        id2
+    );
+    assert_eq!(
+        docker.ok(&["run", "--rm", "--network", "none", &app2]),
+        "version 2\n"
+    );
+
+    // Without app:1's layer, docker refuses it with its own message.
+    docker.ok(&["rmi", &app2, &app1]);
+    let out = docker.cmd(&["load", "-i", s(&delta)]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let missing = &desc["omitted"][0]["digest"].as_str().unwrap()[7..];
+    assert!(
+        err.contains(&format!(
+            "blobs/sha256/{missing}: no such file or directory"
+        )),
+        "{err}"
+    );
+}
