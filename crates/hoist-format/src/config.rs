@@ -245,6 +245,17 @@ impl ImageConfig {
         Ok(c)
     }
 
+    /// The `created_by` of the history step of each layer: the steps that are not
+    /// `empty_layer`, in order, paired with the diff_ids. All `None` when the counts differ
+    /// (a config whose history does not describe its layers).
+    pub fn layers_created_by(&self) -> Vec<Option<String>> {
+        let steps: Vec<&History> = self.history.iter().filter(|h| !h.empty_layer).collect();
+        if steps.len() != self.rootfs.diff_ids.len() {
+            return vec![None; self.rootfs.diff_ids.len()];
+        }
+        steps.iter().map(|h| h.created_by.clone()).collect()
+    }
+
     /// The platform the config declares.
     pub fn platform(&self) -> crate::platform::Platform {
         crate::platform::Platform {

@@ -139,6 +139,24 @@ pub struct InventoryLayer {
     /// The chain ID of this layer on the layers below it (what docker keys layers by).
     #[serde(rename = "chainID")]
     pub chain_id: Digest,
+    /// The uncompressed layer's size, when known without reading it.
+    #[serde(default, rename = "diffSize", skip_serializing_if = "Option::is_none")]
+    pub diff_size: Option<u64>,
+    /// The history step that made the layer (`created_by`), when the config pairs one with
+    /// it: what `--delta` matches a new layer with an old one by.
+    #[serde(default, rename = "createdBy", skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
+}
+
+/// What [`Inventory::push_image`] is told of one layer.
+#[derive(Debug, Clone, Default)]
+pub struct LayerFacts {
+    /// The blob: digest, size and media type, when known.
+    pub blob: Option<(Digest, u64, Option<String>)>,
+    /// The uncompressed size, when known.
+    pub diff_size: Option<u64>,
+    /// The history step's `created_by`, when known.
+    pub created_by: Option<String>,
 }
 
 impl Inventory {
@@ -193,28 +211,30 @@ impl Inventory {
         b
     }
 
-    /// Adds an image, computing its layers' chain IDs from the diff_ids; `blobs` gives each
-    /// layer's blob (digest, size, media type) when known.
+    /// Adds an image, computing its layers' chain IDs from the diff_ids; `facts` tells what
+    /// else is known of each layer (missing entries: nothing).
     pub fn push_image(
         &mut self,
         id: Digest,
         manifest: Option<Digest>,
         names: Vec<String>,
         diff_ids: &[Digest],
-        blobs: &[Option<(Digest, u64, Option<String>)>],
+        facts: &[LayerFacts],
     ) {
         let layers = diff_ids
             .iter()
             .zip(chain_ids(diff_ids))
             .enumerate()
             .map(|(i, (diff_id, chain_id))| {
-                let blob = blobs.get(i).cloned().flatten();
+                let f = facts.get(i).cloned().unwrap_or_default();
                 InventoryLayer {
-                    digest: blob.as_ref().map(|b| b.0.clone()),
-                    size: blob.as_ref().map(|b| b.1),
-                    media_type: blob.and_then(|b| b.2),
+                    digest: f.blob.as_ref().map(|b| b.0.clone()),
+                    size: f.blob.as_ref().map(|b| b.1),
+                    media_type: f.blob.and_then(|b| b.2),
                     diff_id: diff_id.clone(),
                     chain_id,
+                    diff_size: f.diff_size,
+                    created_by: f.created_by,
                 }
             })
             .collect();
@@ -465,14 +485,15 @@ mod tests {
             Some(d(8)),
             vec!["docker.io/library/app:1.0".into()],
             &[d(1), d(2)],
-            &[
-                Some((
+            &[LayerFacts {
+                blob: Some((
                     d(3),
                     10,
                     Some("application/vnd.oci.image.layer.v1.tar".into()),
                 )),
-                None,
-            ],
+                diff_size: Some(10),
+                created_by: Some("COPY x /".into()),
+            }],
         );
         let back = Inventory::parse(&inv.to_bytes()).unwrap();
         assert_eq!(back, inv);

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use hoist_format::Digest;
 use hoist_format::delta::{
-    DELTA_FILE, DeltaBase, DeltaManifest, Inventory, MAX_FROM_NAMES, OmittedBlob,
+    DELTA_FILE, DeltaBase, DeltaManifest, Inventory, LayerFacts, MAX_FROM_NAMES, OmittedBlob,
 };
 use hoist_format::digest::chain_ids;
 use hoist_format::oci::Descriptor;
@@ -203,21 +203,36 @@ pub fn inventory_of_archive(path: &Path) -> Result<Inventory> {
 }
 
 /// The inventory of images of the store.
-pub fn inventory_of_store(images: &[(crate::store::Image, Vec<Reference>)]) -> Inventory {
+pub fn inventory_of_store(
+    store: &Store,
+    images: &[(crate::store::Image, Vec<Reference>)],
+) -> Inventory {
     let mut inv = Inventory::new();
     for (img, names) in images {
-        let blobs: Vec<Option<(Digest, u64, Option<String>)>> = img
+        let facts: Vec<LayerFacts> = img
             .manifest
             .layers
             .iter()
-            .map(|l| Some((l.digest.clone(), l.size, Some(l.media_type.clone()))))
+            .zip(&img.config.rootfs.diff_ids)
+            .zip(img.config.layers_created_by())
+            .map(|((l, diff_id), created_by)| LayerFacts {
+                blob: Some((l.digest.clone(), l.size, Some(l.media_type.clone()))),
+                // Known without reading: an uncompressed blob is its own diff; a compressed
+                // one's size was remembered when it came in.
+                diff_size: if &l.digest == diff_id {
+                    Some(l.size)
+                } else {
+                    store.layer_info(&l.digest).map(|(_, size)| size)
+                },
+                created_by,
+            })
             .collect();
         inv.push_image(
             img.id().clone(),
             Some(img.manifest_digest.clone()),
             names.iter().map(|n| n.to_string()).collect(),
             &img.config.rootfs.diff_ids,
-            &blobs,
+            &facts,
         );
     }
     inv

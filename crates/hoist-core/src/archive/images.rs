@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use hoist_format::Digest;
 use hoist_format::config::ImageConfig;
-use hoist_format::delta::Inventory;
+use hoist_format::delta::{Inventory, LayerFacts};
 use hoist_format::docker;
 use hoist_format::media_type::{ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME};
 use hoist_format::oci::{Descriptor, Index, Manifest, Sniff};
@@ -46,6 +46,8 @@ pub(crate) struct ArchiveImage {
     pub(crate) names: Vec<String>,
     /// Its layers, bottom first.
     pub(crate) layers: Vec<ArchiveLayer>,
+    /// The history step of each layer ([`ImageConfig::layers_created_by`]).
+    pub(crate) created_by: Vec<Option<String>>,
 }
 
 /// Lists the images of an archive (docker `manifest.json` and OCI `index.json`, nested indexes
@@ -125,6 +127,7 @@ pub(crate) fn list(c: &Collected, what: &str) -> Result<Vec<ArchiveImage>> {
                     manifest: Some(desc.digest.clone()),
                     names,
                     layers,
+                    created_by: config.layers_created_by(),
                 },
             );
         }
@@ -165,6 +168,7 @@ pub(crate) fn list(c: &Collected, what: &str) -> Result<Vec<ArchiveImage>> {
                     manifest: None,
                     names: item.repo_tags.clone().unwrap_or_default(),
                     layers,
+                    created_by: config.layers_created_by(),
                 },
             );
         }
@@ -191,17 +195,23 @@ pub(crate) fn inventory(images: &[ArchiveImage]) -> Inventory {
     let mut inv = Inventory::new();
     for img in images {
         let diff_ids: Vec<Digest> = img.layers.iter().map(|l| l.diff_id.clone()).collect();
-        let blobs: Vec<Option<(Digest, u64, Option<String>)>> = img
+        let facts: Vec<LayerFacts> = img
             .layers
             .iter()
-            .map(|l| l.digest.clone().map(|d| (d, l.size, l.media_type.clone())))
+            .zip(&img.created_by)
+            .map(|(l, created_by)| LayerFacts {
+                blob: l.digest.clone().map(|d| (d, l.size, l.media_type.clone())),
+                // An uncompressed layer is its own diff: its size is known without reading it.
+                diff_size: (l.digest.as_ref() == Some(&l.diff_id)).then_some(l.size),
+                created_by: created_by.clone(),
+            })
             .collect();
         inv.push_image(
             img.id.clone(),
             img.manifest.clone(),
             img.names.clone(),
             &diff_ids,
-            &blobs,
+            &facts,
         );
     }
     inv
@@ -223,6 +233,7 @@ fn add(out: &mut Vec<ArchiveImage>, img: ArchiveImage) {
             if o.manifest.is_none() {
                 o.manifest = img.manifest;
                 o.layers = img.layers;
+                o.created_by = img.created_by;
             }
         }
         None => out.push(img),

@@ -57,7 +57,7 @@ pub(crate) fn of_store(store: &Store, images: &[String]) -> Result<Inventory> {
             .map(|i| (i.image, i.names))
             .collect()
     };
-    Ok(inventory_of_store(&list))
+    Ok(inventory_of_store(store, &list))
 }
 
 /// What a `--base` names, as an inventory: `-` (an inventory on stdin), `oci:DIR`, an inventory
