@@ -408,10 +408,25 @@ fn bad_bases_and_lying_deltas_are_refused_clearly() {
         "{err}"
     );
 
-    // A delta whose description gives a left-out layer the diff_id of another one: the
-    // blob found in the store is checked, not trusted.
+    // Other readers than load say what a delta is instead of naming a missing blob.
     let delta = env.path("delta.tar");
     env.ok(&["save", "--base", BASE, "-o", s(&delta), DERIVED]);
+    let err = env.fails(&[
+        "copy",
+        &format!("docker-archive:{}", delta.display()),
+        &format!("oci:{}", env.path("layout").display()),
+    ]);
+    assert!(
+        err.ends_with(&format!(
+            "{} is a delta archive (hoist save --base): it lacks layers its base has, so it is \
+             read by `hoist load`, which takes them from the store\n",
+            delta.display()
+        )),
+        "{err}"
+    );
+
+    // A delta whose description gives a left-out layer the diff_id of another one: the
+    // blob found in the store is checked, not trusted.
     let mut desc: Value = serde_json::from_slice(&file_in_tar(&delta, "hoist-delta.json")).unwrap();
     let other = desc["omitted"][1]["diffID"].clone();
     desc["omitted"][0]["diffID"] = other;

@@ -294,6 +294,12 @@ impl ArchiveSource {
         platform: Option<&Platform>,
         all: bool,
     ) -> Result<ArchiveSource> {
+        if collected.exists(hoist_format::delta::DELTA_FILE) {
+            return Err(Error::InvalidArchive(format!(
+                "{what} is a delta archive (hoist save --base): it lacks layers its base has, so it \
+                 is read by `hoist load`, which takes them from the store"
+            )));
+        }
         let mut reader = Reader {
             collected: &collected,
             what,
