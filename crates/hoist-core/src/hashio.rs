@@ -226,17 +226,27 @@ impl<R: Read> Read for ProgressReader<'_, R> {
 pub struct CountingReader<R> {
     inner: R,
     count: u64,
+    at_end: bool,
 }
 
 impl<R: Read> CountingReader<R> {
     /// Wraps `inner`.
     pub fn new(inner: R) -> Self {
-        CountingReader { inner, count: 0 }
+        CountingReader {
+            inner,
+            count: 0,
+            at_end: false,
+        }
     }
 
     /// Bytes read so far.
     pub fn count(&self) -> u64 {
         self.count
+    }
+
+    /// Whether a read found the end of the input.
+    pub fn at_end(&self) -> bool {
+        self.at_end
     }
 }
 
@@ -244,6 +254,9 @@ impl<R: Read> Read for CountingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.count += n as u64;
+        if n == 0 && !buf.is_empty() {
+            self.at_end = true;
+        }
         Ok(n)
     }
 }

@@ -164,9 +164,13 @@ impl SshLocation {
             // An address, and maybe a zone (`fe80::1%eth0`).
             let (ip, zone) = addr.split_once('%').unwrap_or((addr, "x"));
             if !ip.contains(':')
-                || !ip.chars().all(|c| c.is_ascii_hexdigit() || ":.".contains(c))
+                || !ip
+                    .chars()
+                    .all(|c| c.is_ascii_hexdigit() || ":.".contains(c))
                 || zone.is_empty()
-                || !zone.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+                || !zone
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
             {
                 return Err(bad("not an IPv6 address between [ ]"));
             }
@@ -395,8 +399,11 @@ impl Remote {
             let mut r = CountingReader::new(stdout);
             let consumed = consume(&mut r);
             let received = r.count();
+            // A consumer that failed at the end of the stream failed because the far side
+            // stopped sending: its exit status tells why. One that failed while data was still
+            // coming cuts the far side off.
+            let killed = consumed.is_err() && !r.at_end() && kill(&mut child);
             drop(r);
-            let killed = consumed.is_err() && kill(&mut child);
             let status = child.wait();
             let sent = feeder.join().unwrap_or(0);
             let (stderr, _) = joined(err_reader.join());
@@ -435,12 +442,7 @@ impl Remote {
             (Err(e), None) if killed => return Err(e),
             (_, Some(SHELL_NOT_FOUND | SHELL_CANNOT_EXECUTE)) => RemoteError::NotFound {
                 host,
-                command: self
-                    .hoist
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or("hoist")
-                    .to_string(),
+                command: self.program().to_string(),
                 stderr,
             },
             (_, Some(SSH_FAILED) | None) => RemoteError::Ssh {
@@ -450,12 +452,17 @@ impl Remote {
             },
             (_, Some(_)) => RemoteError::Failed {
                 host,
-                command: self.remote_command(args),
+                command: format!("{} {}", self.program(), args.join(" ")),
                 status: status.to_string(),
                 stderr,
             },
         };
         Err(failed.into())
+    }
+
+    /// The far hoist's program, for messages (the first word of its command line).
+    fn program(&self) -> &str {
+        self.hoist.split_whitespace().next().unwrap_or("hoist")
     }
 
     /// The far side's stderr with each line prefixed with the host (`HOST: hoist: error: …`).
@@ -647,7 +654,8 @@ mod tests {
         // Too long an answer.
         let err = fake("echo 0123456789").capture(&[], b"", 4).unwrap_err();
         assert!(
-            err.to_string().contains("far: the answer of `` is larger than 4 bytes"),
+            err.to_string()
+                .contains("far: the answer of `` is larger than 4 bytes"),
             "{err}"
         );
         // The far shell's 127: hoist is not there.
