@@ -1,16 +1,27 @@
 //! `hoist copy` to and from `ssh://[USER@]HOST[:PORT]/IMAGE`: hoist itself on the far side,
-//! run over the system ssh (no daemon, no temporary registry), streaming an archive through
-//! ssh's stdin or stdout. The receiving side loads it as `hoist load` does: every blob verified,
-//! the image landed atomically, so a failure anywhere leaves both stores as they were.
+//! run over the system ssh (no daemon, no temporary registry), streaming a delta archive
+//! through ssh's stdin or stdout.
+//!
+//! - To the far side: `ssh HOST hoist inventory -o -` tells what its store holds; the archive
+//!   made against that inventory (`save --base`) streams into `ssh HOST hoist load -t NAME`.
+//! - From the far side: this store's inventory goes to `ssh HOST hoist save --base - IMAGE` on
+//!   its stdin, and what it writes is loaded here as one stream.
+//!
+//! A layer the receiving side holds on the same layers below (the same chain ID) is left out
+//! and taken from its store. The receiving side loads as `hoist load` does: every blob
+//! verified, the image landed atomically, so a failure anywhere leaves both stores as they were.
 
 use std::collections::HashSet;
 use std::io::Write;
 
 use anyhow::{Context, Result, bail};
+use hoist_core::archive::delta::{inventory_of_store, plan_delta};
 use hoist_core::archive::save::{SaveItem, SaveOptions, save};
 use hoist_core::archive::{self, LoadOptions};
 use hoist_core::remote::{Exchange, Remote, SshLocation};
 use hoist_format::Digest;
+use hoist_format::delta::{Inventory, MAX_DOCUMENT_SIZE};
+use hoist_format::digest::chain_ids;
 
 use super::Args;
 use crate::commands::{Ctx, image_name};
@@ -48,7 +59,13 @@ fn one_image(args: &Args) -> Result<()> {
     Ok(())
 }
 
-/// `hoist:SPEC` → `ssh://HOST/NAME`: an archive of the image streamed into the far `hoist load`.
+/// The most an inventory may be, as `Inventory::parse` takes it.
+fn document_limit() -> usize {
+    usize::try_from(MAX_DOCUMENT_SIZE).unwrap_or(usize::MAX)
+}
+
+/// `hoist:SPEC` → `ssh://HOST/NAME`: a delta against the far store's inventory, streamed into
+/// the far `hoist load`.
 pub(super) fn push(args: &Args, ctx: &Ctx, spec: &str, to: &SshLocation) -> Result<()> {
     one_image(args)?;
     let name = image_name(&to.image)?;
@@ -57,57 +74,61 @@ pub(super) fn push(args: &Args, ctx: &Ctx, spec: &str, to: &SshLocation) -> Resu
     let (image, _) = store
         .resolve(spec)
         .with_context(|| format!("reading {}", args.src))?;
-    let layers: Vec<Digest> = image
-        .manifest
-        .layers
-        .iter()
-        .map(|l| l.digest.clone())
-        .collect();
-    // The far store's layers: none are assumed yet, every blob is sent.
-    let there: HashSet<Digest> = HashSet::new();
+    let context = || format!("copying {} to {}", args.src, args.dest);
+    let asked = remote
+        .capture(&["inventory", "-o", "-"], b"", document_limit())
+        .with_context(context)?;
+    warn(&asked);
+    let far = Inventory::parse(&asked.stdout)
+        .with_context(|| format!("the inventory of {}", to.display_host()))
+        .with_context(context)?;
     let items = [SaveItem {
         image: image.clone(),
         names: vec![name.clone()],
     }];
+    let plan = plan_delta(&items, &far, vec![format!("ssh://{}", to.display_host())]);
     let bar = Progress::bytes(ctx.quiet, "Sending");
     let cb = |n: u64| bar.set(n);
     let opts = SaveOptions {
         progress: Some(&cb),
+        delta: Some(&plan),
         ..SaveOptions::default()
     };
     let tag = name.to_string();
     let ((), sent) = remote
-        .send(&["load", "-t", &tag], |w| save(&store, &items, w, &opts))
-        .with_context(|| format!("copying {} to {}", args.src, args.dest))?;
+        .send(&["load", "--quiet", "-t", &tag], |w| {
+            save(&store, &items, w, &opts)
+        })
+        .with_context(context)?;
     bar.finish();
     warn(&sent);
     if !ctx.quiet {
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "{}", image.manifest_digest)?;
-        let moved = layers.iter().filter(|l| !there.contains(l)).count();
-        writeln!(
-            out,
-            "sent {}: {moved} of {} layers ({} already there); received {}",
-            human::size(sent.sent),
-            layers.len(),
-            layers.len() - moved,
-            human::size(sent.received),
+        let layers = &image.manifest.layers;
+        let there = layers.iter().filter(|l| plan.omits(&l.digest)).count();
+        report(
+            &image.manifest_digest,
+            ("sent", sent.sent),
+            (layers.len() - there, layers.len(), there, "there"),
+            ("received", asked.received + sent.received),
         )?;
     }
     Ok(())
 }
 
-/// `ssh://HOST/IMAGE` → `hoist:SPEC`: the far `hoist save` streamed into this store's load.
+/// `ssh://HOST/IMAGE` → `hoist:SPEC`: this store's inventory to the far `hoist save --base -`,
+/// whose delta is loaded here as one stream.
 pub(super) fn pull(args: &Args, ctx: &Ctx, from: &SshLocation, spec: &str) -> Result<()> {
     one_image(args)?;
     let name = image_name(spec)?;
     let remote = remote(args, from)?;
     let store = ctx.store()?;
-    // The layers this store holds before the copy, to tell what came over.
-    let here: HashSet<Digest> = store
-        .images()?
+    let here = inventory_of_store(&store.images()?);
+    let inventory = here.to_bytes();
+    // The far side leaves out a layer this store has on the same layers below.
+    let chains: HashSet<&Digest> = here
+        .images
         .iter()
-        .flat_map(|(i, _)| i.manifest.layers.iter().map(|l| l.digest.clone()))
+        .flat_map(|i| i.layers.iter().map(|l| &l.chain_id))
         .collect();
     let bar = Progress::bytes(ctx.quiet, "Receiving");
     let cb = |n: u64| bar.set(n);
@@ -115,37 +136,57 @@ pub(super) fn pull(args: &Args, ctx: &Ctx, from: &SshLocation, spec: &str) -> Re
         tags: vec![name],
         platform: None,
         progress: Some(&cb),
+        bases: Vec::new(),
     };
-    let (report, got) = remote
-        .receive(&["save", "--", &from.image], b"", |r| {
-            archive::load(&store, r, &opts)
-        })
+    let (loaded, got) = remote
+        .receive(
+            &["save", "--quiet", "--base", "-", "--", &from.image],
+            &inventory,
+            |r| archive::load(&store, r, &opts),
+        )
         .with_context(|| format!("copying {} to {}", args.src, args.dest))?;
     bar.finish();
     warn(&got);
-    let [loaded] = report.images.as_slice() else {
+    let [loaded] = loaded.images.as_slice() else {
         bail!(
             "copying {} to {}: the far side sent {} images, not one",
             args.src,
             args.dest,
-            report.images.len()
+            loaded.images.len()
         );
     };
-    let image = store.image(&loaded.manifest)?;
     if !ctx.quiet {
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "{}", loaded.manifest.digest)?;
-        let layers = &image.manifest.layers;
-        let moved = layers.iter().filter(|l| !here.contains(&l.digest)).count();
-        writeln!(
-            out,
-            "received {}: {moved} of {} layers ({} already here); sent {}",
-            human::size(got.received),
-            layers.len(),
-            layers.len() - moved,
-            human::size(got.sent),
+        let image = store.image(&loaded.manifest)?;
+        let all = chain_ids(&image.config.rootfs.diff_ids);
+        let had = all.iter().filter(|c| chains.contains(c)).count();
+        report(
+            &loaded.manifest.digest,
+            ("received", got.received),
+            (all.len() - had, all.len(), had, "here"),
+            ("sent", got.sent),
         )?;
     }
+    Ok(())
+}
+
+/// The copy's output: the manifest digest (as every `hoist copy` prints), then what crossed
+/// the wire, counted on ssh's pipes: `sent 1.21MB (1210345 bytes): 2 of 5 layers (3 already
+/// there); received 1.5kB`.
+fn report(
+    digest: &Digest,
+    (verb, bytes): (&str, u64),
+    (moved, total, had, place): (usize, usize, usize, &str),
+    (other_verb, other): (&str, u64),
+) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{digest}")?;
+    writeln!(
+        out,
+        "{verb} {} ({bytes} bytes): {moved} of {total} layers ({had} already {place}); \
+         {other_verb} {}",
+        human::size(bytes),
+        human::size(other),
+    )?;
     Ok(())
 }
 
