@@ -122,7 +122,7 @@ pub(super) fn pull(args: &Args, ctx: &Ctx, from: &SshLocation, spec: &str) -> Re
     let name = image_name(spec)?;
     let remote = remote(args, from)?;
     let store = ctx.store()?;
-    let here = inventory_of_store(&store.images()?);
+    let here = inventory_of_store(&store, &store.images()?);
     let inventory = here.to_bytes();
     // The far side leaves out a layer this store has on the same layers below.
     let chains: HashSet<&Digest> = here
