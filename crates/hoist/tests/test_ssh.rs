@@ -208,6 +208,19 @@ fn copies_both_ways_sending_only_what_the_other_side_lacks() {
         "{wire:?}, layers {all}"
     );
     assert_eq!(b.snapshot(), before);
+    // The same over IPv6 loopback, under another name.
+    if let Some(v6) = &ssh.v6 {
+        let (got, wire) = copy_ok(
+            &ssh,
+            &a,
+            &b,
+            "hoist:dive-test:latest",
+            &format!("ssh://{v6}/app:6"),
+        );
+        assert_eq!(got, digest);
+        assert_eq!((wire.moved, wire.total, wire.there), (0, 14, 14));
+        assert_eq!(b.inspect("app:6")["Id"], corpus_id(DIVE, 0).as_str());
+    }
 
     // B -> A: an image on the same base; only its 3 new layers come over.
     load(&b, DERIVED);

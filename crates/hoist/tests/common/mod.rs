@@ -396,6 +396,7 @@ pub fn ssh() -> Option<Ssh> {
         let user = run_ok(Command::new("id").arg("-un")).trim().to_string();
         Some(Ssh {
             addr,
+            v6: var("HOIST_TEST_SSH6"),
             command,
             user,
         })
@@ -408,6 +409,8 @@ pub fn ssh() -> Option<Ssh> {
 pub struct Ssh {
     /// `127.0.0.1:PORT`.
     pub addr: String,
+    /// `[::1]:PORT`, the same sshd, when the host has IPv6 loopback.
+    pub v6: Option<String>,
     /// The ssh command line for `$HOIST_SSH`.
     pub command: String,
     /// The user the key logs in as (the current one).
