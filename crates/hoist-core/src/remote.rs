@@ -242,7 +242,7 @@ pub struct Exchange {
     /// Its stdout, when it is an answer ([`Remote::capture`]) or a report ([`Remote::send`]),
     /// at most the limit asked for.
     pub stdout: Vec<u8>,
-    /// Its stderr (warnings), each line prefixed with the host, at most [`MAX_STDERR`] bytes.
+    /// Its stderr (warnings), each line prefixed with the host, at most 64 KiB.
     pub stderr: String,
 }
 
