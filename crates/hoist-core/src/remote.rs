@@ -304,11 +304,15 @@ impl Remote {
     pub fn capture(&self, args: &[&str], input: &[u8], limit: usize) -> Result<Exchange> {
         let what = format!("the answer of `{}`", args.join(" "));
         let (stdout, mut ex) = self.receive(args, input, |r| {
-            let (kept, total) = read_capped(r, limit).map_err(|source| Error::Read {
-                what: what.clone(),
-                source,
-            })?;
-            if total > limit as u64 {
+            // One byte past the limit tells an answer too large without reading all of it.
+            let mut kept = Vec::new();
+            r.take(limit as u64 + 1)
+                .read_to_end(&mut kept)
+                .map_err(|source| Error::Read {
+                    what: what.clone(),
+                    source,
+                })?;
+            if kept.len() > limit {
                 return Err(RemoteError::TooLarge {
                     host: self.location.display_host(),
                     what: what.clone(),
