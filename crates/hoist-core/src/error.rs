@@ -135,6 +135,9 @@ pub enum Error {
     /// A flatten (export) error.
     #[error(transparent)]
     Flatten(#[from] crate::flatten::FlattenError),
+    /// Talking to hoist on another host over ssh.
+    #[error(transparent)]
+    Remote(#[from] crate::remote::RemoteError),
 }
 
 /// Result with [`Error`].

@@ -220,3 +220,78 @@ impl<R: Read> Read for ProgressReader<'_, R> {
         Ok(n)
     }
 }
+
+/// A reader that counts the bytes read through it (the bytes received on a pipe).
+#[derive(Debug)]
+pub struct CountingReader<R> {
+    inner: R,
+    count: u64,
+    at_end: bool,
+}
+
+impl<R: Read> CountingReader<R> {
+    /// Wraps `inner`.
+    pub fn new(inner: R) -> Self {
+        CountingReader {
+            inner,
+            count: 0,
+            at_end: false,
+        }
+    }
+
+    /// Bytes read so far.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Whether a read found the end of the input.
+    pub fn at_end(&self) -> bool {
+        self.at_end
+    }
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count += n as u64;
+        if n == 0 && !buf.is_empty() {
+            self.at_end = true;
+        }
+        Ok(n)
+    }
+}
+
+/// A writer that counts the bytes written through it (the bytes sent on a pipe).
+#[derive(Debug)]
+pub struct CountingWriter<W> {
+    inner: W,
+    count: u64,
+}
+
+impl<W: Write> CountingWriter<W> {
+    /// Wraps `inner`.
+    pub fn new(inner: W) -> Self {
+        CountingWriter { inner, count: 0 }
+    }
+
+    /// Bytes written so far.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// The inner writer.
+    pub fn into_inner(self) -> W {
+        self.inner
+    }
+}
+
+impl<W: Write> Write for CountingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}

@@ -9,7 +9,8 @@
 //!   `fsck` and `gc`;
 //! - [`archive`]: `load` of every archive format and `save` in three shapes;
 //! - [`flatten`]: the merged filesystem of an image's layers, streamed (export, analyze, squash);
-//! - [`compress`], [`hashio`]: compression sniffing and hashing plumbing.
+//! - [`compress`], [`hashio`]: compression sniffing and hashing plumbing;
+//! - [`remote`]: hoist on another host over the system `ssh` (`copy … ssh://HOST/IMAGE`).
 #![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
 
 pub mod archive;
@@ -21,6 +22,7 @@ pub mod hashio;
 pub mod layer;
 pub mod ops;
 pub mod pgzip;
+pub mod remote;
 pub mod rootfs;
 pub mod store;
 pub mod tar;

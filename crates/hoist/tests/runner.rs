@@ -20,6 +20,7 @@ mod test_registry_auth;
 mod test_registry_faults;
 mod test_registry_platforms;
 mod test_save;
+mod test_ssh;
 mod test_tar_cases;
 
 /// Every `tests/test_*.rs` file must be registered above, or it silently never runs.

@@ -1,5 +1,7 @@
 //! `hoist copy`.
 
+mod ssh;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -8,6 +10,7 @@ use hoist_core::archive::save::{SaveFormat, SaveOptions, save_set_from};
 use hoist_core::archive::transport::{
     ArchiveSource, BlobSource, ImageSet, ingest_set, write_layout_set,
 };
+use hoist_core::remote::SshLocation;
 use hoist_format::platform::Platform;
 use hoist_format::reference::Reference;
 use hoist_registry::push::{PushOptions, push_set};
@@ -25,12 +28,19 @@ use super::registry::RegistryArgs;
 ///   oci-archive:PATH[:REF]         an OCI layout in a tar file
 ///   oci:DIR[:REF]                  an OCI layout directory (created, or added to)
 ///   hoist:NAME                     the store
+///   ssh://[USER@]HOST[:PORT]/NAME  the store of hoist on another host, over ssh
+///                                  (to or from hoist:NAME only)
 ///
 /// Blobs stream from one side to the other, each checked against its digest on the way; the
 /// store is used only when it is one of the sides. Archives are read in place (uncompressed
 /// ones only). From a multi-platform image, the host's platform (or --platform) is copied;
 /// with --all, the index and every platform's image (to a registry, an OCI layout or archive,
 /// or the store).
+///
+/// Over ssh, hoist runs on the far side (--remote-hoist; the ssh command is $HOIST_SSH,
+/// default `ssh`, run with -o BatchMode=yes) and the image streams through ssh as an archive
+/// that the receiving side loads: every blob verified, the image landed atomically on the far
+/// side too. The bytes that crossed the wire are reported.
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -73,6 +83,10 @@ pub struct Args {
     /// The destination registry's certificates
     #[arg(long, value_name = "DIR")]
     pub dest_cert_dir: Option<PathBuf>,
+    /// ssh://: the far hoist's command line, run by the far shell as given
+    /// (e.g. "/opt/bin/hoist --root /srv/images")
+    #[arg(long, value_name = "CMD", default_value = "hoist")]
+    pub remote_hoist: String,
 }
 
 impl Args {
@@ -101,12 +115,16 @@ enum Transport {
     OciArchive(PathBuf, Option<String>),
     OciDir(PathBuf, Option<String>),
     Store(String),
+    Ssh(SshLocation),
 }
 
 impl Transport {
     fn parse(s: &str) -> Result<Transport> {
         let Some((kind, rest)) = s.split_once(':') else {
-            bail!("{s:?}: no transport (docker://, docker-archive:, oci-archive:, oci:, hoist:)");
+            bail!(
+                "{s:?}: no transport (docker://, docker-archive:, oci-archive:, oci:, hoist:, \
+                 ssh://)"
+            );
         };
         let path_ref = |rest: &str| -> Result<(PathBuf, Option<String>)> {
             let (path, r) = match rest.split_once(':') {
@@ -157,9 +175,10 @@ impl Transport {
                 }
                 Transport::Store(rest.to_string())
             }
+            "ssh" => Transport::Ssh(SshLocation::parse(s)?),
             other => bail!(
                 "{s:?}: unknown transport {other:?} (docker://, docker-archive:, oci-archive:, \
-                 oci:, hoist:)"
+                 oci:, hoist:, ssh://)"
             ),
         })
     }
@@ -169,6 +188,17 @@ impl Transport {
 pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     let src = Transport::parse(&args.src)?;
     let dest = Transport::parse(&args.dest)?;
+    match (&src, &dest) {
+        (Transport::Store(spec), Transport::Ssh(to)) => return ssh::push(&args, ctx, spec, to),
+        (Transport::Ssh(from), Transport::Store(spec)) => {
+            return ssh::pull(&args, ctx, from, spec);
+        }
+        (Transport::Ssh(_), _) | (_, Transport::Ssh(_)) => bail!(
+            "an ssh:// copy goes to or from the store: hoist:IMAGE ssh://HOST/NAME, or \
+             ssh://HOST/IMAGE hoist:NAME"
+        ),
+        _ => {}
+    }
     let platform = args.platform.as_deref().map(Platform::parse).transpose()?;
     let store = match (&src, &dest) {
         (Transport::Store(_), _) | (_, Transport::Store(_)) => Some(ctx.store()?),
@@ -238,6 +268,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
                 .with_context(|| format!("reading {}", args.src))?;
             (&archive, archive.set.clone(), archive.names.clone())
         }
+        Transport::Ssh(_) => unreachable!("ssh copies are done above"),
     };
     let digest = match &dest {
         Transport::Store(spec) => {
@@ -309,6 +340,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
                 .with_context(|| format!("copying {} to {}", args.src, args.dest))?;
             set.top_digest()?
         }
+        Transport::Ssh(_) => unreachable!("ssh copies are done above"),
     };
     if !ctx.quiet {
         writeln!(std::io::stdout(), "{digest}")?;
@@ -364,6 +396,15 @@ mod tests {
             Transport::parse("hoist:busybox:1").unwrap(),
             Transport::Store("busybox:1".into())
         );
+        assert_eq!(
+            Transport::parse("ssh://me@[::1]:2222/app:1").unwrap(),
+            Transport::Ssh(SshLocation {
+                user: Some("me".into()),
+                host: "::1".into(),
+                port: Some(2222),
+                image: "app:1".into(),
+            })
+        );
         for bad in [
             "busybox",
             "docker:busybox",
@@ -375,6 +416,9 @@ mod tests {
             "oci-archive:x.tar:../evil",
             "oci:dir:/etc/passwd",
             "oci:dir:a b",
+            "ssh://host",
+            "ssh://-oProxyCommand=x/app",
+            "ssh:host/app",
         ] {
             assert!(Transport::parse(bad).is_err(), "{bad}");
         }

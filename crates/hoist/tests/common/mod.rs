@@ -356,3 +356,82 @@ impl Drop for DockerNames<'_> {
         }
     }
 }
+
+/// The throw-away sshd that `.ci/sshd` starts (`HOIST_TEST_SSH=127.0.0.1:PORT`,
+/// `HOIST_TEST_SSH_KEY`, `HOIST_TEST_SSH_KNOWN_HOSTS`), checked once by logging in; `None` with
+/// a note when it is not there. In CI it must be.
+pub fn ssh() -> Option<Ssh> {
+    static S: OnceLock<Option<Ssh>> = OnceLock::new();
+    S.get_or_init(|| {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let (Some(addr), Some(key), Some(known)) = (
+            var("HOIST_TEST_SSH"),
+            var("HOIST_TEST_SSH_KEY"),
+            var("HOIST_TEST_SSH_KNOWN_HOSTS"),
+        ) else {
+            assert!(
+                !in_ci(),
+                "the ssh tests need the sshd of .ci/sshd in CI ($HOIST_TEST_SSH is not set)"
+            );
+            eprintln!("skipped: no test sshd (eval \"$(.ci/sshd DIR)\" starts one)");
+            return None;
+        };
+        // Strict host checking against the throw-away host key; no user ssh config.
+        let command = format!(
+            "ssh -F /dev/null -i {key} -o IdentitiesOnly=yes -o UserKnownHostsFile={known} \
+             -o StrictHostKeyChecking=yes -o LogLevel=ERROR"
+        );
+        let (host, port) = addr.rsplit_once(':').expect("HOIST_TEST_SSH is HOST:PORT");
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!("{command} -o BatchMode=yes -p {port} {host} true"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "cannot log in to the test sshd at {addr}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let user = run_ok(Command::new("id").arg("-un")).trim().to_string();
+        Some(Ssh {
+            addr,
+            v6: var("HOIST_TEST_SSH6"),
+            command,
+            user,
+        })
+    })
+    .clone()
+}
+
+/// How tests reach the test sshd.
+#[derive(Clone, Debug)]
+pub struct Ssh {
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    /// `[::1]:PORT`, the same sshd, when the host has IPv6 loopback.
+    pub v6: Option<String>,
+    /// The ssh command line for `$HOIST_SSH`.
+    pub command: String,
+    /// The user the key logs in as (the current one).
+    pub user: String,
+}
+
+impl Ssh {
+    /// `ssh://ADDR/IMAGE`.
+    pub fn url(&self, image: &str) -> String {
+        format!("ssh://{}/{image}", self.addr)
+    }
+
+    /// `hoist --root <env's store> copy ARGS` with `$HOIST_SSH` set for the test sshd.
+    pub fn cmd(&self, env: &Env, args: &[&str]) -> Command {
+        let mut c = env.cmd(args);
+        c.env("HOIST_SSH", &self.command);
+        c
+    }
+
+    /// The `--remote-hoist` value that runs this hoist on `far`'s store.
+    pub fn remote_hoist(&self, far: &Env) -> String {
+        format!("{} --root {}", hoist_bin(), far.root.display())
+    }
+}
