@@ -9,6 +9,8 @@
 //!   `fsck` and `gc`;
 //! - [`archive`]: `load` of every archive format and `save` in three shapes;
 //! - [`flatten`]: the merged filesystem of an image's layers, streamed (export, analyze, squash);
+//! - [`patch`]: binary layer deltas (zstd patches against a base layer) and the choice of
+//!   the base layer to patch against;
 //! - [`compress`], [`hashio`]: compression sniffing and hashing plumbing.
 #![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
 
@@ -20,6 +22,7 @@ pub mod flatten;
 pub mod hashio;
 pub mod layer;
 pub mod ops;
+pub mod patch;
 pub mod pgzip;
 pub mod rootfs;
 pub mod store;
