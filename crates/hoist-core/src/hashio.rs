@@ -117,6 +117,11 @@ impl<W: Write> HashingWriter<W> {
         }
     }
 
+    /// Bytes written so far.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
     /// The digest and count of everything written, and the inner writer.
     pub fn finish(self) -> (Digest, u64, W) {
         (self.hasher.finish(), self.count, self.inner)

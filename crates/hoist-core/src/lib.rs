@@ -9,6 +9,8 @@
 //!   `fsck` and `gc`;
 //! - [`archive`]: `load` of every archive format and `save` in three shapes;
 //! - [`flatten`]: the merged filesystem of an image's layers, streamed (export, analyze, squash);
+//! - [`patch`]: binary layer deltas (zstd patches against a base layer) and the choice of
+//!   the base layer to patch against;
 //! - [`compress`], [`hashio`]: compression sniffing and hashing plumbing;
 //! - [`remote`]: hoist on another host over the system `ssh` (`copy … ssh://HOST/IMAGE`).
 #![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
@@ -21,6 +23,7 @@ pub mod flatten;
 pub mod hashio;
 pub mod layer;
 pub mod ops;
+pub mod patch;
 pub mod pgzip;
 pub mod remote;
 pub mod rootfs;
