@@ -160,7 +160,7 @@ fn delta_without_its_base_is_refused_naming_it_and_the_store_is_unchanged() {
         first_lines[..2],
         [
             format!(
-                "hoist: error: loading {}: the archive is a delta and 14 of the layers it left out are not in the store:",
+                "hoist: error: loading {}: the archive is a delta and 14 of the layers it needs are not in the store:",
                 delta.display()
             )
             .as_str(),
@@ -550,5 +550,178 @@ fn docker_loads_a_delta_when_it_has_the_base_and_refuses_it_otherwise() {
             "blobs/sha256/{missing}: no such file or directory"
         )),
         "{err}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// --delta: layers as zstd patches against base layers
+// ---------------------------------------------------------------------------------------------
+
+/// Deterministic incompressible bytes.
+fn noise(seed: u64, n: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut out = Vec::with_capacity(n + 8);
+    while out.len() < n {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        out.extend_from_slice(&x.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+    }
+    out.truncate(n);
+    out
+}
+
+/// A rootfs of 64 files of 32 KiB; `version` changes file 10 only.
+fn rootfs(path: &Path, version: u64) {
+    let mut b = tar::Builder::new(std::fs::File::create(path).unwrap());
+    for i in 0..64u64 {
+        let data = if i == 10 {
+            noise(1000 + version, 32 << 10)
+        } else {
+            noise(i, 32 << 10)
+        };
+        let mut h = common::tar_header(tar::EntryType::Regular, 0o644, data.len() as u64);
+        b.append_data(&mut h, format!("data/f{i:02}.bin"), &data[..])
+            .unwrap();
+    }
+    b.finish().unwrap();
+}
+
+/// app:1 and app:2, one layer each, the same but for one 32 KiB file.
+pub(crate) fn two_versions(env: &Env) {
+    for v in [1, 2] {
+        let tar = env.path(&format!("rootfs{v}.tar"));
+        rootfs(&tar, v);
+        env.ok(&["import", s(&tar), &format!("app:{v}")]);
+    }
+}
+
+#[test]
+fn delta_patches_rebuild_the_exact_layer_from_the_base_layer() {
+    let sender = Env::new();
+    two_versions(&sender);
+    let full = sender.path("full.tar");
+    sender.ok(&["save", "-o", s(&full), "app:2"]);
+    let delta = sender.path("delta.tar");
+    let out = sender
+        .cmd(&[
+            "save",
+            "--base",
+            "app:1",
+            "--delta",
+            "-o",
+            s(&delta),
+            "app:2",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let desc: Value = serde_json::from_slice(&file_in_tar(&delta, "hoist-delta.json")).unwrap();
+    let patches = desc["patches"].as_array().unwrap();
+    assert_eq!(patches.len(), 1);
+    let p = &patches[0];
+    let v1: Value = sender.inspect("app:1");
+    let v2: Value = sender.inspect("app:2");
+    assert_eq!(p["diffID"], v2["RootFS"]["Layers"][0]);
+    assert_eq!(p["reference"]["diffID"], v1["RootFS"]["Layers"][0]);
+    assert_eq!(p["from"], serde_json::json!(["app:1"]));
+    let patch_size = p["patchSize"].as_u64().unwrap();
+    let layer_size = p["size"].as_u64().unwrap();
+    // About the changed file, not the 2 MiB layer.
+    assert!(
+        patch_size > 32 << 10 && patch_size < 40 << 10,
+        "{patch_size}"
+    );
+    assert_eq!(
+        String::from_utf8(out.stderr).unwrap(),
+        format!(
+            "Left out 0 layers (0B) that the base has\nWrote 1 layer ({}) as patches of {}\n",
+            hoist_format::units::human_size(layer_size),
+            hoist_format::units::human_size(patch_size)
+        )
+    );
+    // The layer blob is absent, the patch is there under its digest.
+    let mut want = tar_files(&full);
+    let layer = p["digest"].as_str().unwrap();
+    assert!(want.remove(&format!("blobs/sha256/{}", &layer[7..])));
+    want.insert(p["patch"].as_str().unwrap().to_string());
+    want.insert("hoist-delta.json".into());
+    assert_eq!(tar_files(&delta), want);
+    let patch_bytes = file_in_tar(&delta, p["patch"].as_str().unwrap());
+    assert_eq!(patch_bytes.len() as u64, patch_size);
+    assert_eq!(
+        format!("sha256:{}", common::sha256(&patch_bytes)),
+        p["patchDigest"].as_str().unwrap()
+    );
+    let index: Value = serde_json::from_slice(&file_in_tar(&delta, "index.json")).unwrap();
+    assert_eq!(
+        index["annotations"]["dev.hoist.delta.patches"],
+        "hoist-only: 1 layers are zstd patches against base layers; load with hoist"
+    );
+
+    // A store with app:1 rebuilds app:2: the same image, its layer landing uncompressed
+    // (import's layer was gzip; the patch rebuilds the tar, whose sha256 is the diff_id).
+    let target = Env::new();
+    let v1_tar = sender.path("v1.tar");
+    sender.ok(&["save", "-o", s(&v1_tar), "app:1"]);
+    target.ok(&["load", "-i", s(&v1_tar)]);
+    let before = target.snapshot();
+
+    // A flipped byte in the patch is caught, and nothing lands.
+    let mut bad = patch_bytes.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0xff;
+    let forged = target.path("forged.tar");
+    rewrite_member(&delta, &forged, p["patch"].as_str().unwrap(), &bad);
+    let err = target.fails(&["load", "-i", s(&forged)]);
+    assert!(err.contains("the patch of layer"), "{err}");
+    assert_eq!(target.snapshot(), before);
+
+    assert_eq!(
+        target.ok(&["load", "-i", s(&delta)]),
+        "Loaded image: app:2\n"
+    );
+    assert_eq!(target.inspect("app:2")["Id"], v2["Id"]);
+    let (a, b) = (target.path("a.tar"), sender.path("b.tar"));
+    target.ok(&["export", "-o", s(&a), "app:2"]);
+    sender.ok(&["export", "-o", s(&b), "app:2"]);
+    assert_eq!(common::sha256_file(&a), common::sha256_file(&b));
+    assert!(target.ok(&["fsck"]).ends_with(": 0 problems\n"));
+
+    // Without app:1 the reference is missing: named, and nothing lands.
+    let empty = Env::new();
+    empty.ok(&[
+        "load",
+        "-i",
+        s(&common::data("docker25-oci_ggcr-hello-world-v25.tar")),
+    ]);
+    let before = empty.snapshot();
+    let err = empty.fails(&["load", "-i", s(&delta)]);
+    let id1 = v1["Id"].as_str().unwrap();
+    assert!(
+        err.contains(&format!(
+            "needs layers of app:1 ({id1}, 1 layer, {}): load or pull it first, or give it with --base",
+            hoist_format::units::human_size(p["reference"]["diffSize"].as_u64().unwrap())
+        )),
+        "{err}"
+    );
+    assert_eq!(empty.snapshot(), before);
+    // ... and given as --base, it works.
+    assert_eq!(
+        empty.ok(&["load", "--base", s(&v1_tar), "-i", s(&delta)]),
+        "Loaded image: app:2\n"
+    );
+    assert_eq!(empty.inspect("app:2")["Id"], v2["Id"]);
+
+    let err = sender.cmd(&["save", "--delta", "app:2"]).output().unwrap();
+    assert_eq!(err.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&err.stderr).contains("--base <BASE>"),
+        "{}",
+        String::from_utf8_lossy(&err.stderr)
     );
 }

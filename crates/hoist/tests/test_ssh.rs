@@ -401,3 +401,62 @@ fn locations_and_sides_are_checked_before_connecting() {
     );
     assert!(!env.root.exists(), "the store was created");
 }
+
+/// `--delta`: a layer the far side lacks goes as a zstd patch against the similar layer it
+/// has, both ways; the image lands with the same ID and the same files.
+#[test]
+fn delta_copies_send_a_patch_instead_of_the_layer() {
+    let Some(ssh) = common::ssh() else { return };
+    let here = Env::new();
+    let far = Env::new();
+    crate::test_delta::two_versions(&here);
+    let (_, first) = copy_ok(&ssh, &here, &far, "hoist:app:1", &ssh.url("app:1"));
+    assert_eq!((first.moved, first.total, first.there), (1, 1, 0));
+    let layer_size: u64 = {
+        let inv: Value =
+            serde_json::from_str(&here.ok(&["inventory", "-o", "-", "app:2"])).unwrap();
+        inv["images"][0]["layers"][0]["size"].as_u64().unwrap()
+    };
+    let delta = |from: &Env, src: &str, dest: &str| {
+        let out = ssh
+            .cmd(
+                from,
+                &[
+                    "copy",
+                    "--delta",
+                    src,
+                    dest,
+                    "--remote-hoist",
+                    &ssh.remote_hoist(&far),
+                ],
+            )
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Wire::parse(stdout.lines().nth(1).unwrap(), src.starts_with("hoist:"))
+    };
+    // Push: the one layer crosses as a patch of about the changed 32 KiB file.
+    let pushed = delta(&here, "hoist:app:2", &ssh.url("app:2"));
+    assert_eq!((pushed.moved, pushed.total, pushed.there), (1, 1, 0));
+    assert!(pushed.archive < 48 << 10, "{pushed:?}");
+    assert!(layer_size > 1 << 20, "{layer_size}");
+    assert_eq!(far.inspect("app:2")["Id"], here.inspect("app:2")["Id"]);
+    let (a, b) = (here.path("a.tar"), far.path("b.tar"));
+    here.ok(&["export", "-o", s(&a), "app:2"]);
+    far.ok(&["export", "-o", s(&b), "app:2"]);
+    assert_eq!(common::sha256_file(&a), common::sha256_file(&b));
+
+    // Pull: a third store with app:1 only gets app:2 from the far side as a patch too.
+    let third = Env::new();
+    let v1 = here.path("v1.tar");
+    here.ok(&["save", "-o", s(&v1), "app:1"]);
+    third.ok(&["load", "-i", s(&v1)]);
+    let pulled = delta(&third, &ssh.url("app:2"), "hoist:app:2");
+    assert!(pulled.archive < 48 << 10, "{pulled:?}");
+    assert_eq!(third.inspect("app:2")["Id"], here.inspect("app:2")["Id"]);
+}

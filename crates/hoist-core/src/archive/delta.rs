@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use hoist_format::Digest;
 use hoist_format::delta::{
     DELTA_FILE, DeltaBase, DeltaManifest, Inventory, LayerFacts, MAX_FROM_NAMES, OmittedBlob,
+    PatchReference, PatchedBlob, patch_path,
 };
 use hoist_format::digest::chain_ids;
 use hoist_format::oci::Descriptor;
@@ -24,20 +25,40 @@ use super::images::{self, ArchiveLayer};
 use super::save::SaveItem;
 use crate::compress::Compression;
 use crate::error::{Error, IoContext, Result};
+use crate::patch::{self, LayerSummary, PatchError, Pick};
 use crate::store::{LayerCheck, Staged, Staging, Store};
 
 /// What `save` leaves out of an archive, and the description it writes.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct DeltaPlan {
     /// `hoist-delta.json`.
     pub manifest: DeltaManifest,
+    /// Layer blobs not written: left out, or sent as patches.
     omitted: HashSet<Digest>,
+    /// The patches to write (`blobs/sha256/<patch digest>`), made by [`add_patches`].
+    patch_files: Vec<Staged>,
+    /// Where the patches are, until the archive is written.
+    _staging: Option<Staging>,
 }
 
 impl DeltaPlan {
-    /// Whether `save` leaves the blob out.
+    /// Whether `save` leaves the blob out (the base has it, or it is sent as a patch).
     pub fn omits(&self, d: &Digest) -> bool {
         self.omitted.contains(d)
+    }
+
+    /// The patch files to write, each as `blobs/sha256/<its digest>`.
+    pub fn patch_files(&self) -> &[Staged] {
+        &self.patch_files
+    }
+
+    /// Layers sent as patches, the bytes of the patches and of the layers they replace.
+    pub fn patched_totals(&self) -> (usize, u64, u64) {
+        (
+            self.manifest.patches.len(),
+            self.manifest.patches.iter().map(|p| p.patch_size).sum(),
+            self.manifest.patches.iter().map(|p| p.size).sum(),
+        )
     }
 
     /// Layers left out, and their bytes.
@@ -129,7 +150,158 @@ pub fn plan_delta(items: &[SaveItem], base: &Inventory, base_names: Vec<String>)
         .collect();
     let omitted = covered.keys().cloned().collect();
     manifest.omitted = covered.into_values().collect();
-    DeltaPlan { manifest, omitted }
+    DeltaPlan {
+        manifest,
+        omitted,
+        patch_files: Vec::new(),
+        _staging: None,
+    }
+}
+
+/// `save --delta`: each layer of `items` the plan still writes whole is made a zstd patch
+/// against the most similar base layer ([`patch::choose_reference`]) when this store holds
+/// that base layer and the patch is smaller than the layer blob. Patches are made in the
+/// store's staging area and kept there until the plan is dropped.
+pub fn add_patches(
+    plan: &mut DeltaPlan,
+    store: &Store,
+    items: &[SaveItem],
+    base: &Inventory,
+) -> Result<()> {
+    let held = store_layers_by_diff_id(store)?;
+    // A base layer this store does not hold cannot be a reference: marked too big to be one.
+    let bases: Vec<Vec<LayerSummary<'_>>> = base
+        .images
+        .iter()
+        .map(|img| {
+            img.layers
+                .iter()
+                .map(|l| {
+                    let mut s = LayerSummary::from(l);
+                    if !held.contains_key(&l.diff_id) {
+                        s.size = Some(u64::MAX);
+                    }
+                    s
+                })
+                .collect()
+        })
+        .collect();
+    let staging = store.staging()?;
+    let mut reference: Option<(Digest, patch::Reference)> = None;
+    let mut done: HashSet<Digest> = HashSet::new();
+    for item in items {
+        let img = &item.image;
+        let created_by = img.config.layers_created_by();
+        let mut sizes = Vec::new();
+        for l in &img.manifest.layers {
+            sizes.push(store.layer_uncompressed(l)?.1);
+        }
+        let targets: Vec<LayerSummary<'_>> = img
+            .config
+            .rootfs
+            .diff_ids
+            .iter()
+            .zip(&sizes)
+            .zip(&created_by)
+            .map(|((diff_id, size), cb)| LayerSummary {
+                diff_id,
+                size: Some(*size),
+                created_by: cb.as_deref(),
+            })
+            .collect();
+        let picks = patch::choose_reference(&targets, &bases);
+        for (i, pick) in picks.into_iter().enumerate() {
+            let l = &img.manifest.layers[i];
+            if plan.omits(&l.digest) || !done.insert(l.digest.clone()) {
+                continue;
+            }
+            let (bi, bl) = match pick {
+                Pick::Patch { image, layer, .. } | Pick::InBase { image, layer } => (image, layer),
+                Pick::Whole => continue,
+            };
+            let base_layer = &base.images[bi].layers[bl];
+            let Some(ref_desc) = held.get(&base_layer.diff_id) else {
+                continue;
+            };
+            if reference.as_ref().map(|r| &r.0) != Some(&base_layer.diff_id) {
+                // One reference in memory at a time: drop the last before reading the next.
+                reference = None;
+                let (_, ref_size) = store.layer_uncompressed(ref_desc)?;
+                if ref_size > patch::MAX_REFERENCE_SIZE {
+                    continue;
+                }
+                let r = patch::Reference::read(
+                    store.open_layer(ref_desc)?,
+                    ref_size,
+                    format!("layer {} of the store", base_layer.diff_id),
+                )
+                .map_err(|e| Error::InvalidArchive(e.to_string()))?;
+                reference = Some((base_layer.diff_id.clone(), r));
+            }
+            let Some((_, r)) = &reference else { continue };
+            let (path, mut w) = staging.writer()?;
+            let made = r.make_patch(
+                store.open_layer(l)?,
+                &mut w,
+                &patch::PatchOptions {
+                    target_size: Some(sizes[i]),
+                    max_size: Some(l.size),
+                    ..Default::default()
+                },
+            );
+            let stats = match made {
+                Ok(stats) => stats,
+                Err(PatchError::NotSmaller { .. } | PatchError::ReferenceTooBig { .. }) => {
+                    continue;
+                }
+                Err(e) => {
+                    return Err(Error::InvalidArchive(format!(
+                        "making a patch of layer {}: {e}",
+                        img.config.rootfs.diff_ids[i]
+                    )));
+                }
+            };
+            let staged = staging.finish_writer(path, w)?;
+            if stats.target_digest != img.config.rootfs.diff_ids[i] {
+                return Err(Error::Store {
+                    root: store.root().to_path_buf(),
+                    reason: format!(
+                        "layer {} decompresses to {}, not its diff_id {}: run hoist fsck",
+                        l.digest, stats.target_digest, img.config.rootfs.diff_ids[i]
+                    ),
+                });
+            }
+            let label = base.images[bi]
+                .names
+                .first()
+                .map_or_else(|| base.images[bi].id.to_string(), |n| label_name(n));
+            if !plan.manifest.base_images.iter().any(|b| b.label == label) {
+                plan.manifest.base_images.push(DeltaBase {
+                    label: label.clone(),
+                    id: base.images[bi].id.clone(),
+                });
+            }
+            plan.manifest.patches.push(PatchedBlob {
+                digest: l.digest.clone(),
+                size: l.size,
+                diff_id: stats.target_digest.clone(),
+                diff_size: stats.target_size,
+                patch: patch_path(&staged.digest),
+                patch_digest: staged.digest.clone(),
+                patch_size: staged.size,
+                reference: PatchReference {
+                    digest: base_layer.digest.clone(),
+                    diff_id: base_layer.diff_id.clone(),
+                    diff_size: r.len(),
+                },
+                from: vec![label],
+            });
+            plan.omitted.insert(l.digest.clone());
+            plan.patch_files.push(staged);
+        }
+    }
+    plan._staging = Some(staging);
+    Ok(())
 }
 
 /// An archive or OCI layout directory given to `load --base`: blobs a delta left out are taken
@@ -262,7 +434,7 @@ fn store_layer(store: &Store, desc: &Descriptor) -> Result<Staged> {
     let (diff_id, uncompressed_size) = if compression == Compression::None {
         (desc.digest.clone(), size)
     } else {
-        store.layer_uncompressed(desc)?
+        store.layer_uncompressed_unremembered(desc)?
     };
     Ok(Staged {
         path,
@@ -310,7 +482,12 @@ pub(crate) fn supply(
         .iter()
         .filter(|o| !c.exists(&blob_path(&o.digest)))
         .collect();
-    if absent.is_empty() {
+    let patched: Vec<&PatchedBlob> = delta
+        .patches
+        .iter()
+        .filter(|p| !c.exists(&blob_path(&p.digest)))
+        .collect();
+    if absent.is_empty() && patched.is_empty() {
         return Ok(supplied);
     }
     let in_store = store_layers_by_diff_id(store)?;
@@ -347,10 +524,98 @@ pub(crate) fn supply(
             None => missing.push(o),
         }
     }
-    if !missing.is_empty() {
-        return Err(Error::MissingBase(missing_message(&delta, &missing)));
+    let mut missing_refs: Vec<&PatchedBlob> = Vec::new();
+    for p in patched {
+        match rebuild(c, store, &in_store, &opened, staging, p)? {
+            Some(s) => {
+                let path = blob_path(&p.digest);
+                if s.digest != p.digest {
+                    supplied.substituted.insert(path.clone());
+                }
+                c.supply(path, s);
+            }
+            None => missing_refs.push(p),
+        }
+    }
+    if !missing.is_empty() || !missing_refs.is_empty() {
+        return Err(Error::MissingBase(missing_message(
+            &delta,
+            &missing,
+            &missing_refs,
+        )));
     }
     Ok(supplied)
+}
+
+/// Rebuilds a layer a delta sends as a patch, from its reference layer in the store or in a
+/// base archive; `None` when the reference is in neither. The patch is checked against its
+/// digest and the layer against its diff_id and size, and against the layer rules.
+fn rebuild(
+    c: &Collected,
+    store: &Store,
+    in_store: &HashMap<Digest, Descriptor>,
+    bases: &[BaseArchive],
+    staging: &Staging,
+    p: &PatchedBlob,
+) -> Result<Option<Staged>> {
+    let want = &p.reference.diff_id;
+    let what = format!("the patch of layer {} ({})", p.diff_id, p.patch);
+    let bad = |reason: String| Error::InvalidArchive(format!("{what}: {reason}"));
+    let reference = if let Some(desc) = in_store.get(want) {
+        let (_, size) = store.layer_uncompressed_unremembered(desc)?;
+        if size != p.reference.diff_size {
+            return Err(bad(format!(
+                "its reference {want} has {size} bytes here, not the {} the delta says",
+                p.reference.diff_size
+            )));
+        }
+        patch::Reference::read(store.open_layer(desc)?, size, format!("layer {want}"))
+    } else if let Some((b, l)) = bases
+        .iter()
+        .find_map(|b| b.by_diff_id.get(want).map(|l| (b, l)))
+    {
+        let raw = b.collected.open(&l.path)?;
+        let (_, dec) = crate::compress::auto_decompress(raw).map_err(|source| Error::Read {
+            what: format!("base {}: {}", b.what, l.path),
+            source,
+        })?;
+        // The declared size bounds what is read; a reference of another size is refused,
+        // and the rebuilt layer's diff_id proves the reference right.
+        patch::Reference::read(
+            dec,
+            p.reference.diff_size,
+            format!("base {}: {}", b.what, l.path),
+        )
+    } else {
+        return Ok(None);
+    };
+    let reference = reference.map_err(|e| bad(e.to_string()))?;
+    if !c.exists(&p.patch) {
+        return Err(bad("the patch is not in the archive".into()));
+    }
+    let mut patch_in = crate::hashio::HashingReader::new(c.open(&p.patch)?);
+    let (path, mut w) = staging.layer_writer()?;
+    reference
+        .apply_patch(&mut patch_in, &mut w, Some(p.diff_size))
+        .map_err(|e| bad(e.to_string()))?;
+    let (patch_digest, patch_size, _) = patch_in.finish();
+    if patch_digest != p.patch_digest || patch_size != p.patch_size {
+        return Err(Error::DigestMismatch {
+            what: p.patch.clone(),
+            expected: p.patch_digest.clone(),
+            found: patch_digest,
+        });
+    }
+    let s = staging.finish_writer(path, w)?;
+    if s.diff_id.as_ref() != Some(&p.diff_id) {
+        return Err(Error::DiffIdMismatch {
+            index: 0,
+            path: format!("{} (rebuilt from {})", blob_path(&p.digest), p.patch),
+            expected: p.diff_id.clone(),
+            found: s.digest,
+        });
+    }
+    Ok(Some(s))
 }
 
 fn from_bases(bases: &[BaseArchive], o: &OmittedBlob, staging: &Staging) -> Result<Option<Staged>> {
@@ -390,17 +655,25 @@ fn from_bases(bases: &[BaseArchive], o: &OmittedBlob, staging: &Staging) -> Resu
 
 /// "needs layers of app:1.0 (sha256:…, 3 layers, 212 MB): load or pull it first", one line
 /// per base image, the layers counted under the first base that holds them.
-fn missing_message(delta: &DeltaManifest, missing: &[&OmittedBlob]) -> String {
+fn missing_message(
+    delta: &DeltaManifest,
+    missing: &[&OmittedBlob],
+    missing_refs: &[&PatchedBlob],
+) -> String {
     let mut groups: BTreeMap<String, (usize, u64)> = BTreeMap::new();
-    for o in missing {
-        let label = o
-            .from
+    let entries = missing.iter().map(|o| (&o.from, o.size)).chain(
+        missing_refs
+            .iter()
+            .map(|p| (&p.from, p.reference.diff_size)),
+    );
+    for (from, size) in entries {
+        let label = from
             .first()
             .cloned()
             .unwrap_or_else(|| "the base".to_string());
         let g = groups.entry(label).or_default();
         g.0 += 1;
-        g.1 += o.size;
+        g.1 += size;
     }
     let lines: Vec<String> = groups
         .into_iter()
@@ -419,14 +692,22 @@ fn missing_message(delta: &DeltaManifest, missing: &[&OmittedBlob]) -> String {
             )
         })
         .collect();
-    let list: Vec<String> = missing
+    let mut list: Vec<String> = missing
         .iter()
         .map(|o| format!("  {} (diff_id {})", o.digest, o.diff_id))
         .collect();
+    list.extend(missing_refs.iter().map(|p| {
+        format!(
+            "  {} (diff_id {}): the reference of the patch of {}",
+            p.reference.digest.as_ref().unwrap_or(&p.reference.diff_id),
+            p.reference.diff_id,
+            p.diff_id
+        )
+    }));
+    let n = missing.len() + missing_refs.len();
     format!(
-        "the archive is a delta and {} of the layers it left out {} not in the store:\n{}\n{}",
-        missing.len(),
-        if missing.len() == 1 { "is" } else { "are" },
+        "the archive is a delta and {n} of the layers it needs {} not in the store:\n{}\n{}",
+        if n == 1 { "is" } else { "are" },
         lines.join("\n"),
         list.join("\n")
     )

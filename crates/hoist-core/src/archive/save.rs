@@ -362,6 +362,20 @@ fn write_layout<W: Write>(
         }
     }
 
+    for p in delta.map(DeltaPlan::patch_files).unwrap_or_default() {
+        let f = std::fs::File::open(&p.path).map_err(|source| Error::Io {
+            path: p.path.clone(),
+            source,
+        })?;
+        w.file_from(
+            &format!("blobs/sha256/{}", p.digest.hex()),
+            0o444,
+            p.size,
+            f,
+            &format!("the patch {}", p.digest),
+        )?;
+    }
+
     let mut index = Index::new();
     let mut manifest_json: Vec<ManifestItem> = Vec::new();
     let mut repositories: Repositories = BTreeMap::new();

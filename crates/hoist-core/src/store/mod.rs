@@ -519,12 +519,22 @@ impl Store {
         if let Some(info) = self.layer_info(&desc.digest) {
             return Ok(info);
         }
+        let (d, n) = self.layer_uncompressed_unremembered(desc)?;
+        self.remember_layer(&desc.digest, &d, n)?;
+        Ok((d, n))
+    }
+
+    /// [`Store::layer_uncompressed`] without recording what it learns, for readers that must
+    /// leave the store exactly as it was when they fail (`load`).
+    pub fn layer_uncompressed_unremembered(&self, desc: &Descriptor) -> Result<(Digest, u64)> {
+        if let Some(info) = self.layer_info(&desc.digest) {
+            return Ok(info);
+        }
         let f = self.open_blob(&desc.digest)?;
         let (_, dec) = crate::compress::auto_decompress(f).at(self.blob_path(&desc.digest))?;
         let mut h = crate::hashio::HashingReader::new(dec);
         crate::compress::drain(&mut h).at(self.blob_path(&desc.digest))?;
         let (d, n, _) = h.finish();
-        self.remember_layer(&desc.digest, &d, n)?;
         Ok((d, n))
     }
 

@@ -477,9 +477,19 @@ impl Staging {
         Ok((path, w))
     }
 
-    /// Finishes a blob written with [`Staging::writer`]; it is stored uncompressed as written.
+    /// A writer into a new staged layer that checks it against the layer rules as it hashes
+    /// (for layers rebuilt from untrusted input, e.g. a delta's patch).
+    pub fn layer_writer(&self) -> Result<(PathBuf, BlobWriter)> {
+        let path = self.next_path();
+        let file = File::create(&path).at(&path)?;
+        let w = BlobWriter::new(file, true).at(&path)?;
+        Ok((path, w))
+    }
+
+    /// Finishes a blob written with [`Staging::writer`] or [`Staging::layer_writer`]; it is
+    /// stored uncompressed as written.
     pub fn finish_writer(&self, path: PathBuf, w: BlobWriter) -> Result<Staged> {
-        let (digest, size, file) = w.finish().at(&path)?;
+        let (digest, size, file, layer_check) = w.finish_checked().at(&path)?;
         self.sync_later(&path, file, size);
         Ok(Staged {
             path,
@@ -489,7 +499,7 @@ impl Staging {
             diff_id: Some(digest),
             uncompressed_size: size,
             decode_error: None,
-            layer_check: LayerCheck::Unchecked,
+            layer_check,
         })
     }
 }

@@ -87,6 +87,10 @@ pub struct Args {
     /// (e.g. "/opt/bin/hoist --root /srv/images")
     #[arg(long, value_name = "CMD", default_value = "hoist")]
     pub remote_hoist: String,
+    /// ssh://: send each layer the other side lacks as a zstd patch against the most similar
+    /// layer it has, when that is smaller (`hoist save --delta`)
+    #[arg(long)]
+    pub delta: bool,
 }
 
 impl Args {

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
-use hoist_core::archive::delta::plan_delta;
+use hoist_core::archive::delta::{add_patches, plan_delta};
 use hoist_core::archive::save::{SaveFormat, SaveOptions, resolve_for_save, save};
 use hoist_format::delta::Inventory;
 use hoist_format::media_type::Compression;
@@ -23,6 +23,8 @@ use crate::ui::progress::Progress;
 /// layers), and says so in hoist-delta.json. `hoist load` takes those layers from its store
 /// (or from `load --base`); `docker load` of a docker-format delta works on a daemon that has
 /// the base image and fails with docker's own "no such file" message on one that does not.
+/// With --delta, the other layers may be sent as zstd patches against base layers: such a
+/// delta is hoist-only (index.json says so).
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Write to FILE instead of stdout ("-" is stdout)
@@ -40,6 +42,11 @@ pub struct Args {
     /// ("-": an inventory on stdin)
     #[arg(long = "base", value_name = "BASE")]
     pub bases: Vec<String>,
+    /// With --base: write each other layer as a zstd patch against the most similar base layer
+    /// this store holds (same history step, else same size range), when that is smaller.
+    /// Such a delta is hoist-only: `hoist load` rebuilds the layers; docker cannot
+    #[arg(long, requires = "bases")]
+    pub delta: bool,
     /// The images
     #[arg(required = true, value_name = "IMAGE")]
     pub images: Vec<String>,
@@ -91,7 +98,11 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
         for b in &args.bases {
             base.merge(super::inventory::base(&store, b)?);
         }
-        Some(plan_delta(&items, &base, args.bases.clone()))
+        let mut plan = plan_delta(&items, &base, args.bases.clone());
+        if args.delta {
+            add_patches(&mut plan, &store, &items, &base)?;
+        }
+        Some(plan)
     };
     let bar = Progress::bytes(ctx.quiet, "Saving");
     let cb = |n: u64| bar.set(n);
@@ -123,6 +134,15 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
             if n == 1 { "" } else { "s" },
             crate::ui::human::size(bytes)
         );
+        let (n, patches, replaced) = d.patched_totals();
+        if args.delta {
+            eprintln!(
+                "Wrote {n} layer{} ({}) as patches of {}",
+                if n == 1 { "" } else { "s" },
+                crate::ui::human::size(replaced),
+                crate::ui::human::size(patches)
+            );
+        }
     }
     Ok(())
 }

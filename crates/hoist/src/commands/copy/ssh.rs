@@ -15,7 +15,7 @@ use std::collections::HashSet;
 use std::io::Write;
 
 use anyhow::{Context, Result, bail};
-use hoist_core::archive::delta::{inventory_of_store, plan_delta};
+use hoist_core::archive::delta::{add_patches, inventory_of_store, plan_delta};
 use hoist_core::archive::save::{SaveItem, SaveOptions, save};
 use hoist_core::archive::{self, LoadOptions};
 use hoist_core::remote::{Exchange, Remote, SshLocation};
@@ -86,7 +86,10 @@ pub(super) fn push(args: &Args, ctx: &Ctx, spec: &str, to: &SshLocation) -> Resu
         image: image.clone(),
         names: vec![name.clone()],
     }];
-    let plan = plan_delta(&items, &far, vec![format!("ssh://{}", to.display_host())]);
+    let mut plan = plan_delta(&items, &far, vec![format!("ssh://{}", to.display_host())]);
+    if args.delta {
+        add_patches(&mut plan, &store, &items, &far).with_context(context)?;
+    }
     let bar = Progress::bytes(ctx.quiet, "Sending");
     let cb = |n: u64| bar.set(n);
     let opts = SaveOptions {
@@ -104,7 +107,8 @@ pub(super) fn push(args: &Args, ctx: &Ctx, spec: &str, to: &SshLocation) -> Resu
     warn(&sent);
     if !ctx.quiet {
         let layers = &image.manifest.layers;
-        let there = layers.iter().filter(|l| plan.omits(&l.digest)).count();
+        let (patched, _, _) = plan.patched_totals();
+        let there = layers.iter().filter(|l| plan.omits(&l.digest)).count() - patched;
         report(
             &image.manifest_digest,
             ("sent", sent.sent),
@@ -138,12 +142,13 @@ pub(super) fn pull(args: &Args, ctx: &Ctx, from: &SshLocation, spec: &str) -> Re
         progress: Some(&cb),
         bases: Vec::new(),
     };
+    let mut far_args = vec!["save", "--quiet", "--base", "-"];
+    if args.delta {
+        far_args.push("--delta");
+    }
+    far_args.extend(["--", &from.image]);
     let (loaded, got) = remote
-        .receive(
-            &["save", "--quiet", "--base", "-", "--", &from.image],
-            &inventory,
-            |r| archive::load(&store, r, &opts),
-        )
+        .receive(&far_args, &inventory, |r| archive::load(&store, r, &opts))
         .with_context(|| format!("copying {} to {}", args.src, args.dest))?;
     bar.finish();
     warn(&got);
