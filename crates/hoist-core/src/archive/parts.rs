@@ -70,6 +70,12 @@ pub enum PartError {
         /// What is wrong, with the line number.
         reason: String,
     },
+    /// A part size below [`MIN_PART_SIZE`].
+    #[error("parts must be at least {MIN_PART_SIZE} bytes, not {size}")]
+    TooSmall {
+        /// The size asked for.
+        size: u64,
+    },
     /// A set that would have more parts than [`MAX_PARTS`].
     #[error("{}: more than {MAX_PARTS} parts; choose a bigger part size", .out.display())]
     TooManyParts {
@@ -175,13 +181,7 @@ impl PartWriter {
     /// [`MIN_PART_SIZE`]). Nothing is created before the first byte.
     pub fn new(base: &Path, part_size: u64) -> Result<PartWriter, PartError> {
         if part_size < MIN_PART_SIZE {
-            return Err(PartError::Io {
-                path: base.to_path_buf(),
-                source: io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("parts must be at least {MIN_PART_SIZE} bytes, not {part_size}"),
-                ),
-            });
+            return Err(PartError::TooSmall { size: part_size });
         }
         Ok(PartWriter {
             base: base.to_path_buf(),
@@ -251,8 +251,9 @@ impl PartWriter {
         }
         let digits = digits_for(self.done.len());
         let (dir, base_name) = split_base(&self.base);
-        // The sums of the set this one replaces name parts that may be stale.
-        let old_sums = std::fs::read(sums_path(&self.base)).ok();
+        // The sums of the set this one replaces name parts that may be stale (unreadable or
+        // too big to be a sums file: only the listing below finds them).
+        let old_sums = read_sums(&sums_path(&self.base)).ok();
 
         let mut parts = Vec::with_capacity(self.done.len());
         let mut sums = String::new();
@@ -282,7 +283,7 @@ impl PartWriter {
             parts.iter().map(|p| p.path.as_path()).collect();
         let mut stale: Vec<PathBuf> = Vec::new();
         if let Some(old) = old_sums {
-            for line in String::from_utf8_lossy(&old).lines() {
+            for line in old.lines() {
                 if let Some((_, name)) = parse_sums_line(line)
                     && part_number(name, &base_name).is_some()
                 {
@@ -375,6 +376,24 @@ fn parse_sums_line(line: &str) -> Option<(&str, &str)> {
     Some((hex, name))
 }
 
+/// The text of a sums file, refused past the size of the sums of [`MAX_PARTS`] parts.
+fn read_sums(path: &Path) -> Result<String, PartError> {
+    let limit = (MAX_PARTS * (MAX_SUMS_LINE + 1)) as u64;
+    let mut text = String::new();
+    File::open(path)
+        .map_err(io_at(path))?
+        .take(limit + 1)
+        .read_to_string(&mut text)
+        .map_err(io_at(path))?;
+    if text.len() as u64 > limit {
+        return Err(PartError::BadSums {
+            path: path.to_path_buf(),
+            reason: format!("larger than the sums of {MAX_PARTS} parts"),
+        });
+    }
+    Ok(text)
+}
+
 /// One part of a set found on disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Part {
@@ -433,20 +452,11 @@ impl PartSet {
     /// without a gap.
     fn from_sums(base: &Path, sums: &Path) -> Result<PartSet, PartError> {
         let (dir, base_name) = split_base(base);
-        let limit = (MAX_PARTS * (MAX_SUMS_LINE + 1)) as u64;
-        let mut text = String::new();
-        File::open(sums)
-            .map_err(io_at(sums))?
-            .take(limit + 1)
-            .read_to_string(&mut text)
-            .map_err(io_at(sums))?;
+        let text = read_sums(sums)?;
         let bad = |reason: String| PartError::BadSums {
             path: sums.to_path_buf(),
             reason,
         };
-        if text.len() as u64 > limit {
-            return Err(bad(format!("larger than the sums of {MAX_PARTS} parts")));
-        }
         let mut listed: Vec<(usize, String, Digest)> = Vec::new();
         for (i, line) in text.lines().enumerate() {
             if line.is_empty() {

@@ -1245,3 +1245,49 @@ impl Checker {
 fn digest_of_blob_path(path: &str) -> Option<Digest> {
     Digest::from_hex(path.strip_prefix("blobs/sha256/")?).ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn digests_of_plain_compressed_and_broken_streams() {
+        let plain = b"layer bytes ".repeat(1000);
+        let f = digests(&plain[..]).unwrap();
+        assert_eq!(f.compression, Compression::None);
+        assert_eq!(f.digest, Digest::of(&plain));
+        assert_eq!(f.diff_id, Some(Digest::of(&plain)));
+
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&plain).unwrap();
+        let gz = gz.finish().unwrap();
+        let f = digests(&gz[..]).unwrap();
+        assert_eq!(f.compression, Compression::Gzip);
+        assert_eq!((f.digest, f.size), (Digest::of(&gz), gz.len() as u64));
+        assert_eq!(f.diff_id, Some(Digest::of(&plain)));
+
+        // Looks like gzip, does not decode: a fact about the file, not an error of the input.
+        let broken = [&gz[..20], &[0u8; 100][..]].concat();
+        let f = digests(&broken[..]).unwrap();
+        assert_eq!(f.digest, Digest::of(&broken));
+        assert_eq!(f.size, broken.len() as u64);
+        assert_eq!(f.diff_id, None);
+        assert!(f.decode_error.is_some());
+    }
+
+    #[test]
+    fn an_error_of_the_input_is_an_error() {
+        struct Failing;
+        impl Read for Failing {
+            fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+                Err(io::Error::other("disk on fire"))
+            }
+        }
+        let gz_head = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
+        let err = digests(io::Read::chain(&gz_head[..], Failing))
+            .err()
+            .unwrap();
+        assert_eq!(err.to_string(), "disk on fire");
+    }
+}
