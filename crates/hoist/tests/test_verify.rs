@@ -427,10 +427,15 @@ fn a_delta_lists_what_it_leaves_out_and_checks_its_patches() {
                 "digest": format!("sha256:{}", hex(&patched.0)),
                 "size": patched.1.len(),
                 "diffID": format!("sha256:{}", hex(&patched.0)),
+                "diffSize": patched.1.len(),
                 "patch": format!("blobs/sha256/{patch_hex}"),
                 "patchDigest": format!("sha256:{patch_hex}"),
                 "patchSize": patch_size,
-                "reference": {"digest": format!("sha256:{}", hex(&omitted.0)), "diffID": format!("sha256:{}", hex(&omitted.0))},
+                "reference": {
+                    "digest": format!("sha256:{}", hex(&omitted.0)),
+                    "diffID": format!("sha256:{}", hex(&omitted.0)),
+                    "diffSize": omitted.1.len(),
+                },
                 "from": ["app:1.0"],
             }],
         })
@@ -472,4 +477,59 @@ fn a_delta_lists_what_it_leaves_out_and_checks_its_patches() {
     write_tar(&d, &m);
     let (out, _) = verify_fails(&check, &d);
     assert_eq!(out.lines().count(), 2, "{out}");
+}
+
+#[test]
+fn a_delta_saved_against_a_base_verifies() {
+    let env = Env::new();
+    env.ok(&[
+        "load",
+        "-i",
+        common::data("docker-v1.2_docker20_multi_dive-derived.tar")
+            .to_str()
+            .unwrap(),
+    ]);
+    let base_layers = env.inspect("dive-test")["RootFS"]["Layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            l.as_str()
+                .unwrap()
+                .trim_start_matches("sha256:")
+                .to_string()
+        })
+        .collect::<Vec<_>>();
+    assert_eq!(base_layers.len(), 14);
+    let mut want: Vec<String> = base_layers
+        .iter()
+        .map(|hex| {
+            format!("blobs/sha256/{hex}: left out (delta against dive-test:latest): not checked")
+        })
+        .collect();
+    want.sort();
+    let check = Env::new();
+    for format in ["docker", "oci"] {
+        let d = env.path(&format!("delta-{format}.tar"));
+        env.ok(&[
+            "save",
+            "--format",
+            format,
+            "--base",
+            "dive-test",
+            "-o",
+            d.to_str().unwrap(),
+            "corpus/dive-derived",
+        ]);
+        let out = verify_ok(&check, &[d.to_str().unwrap()]);
+        let mut lines: Vec<String> = out.lines().map(str::to_string).collect();
+        // The derived image: its 3 own layers (of 17), its config and manifest are checked.
+        assert_eq!(
+            lines.pop().as_deref(),
+            Some("OK: 1 image, 5 blobs, 3 layers"),
+            "{format}"
+        );
+        lines.sort();
+        assert_eq!(lines, want, "{format}");
+    }
 }

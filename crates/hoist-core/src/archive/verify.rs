@@ -30,6 +30,7 @@ use std::path::Path;
 
 use hoist_format::Digest;
 use hoist_format::config::ImageConfig;
+use hoist_format::delta::{DELTA_FILE, DeltaManifest, MAX_DOCUMENT_SIZE, OmittedBlob, PatchedBlob};
 use hoist_format::docker;
 use hoist_format::legacy;
 use hoist_format::media_type::{self, Compression};
@@ -55,9 +56,6 @@ const MAX_INDEX_DEPTH: usize = 8;
 
 /// Bytes looked at to tell a text (JSON) file from a binary one: one tar block.
 const JSON_SNIFF_LEN: usize = 512;
-
-/// The file of a delta archive that lists what it leaves out.
-pub const DELTA_FILE: &str = "hoist-delta.json";
 
 /// Options of [`verify_path`] and [`verify_stream`].
 #[derive(Default)]
@@ -233,7 +231,7 @@ fn verify_dir(dir: &Path) -> Result<VerifyReport> {
             } else if ft.is_file() {
                 let len = e.metadata().at(e.path())?.len();
                 let f = File::open(e.path()).at(e.path())?;
-                match pass.hash(f, len) {
+                match pass.hash(&rel, f, len) {
                     Ok(facts) => {
                         pass.items.insert(rel, Item::File(facts));
                     }
@@ -351,7 +349,7 @@ impl Pass {
                 break;
             }
             let item = match entry.kind {
-                EntryKind::Regular => match self.hash(reader.content(), entry.size) {
+                EntryKind::Regular => match self.hash(&path, reader.content(), entry.size) {
                     Ok(facts) => Item::File(facts),
                     Err(e) => {
                         self.problems.push(format!(
@@ -376,10 +374,17 @@ impl Pass {
         Some(outer)
     }
 
-    /// Hashes one file of `size` bytes: raw and, when compressed, decompressed. A small file
-    /// that looks like JSON is kept in memory while the budget lasts.
-    fn hash(&mut self, r: impl Read, size: u64) -> io::Result<Facts> {
-        if size <= SMALL_FILE_MAX {
+    /// Hashes the file `path` of `size` bytes: raw and, when compressed, decompressed. A small
+    /// file that looks like JSON is kept in memory while the budget lasts; `hoist-delta.json`
+    /// is kept up to its own limit.
+    fn hash(&mut self, path: &str, r: impl Read, size: u64) -> io::Result<Facts> {
+        let delta_file = path == DELTA_FILE;
+        let keep_max = if delta_file {
+            MAX_DOCUMENT_SIZE
+        } else {
+            SMALL_FILE_MAX
+        };
+        if size <= keep_max {
             let mut buf = Vec::with_capacity(size as usize);
             r.take(size).read_to_end(&mut buf)?;
             if (buf.len() as u64) < size {
@@ -390,7 +395,7 @@ impl Pass {
             let text = facts.compression == Compression::None
                 && !buf[..buf.len().min(JSON_SNIFF_LEN)].contains(&0);
             if text {
-                if self.in_memory + size <= MEMORY_BUDGET {
+                if delta_file || self.in_memory + size <= MEMORY_BUDGET {
                     self.in_memory += size;
                     facts.json = Some(buf);
                 } else {
@@ -450,52 +455,10 @@ fn digests(r: impl Read) -> io::Result<Facts> {
     })
 }
 
-/// `hoist-delta.json`, as far as verify reads it (the lead's `hoist save --base` writes it).
-#[derive(Debug, Default, serde::Deserialize)]
-struct DeltaFile {
-    #[serde(default)]
-    base: Vec<String>,
-    #[serde(default)]
-    omitted: Vec<DeltaLayer>,
-    #[serde(default)]
-    patches: Vec<DeltaPatch>,
-}
-
-/// A layer a delta leaves out.
-#[derive(Debug, serde::Deserialize)]
-struct DeltaLayer {
-    digest: Digest,
-    #[serde(rename = "diffID")]
-    diff_id: Option<Digest>,
-    #[serde(default)]
-    from: Vec<String>,
-}
-
-/// A layer a delta carries as a patch against a base layer.
-#[derive(Debug, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct DeltaPatch {
-    digest: Digest,
-    #[serde(rename = "diffID")]
-    diff_id: Option<Digest>,
-    patch: String,
-    patch_digest: Digest,
-    patch_size: u64,
-    reference: Option<DeltaReference>,
-    #[serde(default)]
-    from: Vec<String>,
-}
-
-/// The base layer a patch applies to.
-#[derive(Debug, serde::Deserialize)]
-struct DeltaReference {
-    digest: Digest,
-}
-
 /// What a delta says of a layer that is not in the archive.
 enum Absent<'a> {
-    Omitted(&'a DeltaLayer),
-    Patched(&'a DeltaPatch),
+    Omitted(&'a OmittedBlob),
+    Patched(&'a PatchedBlob),
 }
 
 /// The checks after the pass.
@@ -516,7 +479,7 @@ struct Checker {
     missing: HashSet<String>,
     /// The hex of every checked image's top diff_id (what docker 25's `repositories` names).
     tops: HashSet<String>,
-    delta: Option<DeltaFile>,
+    delta: Option<DeltaManifest>,
 }
 
 impl Checker {
@@ -668,7 +631,7 @@ impl Checker {
             return;
         }
         match self.json(DELTA_FILE) {
-            Ok((_, b)) => match serde_json::from_slice::<DeltaFile>(b) {
+            Ok((_, b)) => match DeltaManifest::parse(b) {
                 Ok(d) => self.delta = Some(d),
                 Err(e) => self.problem(format!("{DELTA_FILE}: {e}")),
             },
@@ -707,25 +670,22 @@ impl Checker {
 
     /// What the delta says of a layer that is not in the archive.
     fn absent<'d>(
-        delta: Option<&'d DeltaFile>,
+        delta: Option<&'d DeltaManifest>,
         digest: Option<&Digest>,
         diff_id: Option<&Digest>,
     ) -> Option<Absent<'d>> {
         let delta = delta?;
-        let hit = |d: &Digest, id: Option<&Digest>| {
-            digest == Some(d) || (digest.is_none() && diff_id.is_some() && id == diff_id)
+        // By the blob's digest; by the layer's diff_id when the archive names no digest.
+        let hit = |d: &Digest, id: &Digest| {
+            digest == Some(d) || (digest.is_none() && diff_id == Some(id))
         };
-        if let Some(o) = delta
-            .omitted
-            .iter()
-            .find(|o| hit(&o.digest, o.diff_id.as_ref()))
-        {
+        if let Some(o) = delta.omitted.iter().find(|o| hit(&o.digest, &o.diff_id)) {
             return Some(Absent::Omitted(o));
         }
         delta
             .patches
             .iter()
-            .find(|p| hit(&p.digest, p.diff_id.as_ref()))
+            .find(|p| hit(&p.digest, &p.diff_id))
             .map(Absent::Patched)
     }
 
@@ -745,7 +705,7 @@ impl Checker {
             .unwrap_or_default();
         match Self::absent(self.delta.as_ref(), digest, expected_diff_id) {
             Some(Absent::Omitted(o)) => {
-                let (d, from, id) = (o.digest.clone(), o.from.join(", "), o.diff_id.clone());
+                let (d, from, id) = (o.digest.clone(), o.from.join(", "), Some(o.diff_id.clone()));
                 self.note_absent(
                     &d,
                     format!(
@@ -756,12 +716,11 @@ impl Checker {
                 self.check_delta_diff_id(what, path, id.as_ref(), expected_diff_id);
             }
             Some(Absent::Patched(p)) => {
-                let (d, from, id) = (p.digest.clone(), p.from.join(", "), p.diff_id.clone());
-                let reference = p
-                    .reference
-                    .as_ref()
-                    .map(|r| format!(" against {}", r.digest))
-                    .unwrap_or_default();
+                let (d, from, id) = (p.digest.clone(), p.from.join(", "), Some(p.diff_id.clone()));
+                let reference = format!(
+                    " against {}",
+                    p.reference.digest.as_ref().unwrap_or(&p.reference.diff_id)
+                );
                 self.note_absent(
                     &d,
                     format!(
