@@ -138,6 +138,9 @@ pub enum Error {
     /// Talking to hoist on another host over ssh.
     #[error(transparent)]
     Remote(#[from] crate::remote::RemoteError),
+    /// A split set's part is missing, corrupt or unreadable.
+    #[error(transparent)]
+    Parts(#[from] crate::archive::parts::PartError),
 }
 
 /// Result with [`Error`].

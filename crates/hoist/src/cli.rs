@@ -84,6 +84,8 @@ pub enum Command {
     Fsck(commands::fsck::Args),
     /// Remove blobs that no image uses any more
     Gc(commands::gc::Args),
+    /// Check archives and split sets without loading them (digests, diff_ids, parts' sums)
+    Verify(commands::verify::Args),
     /// Print a shell completion script
     Completions(commands::completions::Args),
 }

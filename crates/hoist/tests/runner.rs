@@ -20,8 +20,10 @@ mod test_registry_auth;
 mod test_registry_faults;
 mod test_registry_platforms;
 mod test_save;
+mod test_split;
 mod test_ssh;
 mod test_tar_cases;
+mod test_verify;
 
 /// Every `tests/test_*.rs` file must be registered above, or it silently never runs.
 #[test]

@@ -15,15 +15,15 @@ use crate::store::{Staged, Staging};
 use crate::tar::{Entry, EntryKind, Reader, TarError};
 
 /// Buffer around the archive stream: headers are read 512 bytes at a time.
-const READ_BUF: usize = 128 << 10;
+pub(crate) const READ_BUF: usize = 128 << 10;
 
 /// Files up to this size are kept in memory: every config, manifest, index, `repositories`,
 /// `VERSION` and v1 `json` is far smaller, and keeping them avoids a round trip through disk.
-const SMALL_FILE_MAX: u64 = 1024 * 1024;
+pub(crate) const SMALL_FILE_MAX: u64 = 1024 * 1024;
 
 /// At most this much is kept in memory in all, so an archive of many small files cannot grow
 /// memory without bound; past it, small files are staged like big ones.
-const MEMORY_BUDGET: u64 = 64 * 1024 * 1024;
+pub(crate) const MEMORY_BUDGET: u64 = 64 * 1024 * 1024;
 
 /// Symlink hops followed when resolving a path inside an archive (old docker and
 /// containers/image dedupe layers with one hop; more than a few means a loop).
@@ -351,34 +351,11 @@ impl Collected {
 
     /// Follows links to the file a path names, returning its final path.
     pub(crate) fn resolve(&self, path: &str) -> Result<(String, &Node)> {
-        let mut cur = normalize(path)?.unwrap_or_default();
-        for _ in 0..=MAX_LINK_HOPS {
-            let node = self.nodes.get(&cur).ok_or_else(|| {
-                Error::InvalidArchive(format!("{cur} is referenced but not in the archive"))
-            })?;
-            match node {
-                Node::Symlink(t) => {
-                    let from_dir = lexical(&join(parent_dir(&cur), t));
-                    let from_root = normalize(t).ok().flatten();
-                    // Relative to the link's directory first; containerd also tried the archive
-                    // root, which some writers meant (containerd#12890).
-                    cur = match (from_dir, from_root) {
-                        (Some(a), _) if !t.starts_with('/') && self.nodes.contains_key(&a) => a,
-                        (_, Some(b)) if self.nodes.contains_key(&b) => b,
-                        _ => {
-                            return Err(Error::InvalidArchive(format!(
-                                "symlink {cur} -> {t} points to nothing in the archive"
-                            )));
-                        }
-                    };
-                }
-                Node::Hardlink(t) => cur = t.clone(),
-                _ => return Ok((cur, node)),
-            }
-        }
-        Err(Error::InvalidArchive(format!(
-            "too many levels of links resolving {path}"
-        )))
+        resolve_links(&self.nodes, path, |n| match n {
+            Node::Symlink(t) => Link::Symlink(t),
+            Node::Hardlink(t) => Link::Hardlink(t),
+            _ => Link::File,
+        })
     }
 
     /// Puts a blob found elsewhere (the store, a base archive) at `path`, as if the archive had
@@ -436,10 +413,58 @@ impl Collected {
     }
 }
 
+/// What a path of an archive is, for [`resolve_links`].
+pub(crate) enum Link<'a> {
+    /// A file (or anything that is not a link).
+    File,
+    /// A symbolic link with its target as written.
+    Symlink(&'a str),
+    /// A hard link with its normalized target.
+    Hardlink(&'a str),
+}
+
+/// Follows links from `path` to the file it names among `nodes` (paths of an archive,
+/// normalized), returning the file's path and node. Symlinks are resolved relative to their
+/// directory first, then to the archive root; at most [`MAX_LINK_HOPS`] hops.
+pub(crate) fn resolve_links<'n, N>(
+    nodes: &'n HashMap<String, N>,
+    path: &str,
+    link: impl Fn(&N) -> Link<'_>,
+) -> Result<(String, &'n N)> {
+    let mut cur = normalize(path)?.unwrap_or_default();
+    for _ in 0..=MAX_LINK_HOPS {
+        let node = nodes.get(&cur).ok_or_else(|| {
+            Error::InvalidArchive(format!("{cur} is referenced but not in the archive"))
+        })?;
+        match link(node) {
+            Link::Symlink(t) => {
+                let from_dir = lexical(&join(parent_dir(&cur), t));
+                let from_root = normalize(t).ok().flatten();
+                // Relative to the link's directory first; containerd also tried the archive
+                // root, which some writers meant (containerd#12890).
+                cur = match (from_dir, from_root) {
+                    (Some(a), _) if !t.starts_with('/') && nodes.contains_key(&a) => a,
+                    (_, Some(b)) if nodes.contains_key(&b) => b,
+                    _ => {
+                        return Err(Error::InvalidArchive(format!(
+                            "symlink {cur} -> {t} points to nothing in the archive"
+                        )));
+                    }
+                };
+            }
+            Link::Hardlink(t) => cur = t.to_string(),
+            Link::File => return Ok((cur, node)),
+        }
+    }
+    Err(Error::InvalidArchive(format!(
+        "too many levels of links resolving {path}"
+    )))
+}
+
 /// Staging threads for an archive file: two big layers at once already keep the disk busy.
 const MAX_STAGING_THREADS: usize = 4;
 
-fn link_node(entry: &Entry, path: &str) -> Result<Node> {
+pub(crate) fn link_node(entry: &Entry, path: &str) -> Result<Node> {
     if entry.link.is_empty() {
         return Err(Error::InvalidArchive(format!("link {path} has no target")));
     }
@@ -452,7 +477,7 @@ fn link_node(entry: &Entry, path: &str) -> Result<Node> {
 }
 
 /// An archive the tar reader refuses (or cannot read: a decompressor's error is one).
-fn bad_tar(e: TarError) -> Error {
+pub(crate) fn bad_tar(e: TarError) -> Error {
     Error::InvalidArchive(format!("not a readable tar stream: {e}"))
 }
 

@@ -28,6 +28,7 @@ use hoist_format::{Digest, legacy};
 
 use super::collect::{Collected, Node};
 use super::delta::{self, Supplied};
+use super::parts::PartSet;
 use crate::compress::Peeked;
 use crate::error::{Error, Result};
 use crate::flatten::{FlattenOptions, LayerSource, final_tree};
@@ -130,27 +131,60 @@ fn check_tree(p: &Planned) -> Result<()> {
 
 /// Loads every image of an archive stream (plain or compressed tar).
 pub fn load(store: &Store, input: impl Read, opts: &LoadOptions<'_>) -> Result<LoadReport> {
+    load_stream(store, input, opts, |_, read| read)
+}
+
+/// Loads every image of a split set ([`PartSet`]): the parts are read in order as one
+/// stream, each part's sum is checked as it ends, and the last parts are read to their end
+/// even when the archive ends before, so nothing is committed unless every part is as its
+/// sums file lists it. A missing part is named before anything is read.
+pub fn load_parts(store: &Store, set: &PartSet, opts: &LoadOptions<'_>) -> Result<LoadReport> {
+    set.check_present()?;
+    load_stream(store, set.reader(), opts, |parts, read| {
+        // A bad part explains whatever the archive read through it made of its bytes.
+        if let Some(e) = parts.take_failure() {
+            return Err(e.into());
+        }
+        let collected = read?;
+        parts.finish()?;
+        Ok(collected)
+    })
+}
+
+/// [`load`] with a check of the input between reading and committing: `check` gets the input
+/// and what was read of it (or why reading failed) and decides.
+fn load_stream<R: Read>(
+    store: &Store,
+    mut input: R,
+    opts: &LoadOptions<'_>,
+    check: impl FnOnce(&mut R, Result<Collected>) -> Result<Collected>,
+) -> Result<LoadReport> {
     let _ingest = store.ingest_lock()?;
     let mut staging = store.staging()?;
     let noop = |_: u64| {};
     let progress: &dyn Fn(u64) = opts.progress.unwrap_or(&noop);
-    let input = ProgressReader::new(input, progress);
-    let peeked = Peeked::new(input).map_err(|source| Error::Read {
-        what: "the archive".into(),
-        source,
-    })?;
-    if peeked.is_empty() {
-        return Err(Error::InvalidArchive("the input is empty".into()));
-    }
-    let outer = peeked.compression();
-    let tar = crate::compress::decoder(outer, peeked).map_err(|source| Error::Read {
-        what: "the archive".into(),
-        source,
-    })?;
-    let mut collected = Collected::from_tar(tar, &staging)?;
-    collected.outer = Some(outer);
+    let read = (|| {
+        let input = ProgressReader::new(&mut input, progress);
+        let peeked = Peeked::new(input).map_err(|source| Error::Read {
+            what: "the archive".into(),
+            source,
+        })?;
+        if peeked.is_empty() {
+            return Err(Error::InvalidArchive("the input is empty".into()));
+        }
+        let outer = peeked.compression();
+        let tar = crate::compress::decoder(outer, peeked).map_err(|source| Error::Read {
+            what: "the archive".into(),
+            source,
+        })?;
+        let mut collected = Collected::from_tar(tar, &staging)?;
+        collected.outer = Some(outer);
+        Ok(collected)
+    })();
+    let collected = check(&mut input, read)?;
+    let outer = collected.outer;
     let mut report = commit(store, &mut staging, collected, opts)?;
-    report.outer_compression = Some(outer);
+    report.outer_compression = outer;
     Ok(report)
 }
 

@@ -4,6 +4,7 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
+use hoist_core::archive::parts::PartSet;
 use hoist_core::archive::{self, LoadOptions};
 use hoist_format::platform::Platform;
 
@@ -20,9 +21,13 @@ use crate::ui::progress::Progress;
 /// A delta archive (`hoist save --base`) loads when the layers it left out are in the store
 /// or in a --base archive; otherwise nothing is loaded and the message names the base images
 /// to load or pull first.
+///
+/// A split set (`hoist save --split`) is read from `-i FILE.000` or `-i FILE` (when FILE does
+/// not exist): its parts are read in order, each checked against FILE.sha256 when present.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Read from FILE or directory instead of stdin ("-" is stdin)
+    /// Read from FILE, a split set (FILE.000 or FILE) or a directory instead of stdin ("-" is
+    /// stdin)
     #[arg(short, long, value_name = "FILE|DIR|-")]
     pub input: Option<PathBuf>,
     /// Name the loaded image NAME[:TAG] instead of the names in the archive (repeatable;
@@ -63,6 +68,11 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     let report = match args.input.as_deref() {
         Some(p) if p.as_os_str() != "-" => if p.is_dir() {
             archive::load_dir(&store, p, &opts)
+        } else if let Some(set) =
+            PartSet::find(p).with_context(|| format!("loading {}", p.display()))?
+        {
+            bar.set_total(Some(set.total_size()));
+            archive::load_parts(&store, &set, &opts)
         } else {
             let f = std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?;
             bar.set_total(f.metadata().map(|m| m.len()).ok());

@@ -28,6 +28,7 @@ pub mod run;
 pub mod save;
 pub mod squash;
 pub mod tag;
+pub mod verify;
 
 use std::path::PathBuf;
 
@@ -116,6 +117,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::History(a) => history::run(a, &ctx),
         Command::Fsck(a) => fsck::run(a, &ctx),
         Command::Gc(a) => gc::run(a, &ctx),
+        Command::Verify(a) => verify::run(a, &ctx),
         Command::Completions(a) => completions::run(a),
     }
 }

@@ -1,10 +1,13 @@
 //! `hoist save`.
 
+use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use hoist_core::archive::delta::{add_patches, plan_delta};
+use hoist_core::archive::parts::{MIN_PART_SIZE, PartWriter};
 use hoist_core::archive::save::{SaveFormat, SaveOptions, resolve_for_save, save};
+use hoist_core::compress::IO_BUF_SIZE;
 use hoist_format::delta::Inventory;
 use hoist_format::media_type::Compression;
 
@@ -47,9 +50,47 @@ pub struct Args {
     /// Such a delta is hoist-only: `hoist load` rebuilds the layers; docker cannot
     #[arg(long, requires = "bases")]
     pub delta: bool,
+    /// Write the archive in parts of at most SIZE bytes: FILE.000, FILE.001, … plus
+    /// FILE.sha256 (`sha256sum -c FILE.sha256` checks them; `hoist load -i FILE` and
+    /// `cat FILE.0* | hoist load` read them). SIZE is bytes, or a number with K, M or G
+    /// (powers of 1024, as in split(1)). FAT32 takes files up to 4 GiB - 1 byte: 4095M fits,
+    /// 4G does not. Needs -o FILE
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, requires = "output")]
+    pub split: Option<u64>,
     /// The images
     #[arg(required = true, value_name = "IMAGE")]
     pub images: Vec<String>,
+}
+
+/// Parses a `--split` size: bytes, or a number with K, M, G or T (also KiB, MiB, GiB, TiB),
+/// powers of 1024 as split(1) reads them.
+fn parse_size(s: &str) -> Result<u64, String> {
+    let digits_end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(digits_end);
+    let shift = match unit {
+        "" => 0,
+        "K" | "k" | "KiB" => 10,
+        "M" | "MiB" => 20,
+        "G" | "GiB" => 30,
+        "T" | "TiB" => 40,
+        _ => {
+            return Err(format!(
+                "invalid size {s:?}: use bytes or a number with K, M, G or T (powers of 1024)"
+            ));
+        }
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("invalid size {s:?}: it must start with a number"))?;
+    let bytes = n
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("invalid size {s:?}: too large"))?;
+    if bytes < MIN_PART_SIZE {
+        return Err(format!(
+            "invalid size {s:?}: parts are at least {MIN_PART_SIZE} bytes"
+        ));
+    }
+    Ok(bytes)
 }
 
 /// `--format` values.
@@ -117,13 +158,33 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
         oci_ref_name: None,
         delta: delta.as_ref(),
     };
-    write_to(args.output.as_deref(), "an archive", |dest| {
-        match dest {
-            Dest::File(f) => save(&store, &items, f, &opts)?,
-            Dest::Stdout(s) => save(&store, &items, s, &opts)?,
+    if let Some(part_size) = args.split {
+        let out = args
+            .output
+            .as_deref()
+            .filter(|o| o.as_os_str() != "-")
+            .context("--split writes files: give -o FILE (not stdout)")?;
+        if out.is_dir() {
+            bail!("--split: {} is a directory; give -o FILE", out.display());
         }
-        Ok(())
-    })?;
+        let mut parts = PartWriter::new(out, part_size)?;
+        {
+            let mut w = BufWriter::with_capacity(IO_BUF_SIZE, &mut parts);
+            save(&store, &items, &mut w, &opts)
+                .with_context(|| format!("writing {}", out.display()))?;
+            w.flush()
+                .with_context(|| format!("writing {}", out.display()))?;
+        }
+        parts.finish()?;
+    } else {
+        write_to(args.output.as_deref(), "an archive", |dest| {
+            match dest {
+                Dest::File(f) => save(&store, &items, f, &opts)?,
+                Dest::Stdout(s) => save(&store, &items, s, &opts)?,
+            }
+            Ok(())
+        })?;
+    }
     bar.finish();
     if let Some(d) = &delta
         && !ctx.quiet
@@ -145,4 +206,22 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn split_sizes_are_powers_of_1024() {
+        assert_eq!(parse_size("4095M"), Ok(4095 << 20));
+        assert_eq!(parse_size("4G"), Ok(4 << 30));
+        assert_eq!(parse_size("700M"), Ok(700 << 20));
+        assert_eq!(parse_size("512K"), Ok(512 << 10));
+        assert_eq!(parse_size("2GiB"), Ok(2 << 30));
+        assert_eq!(parse_size("1000000"), Ok(1_000_000));
+        for bad in ["", "G", "4GB", "4 G", "-1", "100", "99999999999T"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
 }
