@@ -194,7 +194,7 @@ pub fn add_patches(
         let created_by = img.config.layers_created_by();
         let mut sizes = Vec::new();
         for l in &img.manifest.layers {
-            sizes.push(store.layer_uncompressed(l)?.1);
+            sizes.push(store.layer_size(l)?);
         }
         let targets: Vec<LayerSummary<'_>> = img
             .config
@@ -226,7 +226,7 @@ pub fn add_patches(
             if reference.as_ref().map(|r| &r.0) != Some(&base_layer.diff_id) {
                 // One reference in memory at a time: drop the last before reading the next.
                 reference = None;
-                let (_, ref_size) = store.layer_uncompressed(ref_desc)?;
+                let ref_size = store.layer_size(ref_desc)?;
                 if ref_size > patch::MAX_REFERENCE_SIZE {
                     continue;
                 }
@@ -562,7 +562,7 @@ fn rebuild(
     let what = format!("the patch of layer {} ({})", p.diff_id, p.patch);
     let bad = |reason: String| Error::InvalidArchive(format!("{what}: {reason}"));
     let reference = if let Some(desc) = in_store.get(want) {
-        let (_, size) = store.layer_uncompressed_unremembered(desc)?;
+        let size = store.layer_size(desc)?;
         if size != p.reference.diff_size {
             return Err(bad(format!(
                 "its reference {want} has {size} bytes here, not the {} the delta says",

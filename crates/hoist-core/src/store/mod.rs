@@ -538,6 +538,27 @@ impl Store {
         Ok((d, n))
     }
 
+    /// The uncompressed size of a layer blob, reading as little as it can: an uncompressed
+    /// blob's own size, else the size remembered when it came in, else the decompressed bytes
+    /// counted (not hashed). Records nothing.
+    pub fn layer_size(&self, desc: &Descriptor) -> Result<u64> {
+        let path = self.blob_path(&desc.digest);
+        let f = self.open_blob(&desc.digest)?;
+        let mut head = [0u8; 6];
+        let n = {
+            use std::os::unix::fs::FileExt;
+            f.read_at(&mut head, 0).at(&path)?
+        };
+        if crate::compress::Compression::sniff(&head[..n]) == crate::compress::Compression::None {
+            return Ok(f.metadata().at(&path)?.len());
+        }
+        if let Some((_, size)) = self.layer_info(&desc.digest) {
+            return Ok(size);
+        }
+        let (_, mut dec) = crate::compress::auto_decompress(f).at(&path)?;
+        crate::compress::drain(&mut dec).at(&path)
+    }
+
     /// Opens a layer blob decompressed.
     pub fn open_layer(&self, desc: &Descriptor) -> Result<Box<dyn Read>> {
         let f = self.open_blob(&desc.digest)?;
