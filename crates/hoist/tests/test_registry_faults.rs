@@ -479,8 +479,8 @@ fn an_upload_cut_midway_starts_a_new_session_and_lands() {
     src.ok(&["import", s(&rootfs), "bb:1"]);
     let id = src.inspect("bb:1")["Id"].as_str().unwrap().to_string();
 
-    // A monolithic PUT of the uncompressed layer, and a streamed PATCH of the gzip one: each
-    // cut once past its first 300 kB.
+    // A monolithic PUT of the uncompressed layer, and one of the gzip one (from the scratch
+    // file it was compressed into): each cut once past its first 300 kB.
     for (compress, repo) in [("none", "plain"), ("gzip", "gz")] {
         let proxy = CorruptingProxy::start_cutting(reg.port, 300_000);
         let through = format!("127.0.0.1:{}/{repo}:1", proxy.port);
