@@ -154,7 +154,7 @@ fn push_image(
         warnings: Mutex::new(Vec::new()),
     };
 
-    // Layers first, then the config (distribution checks that a manifest's blobs exist).
+    // Every blob, once (distribution checks only that a manifest's blobs exist when it comes).
     let mut blobs: Vec<(&Descriptor, bool)> = Vec::new();
     for (d, is_layer) in image
         .manifest
@@ -168,6 +168,13 @@ fn push_image(
         }
     }
     progress(PushEvent::Total(blobs.iter().map(|(d, _)| d.size).sum()));
+    // The config first, on its own: one small request that fails fast (no credentials, a
+    // registry that is down) before any layer is compressed to learn its digest.
+    let mut pushed: Vec<(Digest, Pushed)> = Vec::new();
+    if let Some(&(config, false)) = blobs.last() {
+        blobs.pop();
+        pushed.push((config.digest.clone(), job.blob(config, false)?));
+    }
     let next = Mutex::new(0usize);
     let outcome: Mutex<Vec<(Digest, Result<Pushed>)>> = Mutex::new(Vec::new());
     let failed = std::sync::atomic::AtomicBool::new(false);
@@ -199,7 +206,6 @@ fn push_image(
             });
         }
     });
-    let mut pushed: Vec<(Digest, Pushed)> = Vec::new();
     for (d, r) in outcome.into_inner().expect("never poisoned") {
         pushed.push((d, r?));
     }
