@@ -4,7 +4,7 @@ use std::io::{self, Read};
 
 /// Bytes read between two reports: often enough for a smooth bar, rarely enough to cost
 /// nothing next to a network read.
-const REPORT_STEP: u64 = 1024 * 1024;
+pub(crate) const REPORT_STEP: u64 = 1024 * 1024;
 
 /// Calls `report` with the bytes read since the last call, every [`REPORT_STEP`] and at the
 /// end (or when dropped early).

@@ -2,17 +2,21 @@
 //! (a `HEAD` first for each; a cross-repository mount when the store knows another repository
 //! of the same registry that has the blob), then the manifest.
 //!
-//! Layers stored uncompressed are compressed on the way (gzip by default, deterministic), and
-//! the compressed digest is remembered in the store, so that the next push of the same layer
-//! only asks the registry whether it has it. The pushed manifest then lists the compressed
-//! layers, so its digest is not the store's. With [`PushOptions::compress`] `None`, or when
-//! every layer is stored compressed already, the manifest goes exactly as stored.
+//! Layers stored uncompressed are compressed (gzip by default, deterministic) before anything
+//! is sent, into a scratch file, to learn the compressed digest: a layer the registry has is
+//! then not uploaded, even from a store that never pushed it (as crane does; without the
+//! scratch file the layer would be compressed a second time to upload it). The digest is
+//! remembered in the store, so that the next push of the same layer only asks the registry
+//! whether it has it. The pushed manifest lists the compressed layers, so its digest is not
+//! the store's. With [`PushOptions::compress`] `None`, or when every layer is stored
+//! compressed already, the manifest goes exactly as stored.
 
 use std::sync::Mutex;
 
 use std::io::Read;
 
 use hoist_core::archive::transport::{BlobSource, ImageSet};
+use hoist_core::hashio::{HashingWriter, VerifyingReader};
 use hoist_core::store::{Image, Store};
 use hoist_format::Digest;
 use hoist_format::media_type::{self, Compression};
@@ -21,7 +25,7 @@ use hoist_format::reference::Reference;
 
 use crate::client::Client;
 use crate::error::{Error, Result};
-use crate::metered::Metered;
+use crate::metered::{Metered, REPORT_STEP};
 
 /// Blobs uploaded at the same time: docker's default `max-concurrent-uploads` is 5; fewer
 /// keep a slow link from splitting its bandwidth too thin.
@@ -150,7 +154,7 @@ fn push_image(
         warnings: Mutex::new(Vec::new()),
     };
 
-    // Layers first, then the config (distribution checks that a manifest's blobs exist).
+    // Every blob, once (distribution checks only that a manifest's blobs exist when it comes).
     let mut blobs: Vec<(&Descriptor, bool)> = Vec::new();
     for (d, is_layer) in image
         .manifest
@@ -164,6 +168,13 @@ fn push_image(
         }
     }
     progress(PushEvent::Total(blobs.iter().map(|(d, _)| d.size).sum()));
+    // The config first, on its own: one small request that fails fast (no credentials, a
+    // registry that is down) before any layer is compressed to learn its digest.
+    let mut pushed: Vec<(Digest, Pushed)> = Vec::new();
+    if let Some(&(config, false)) = blobs.last() {
+        blobs.pop();
+        pushed.push((config.digest.clone(), job.blob(config, false)?));
+    }
     let next = Mutex::new(0usize);
     let outcome: Mutex<Vec<(Digest, Result<Pushed>)>> = Mutex::new(Vec::new());
     let failed = std::sync::atomic::AtomicBool::new(false);
@@ -195,7 +206,6 @@ fn push_image(
             });
         }
     });
-    let mut pushed: Vec<(Digest, Pushed)> = Vec::new();
     for (d, r) in outcome.into_inner().expect("never poisoned") {
         pushed.push((d, r?));
     }
@@ -439,7 +449,7 @@ impl Job<'_> {
     }
 
     /// Whether a layer is a plain distributable tar (`…layer.v1.tar`, `…rootfs.diff.tar`) that
-    /// is not secretly compressed: the only layers compressed on the way. Other media types
+    /// is not secretly compressed: the only layers hoist compresses. Other media types
     /// (artifacts, foreign and non-distributable layers) go as they are.
     fn is_plain_tar(&self, desc: &Descriptor) -> Result<bool> {
         if desc.media_type != media_type::OCI_LAYER && desc.media_type != media_type::DOCKER_LAYER {
@@ -518,9 +528,12 @@ impl Job<'_> {
         Ok(None)
     }
 
-    /// An uncompressed layer, compressed with `self.compress`: only a HEAD when an earlier
-    /// push remembered its compressed digest and the registry has it, else compressed while
-    /// it streams to the registry.
+    /// An uncompressed layer, compressed with `self.compress`. Its compressed digest is known
+    /// before anything is sent: remembered from an earlier push, or learned by compressing the
+    /// layer (hoist's compression is deterministic, so the digest is the one any earlier push
+    /// of this layer gave). The registry is asked for that blob (HEAD, then a mount from a
+    /// repository the store knows); only a blob it lacks is uploaded, from the spool the
+    /// compression wrote (or, without a spool, compressed again).
     fn compressed_layer(&self, desc: &Descriptor) -> Result<Pushed> {
         let algo = self.compress;
         let media_type = match (algo, self.oci) {
@@ -529,14 +542,30 @@ impl Job<'_> {
             (_, false) => media_type::DOCKER_LAYER_GZIP,
         };
         let diff_id = &desc.digest;
-        if let Some((digest, size)) = self.cache.and_then(|s| s.compressed(diff_id, algo)) {
-            let out = Descriptor {
-                media_type: media_type.to_string(),
-                digest,
-                size,
-                ..desc.clone()
-            };
-            if let Some(done) = self.reuse(desc, &out)? {
+        let as_pushed = |digest: Digest, size: u64| Descriptor {
+            media_type: media_type.to_string(),
+            digest,
+            size,
+            ..desc.clone()
+        };
+        let remembered = self.cache.and_then(|s| s.compressed(diff_id, algo));
+        if let Some((digest, size)) = &remembered
+            && let Some(done) = self.reuse(desc, &as_pushed(digest.clone(), *size))?
+        {
+            return Ok(done);
+        }
+        // Not remembered, or remembered and missing: compressed now, so that what is uploaded
+        // is what this hoist compresses it to (a remembered digest may be another version's).
+        let Spooled {
+            digest, size, file, ..
+        } = self.spool_compressed(desc)?;
+        if remembered.as_ref() != Some(&(digest.clone(), size)) {
+            if let Some(store) = self.cache
+                && let Err(e) = store.remember_compressed(diff_id, algo, &digest, size)
+            {
+                self.warn(e);
+            }
+            if let Some(done) = self.reuse(desc, &as_pushed(digest.clone(), size))? {
                 return Ok(done);
             }
         }
@@ -544,27 +573,159 @@ impl Job<'_> {
         let source = self.source;
         let bytes = |n: u64| (self.progress)(PushEvent::Bytes(n));
         let open = || -> std::io::Result<Box<dyn std::io::Read + Send + '_>> {
-            let raw = source.open_blob(desc).map_err(std::io::Error::other)?;
-            hoist_core::compress::encoder(algo, Metered::new(raw, &bytes))
+            Ok(match &file {
+                Some(f) => Box::new(SpoolReader {
+                    file: f,
+                    pos: 0,
+                    size,
+                    shown_size: desc.size,
+                    shown: 0,
+                    report: &bytes,
+                }),
+                // Compressed again: to the same bytes, checked before the registry sees the
+                // last of them.
+                None => {
+                    let raw = source.open_blob(desc).map_err(std::io::Error::other)?;
+                    Box::new(VerifyingReader::new(
+                        hoist_core::compress::encoder(algo, Metered::new(raw, &bytes))?,
+                        digest.clone(),
+                        size,
+                        format!("layer {diff_id} compressed again"),
+                    ))
+                }
+            })
         };
-        let what = format!("upload of layer {diff_id} ({algo:?}-compressed)");
-        let (digest, size) = self.client.upload_stream(self.repo, &open, &what)?;
-        if let Some(store) = self.cache
-            && let Err(e) = store.remember_compressed(diff_id, algo, &digest, size)
-        {
-            self.warn(e);
-        }
+        self.client.upload_blob(self.repo, &digest, size, &open)?;
         self.remember_source(&digest)?;
         (self.progress)(PushEvent::BlobPushed(diff_id.clone()));
         Ok(Pushed {
-            desc: Descriptor {
-                media_type: media_type.to_string(),
-                digest,
-                size,
-                ..desc.clone()
-            },
+            desc: as_pushed(digest, size),
             uploaded: true,
         })
+    }
+
+    /// Compresses a layer with `self.compress`, hashing it and keeping the result in an
+    /// anonymous scratch file (in the store's `hoist/tmp`, else the system's temporary
+    /// directory) for the upload. Where no scratch file can be made or written (a read-only
+    /// store, a full disk), only the digest and size are learned, with a warning.
+    fn spool_compressed(&self, desc: &Descriptor) -> Result<Spooled> {
+        let dir = self
+            .cache
+            .map_or_else(std::env::temp_dir, Store::scratch_dir);
+        let scratch = hoist_core::store::anonymous_file_in(&dir).map_err(|e| e.to_string());
+        let raw = self.source.open_blob(desc)?;
+        let what = format!("a scratch file in {}", dir.display());
+        let spooled = spool(raw, self.compress, scratch, &what).map_err(|source| {
+            Error::Store(hoist_core::Error::Read {
+                what: format!("layer {} ({:?}-compressed)", desc.digest, self.compress),
+                source,
+            })
+        })?;
+        if let Some(why) = &spooled.lost {
+            self.warnings.lock().expect("never poisoned").push(format!(
+                "layer {} could not be kept compressed for its upload ({why}): it is compressed \
+                 again if the registry lacks it",
+                desc.digest
+            ));
+        }
+        Ok(spooled)
+    }
+}
+
+/// Compresses `raw` with `algo` into `scratch` (`what`, for messages), hashing what comes
+/// out. A scratch file that could not be made (`Err`: why) or written is given up, and why
+/// is said: the digest and size are learned all the same.
+fn spool(
+    raw: impl Read + Send,
+    algo: Compression,
+    scratch: std::result::Result<std::fs::File, String>,
+    what: &str,
+) -> std::io::Result<Spooled> {
+    let mut compressed = hoist_core::compress::encoder(algo, raw)?;
+    let spool =
+        scratch.map(|f| std::io::BufWriter::with_capacity(hoist_core::compress::IO_BUF_SIZE, f));
+    let mut out = HashingWriter::new(SpoolWriter { spool, what });
+    std::io::copy(&mut compressed, &mut out)?;
+    let (digest, size, SpoolWriter { spool, .. }) = out.finish();
+    let written = spool.map(|w| {
+        w.into_inner()
+            .map_err(|e| format!("writing {what}: {}", e.error()))
+    });
+    let (file, lost) = match written {
+        Ok(Ok(f)) => (Some(f), None),
+        Ok(Err(why)) | Err(why) => (None, Some(why)),
+    };
+    Ok(Spooled {
+        digest,
+        size,
+        file,
+        lost,
+    })
+}
+
+/// A layer compressed by [`spool`].
+#[derive(Debug)]
+struct Spooled {
+    digest: Digest,
+    size: u64,
+    /// The compressed bytes, when they could be kept.
+    file: Option<std::fs::File>,
+    /// Why they could not.
+    lost: Option<String>,
+}
+
+/// Writes to a spool file (`what`, for messages) while it can; after a failed write it
+/// holds why, and the bytes still count for the hash around it.
+struct SpoolWriter<'a> {
+    spool: std::result::Result<std::io::BufWriter<std::fs::File>, String>,
+    what: &'a str,
+}
+
+impl std::io::Write for SpoolWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(w) = &mut self.spool
+            && let Err(e) = w.write_all(buf)
+        {
+            self.spool = Err(format!("writing {}: {e}", self.what));
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Reads a spool file from its start (its own offset, so that every upload attempt starts
+/// again) and reports progress in the uncompressed bytes the push's total counts:
+/// `shown_size` for the whole `size` bytes of the file.
+struct SpoolReader<'a> {
+    file: &'a std::fs::File,
+    pos: u64,
+    size: u64,
+    shown_size: u64,
+    /// Progress reported so far.
+    shown: u64,
+    report: &'a (dyn Fn(u64) + Sync),
+}
+
+impl std::io::Read for SpoolReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let n = self.file.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        let now = if n == 0 || self.pos >= self.size {
+            self.shown_size
+        } else {
+            // In u128: the product of two u64 sizes may not fit in u64; the quotient does.
+            let scaled = u128::from(self.pos) * u128::from(self.shown_size) / u128::from(self.size);
+            u64::try_from(scaled).unwrap_or(self.shown_size)
+        };
+        if now >= self.shown + REPORT_STEP || (now == self.shown_size && now > self.shown) {
+            (self.report)(now - self.shown);
+            self.shown = now;
+        }
+        Ok(n)
     }
 }
 
@@ -581,4 +742,107 @@ fn oci_layer_type(mt: &str) -> String {
         other => other,
     }
     .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Seek, Write};
+
+    /// Test input that compresses: tar-like text, a few MiB.
+    fn layer() -> Vec<u8> {
+        (0..200_000u32)
+            .flat_map(|i| format!("usr/share/doc/file-{i}.txt {}\n", i % 977).into_bytes())
+            .collect()
+    }
+
+    fn compressed(algo: Compression, raw: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        hoist_core::compress::encoder(algo, raw)
+            .unwrap()
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn a_spool_holds_what_the_compressor_gives_and_its_digest() {
+        let raw = layer();
+        for algo in [Compression::Gzip, Compression::Zstd] {
+            let expected = compressed(algo, &raw);
+            let s = spool(&raw[..], algo, Ok(tempfile::tempfile().unwrap()), "f").unwrap();
+            assert_eq!(s.digest, Digest::of(&expected), "{algo:?}");
+            assert_eq!(s.size, expected.len() as u64);
+            assert!(s.lost.is_none());
+            let mut kept = Vec::new();
+            let mut f = s.file.unwrap();
+            f.rewind().unwrap();
+            f.read_to_end(&mut kept).unwrap();
+            assert!(kept == expected, "{algo:?}: the spool differs");
+        }
+    }
+
+    #[test]
+    fn without_a_spool_the_digest_is_learned_all_the_same() {
+        let raw = layer();
+        let expected = compressed(Compression::Gzip, &raw);
+        // No scratch file could be made.
+        let s = spool(&raw[..], Compression::Gzip, Err("no room".into()), "f").unwrap();
+        assert_eq!(
+            (s.digest, s.size, s.lost.as_deref()),
+            (
+                Digest::of(&expected),
+                expected.len() as u64,
+                Some("no room")
+            )
+        );
+        assert!(s.file.is_none());
+        // One that refuses writes (opened read-only): given up, with the system's reason.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, b"").unwrap();
+        let s = spool(
+            &raw[..],
+            Compression::Gzip,
+            Ok(std::fs::File::open(&p).unwrap()),
+            "the file",
+        )
+        .unwrap();
+        assert_eq!(s.digest, Digest::of(&expected));
+        assert!(s.file.is_none());
+        assert!(
+            s.lost
+                .as_deref()
+                .unwrap()
+                .starts_with("writing the file: Bad file descriptor"),
+            "{:?}",
+            s.lost
+        );
+    }
+
+    #[test]
+    fn a_spool_reader_starts_at_zero_and_reports_uncompressed_bytes() {
+        let mut f = tempfile::tempfile().unwrap();
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        f.write_all(&data).unwrap();
+        // The file's offset is at its end: every reader reads from 0 on its own.
+        let shown = std::sync::Mutex::new(Vec::new());
+        let report = |n: u64| shown.lock().unwrap().push(n);
+        for _ in 0..2 {
+            let mut r = SpoolReader {
+                file: &f,
+                pos: 0,
+                size: data.len() as u64,
+                shown_size: 10 * data.len() as u64,
+                shown: 0,
+                report: &report,
+            };
+            let mut back = Vec::new();
+            r.read_to_end(&mut back).unwrap();
+            assert!(back == data);
+            let steps = std::mem::take(&mut *shown.lock().unwrap());
+            assert_eq!(steps.iter().sum::<u64>(), 30_000_000);
+            assert!(steps[..steps.len() - 1].iter().all(|&n| n >= REPORT_STEP));
+        }
+    }
 }

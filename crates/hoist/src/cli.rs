@@ -31,61 +31,68 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// hoist's commands.
+/// hoist's commands. Each one's summary (`hoist --help`, `-h`) is its `about` here; its long
+/// help (`--help`) is the doc comment of its `Args` (a doc comment here would replace it).
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Load images from an archive (docker, docker 25+/containerd, OCI, legacy v1; compressed or not)
+    #[command(
+        about = "Load images from an archive (docker, docker 25+/containerd, OCI, legacy v1; compressed or not)"
+    )]
     Load(commands::load::Args),
-    /// Save images to one archive (docker 25+ shape by default)
+    #[command(about = "Save images to one archive (docker 25+ shape by default)")]
     Save(commands::save::Args),
-    /// Write an image's (or container's) merged filesystem as one flat tar
+    #[command(about = "Write an image's (or container's) merged filesystem as one flat tar")]
     Export(commands::export::Args),
-    /// Write what the store holds (images, layers, digests) as JSON, for `save --base`
+    #[command(
+        about = "Write what the store holds (images, layers, digests) as JSON, for `save --base`"
+    )]
     Inventory(commands::inventory::Args),
-    /// Make a one-layer image from a root filesystem tar, URL or directory
+    #[command(about = "Make a one-layer image from a root filesystem tar, URL or directory")]
     Import(commands::import::Args),
-    /// List images
+    #[command(about = "List images")]
     Images(commands::images::Args),
-    /// Create a container: unpack an image into a runtime bundle
+    #[command(about = "Create a container: unpack an image into a runtime bundle")]
     Create(commands::create::Args),
-    /// Create a container and run it with runc or crun
+    #[command(about = "Create a container and run it with runc or crun")]
     Run(commands::run::Args),
-    /// List containers
+    #[command(about = "List containers")]
     Ps(commands::ps::Args),
-    /// Remove containers
+    #[command(about = "Remove containers")]
     Rm(commands::rm::Args),
-    /// Show what changed in a container, or between two images (A/C/D)
+    #[command(about = "Show what changed in a container, or between two images (A/C/D)")]
     Diff(commands::diff::Args),
-    /// Make a new image from a container's changes
+    #[command(about = "Make a new image from a container's changes")]
     Commit(commands::commit::Args),
-    /// Show what an image's layers add, change, remove and waste
+    #[command(about = "Show what an image's layers add, change, remove and waste")]
     Analyze(commands::analyze::Args),
-    /// Merge all (or the top N) layers into one, keeping the config
+    #[command(about = "Merge all (or the top N) layers into one, keeping the config")]
     Squash(commands::squash::Args),
-    /// Pull an image from a registry
+    #[command(about = "Pull an image from a registry")]
     Pull(commands::pull::Args),
-    /// Push an image to a registry
+    #[command(about = "Push an image to a registry")]
     Push(commands::push::Args),
-    /// Copy an image between registries, archives, OCI layouts and the store
+    #[command(about = "Copy an image between registries, archives, OCI layouts and the store")]
     Copy(commands::copy::Args),
-    /// Log in to a registry
+    #[command(about = "Log in to a registry")]
     Login(commands::login::Args),
-    /// Log out from a registry
+    #[command(about = "Log out from a registry")]
     Logout(commands::logout::Args),
-    /// Give an image another name
+    #[command(about = "Give an image another name")]
     Tag(commands::tag::Args),
-    /// Remove image names (the blobs are freed by `hoist gc`)
+    #[command(about = "Remove image names (the blobs are freed by `hoist gc`)")]
     Rmi(commands::rmi::Args),
-    /// Show images as JSON, shaped like `docker inspect`
+    #[command(about = "Show images as JSON, shaped like `docker inspect`")]
     Inspect(commands::inspect::Args),
-    /// Show the history of an image
+    #[command(about = "Show the history of an image")]
     History(commands::history::Args),
-    /// Verify every blob and reference of the store
+    #[command(about = "Verify every blob and reference of the store")]
     Fsck(commands::fsck::Args),
-    /// Remove blobs that no image uses any more
+    #[command(about = "Remove blobs that no image uses any more")]
     Gc(commands::gc::Args),
-    /// Check archives and split sets without loading them (digests, diff_ids, parts' sums)
+    #[command(
+        about = "Check archives and split sets without loading them (digests, diff_ids, parts' sums)"
+    )]
     Verify(commands::verify::Args),
-    /// Print a shell completion script
+    #[command(about = "Print a shell completion script")]
     Completions(commands::completions::Args),
 }

@@ -312,7 +312,8 @@ fn copies_to_and_from_a_registry() {
 
     // From an archive straight to the registry: the same manifest `hoist push` of the loaded
     // image gives (gzip compression is deterministic). That store has not compressed these
-    // layers before, so it compresses and uploads them again (14 layers; the config is found).
+    // layers before; it compresses them to learn their digests, finds them all by HEAD and
+    // uploads nothing.
     let digest = env.ok(&[
         "copy",
         &format!("docker-archive:{}", s(&common::data(DIVE))),
@@ -326,7 +327,20 @@ fn copies_to_and_from_a_registry() {
         other.ok(&["-q", "push", "dive-test:latest", &reg.name("dive:2")]),
         digest
     );
-    assert_eq!(reg.blob_uploads("dive"), 15 + 14);
+    assert_eq!(reg.blob_uploads("dive"), 15);
+    // And the copy again, with no store at all (the compressed layers are spooled in the
+    // system's temporary directory): no upload request either.
+    let requests = reg.upload_requests("dive");
+    assert_eq!(
+        env.ok(&[
+            "copy",
+            &format!("docker-archive:{}", s(&common::data(DIVE))),
+            &format!("docker://{}", reg.name("dive:3")),
+        ]),
+        digest
+    );
+    assert_eq!(reg.upload_requests("dive"), requests);
+    assert!(!env.root.exists());
 
     // To another repository of the same registry: every blob mounted, none uploaded.
     let copy = reg.name("copy:1");

@@ -13,7 +13,7 @@ use std::process::{Command, ExitStatus, Output, Stdio};
 
 use serde_json::Value;
 
-use crate::common::{self, Docker, Env};
+use crate::common::{self, Ctr, Docker, Env, Podman};
 
 const MULTI: &str = "docker-v1.2_docker20_multi_dive-derived.tar";
 const DERIVED_V1: &str = "corpus/dive-derived:v1";
@@ -425,22 +425,15 @@ fn docker_loads_hoist_multi_image_archive_with_shared_layers() {
 // 2. podman load
 // ---------------------------------------------------------------------------------------------
 
-fn podman(podman: &Path, env: &Env, tag: &str, args: &[&str]) -> Command {
-    let mut c = Command::new(podman);
-    c.args(["--storage-driver", "vfs", "--root"])
-        .arg(env.path(&format!("podman-{tag}/root")))
-        .arg("--runroot")
-        .arg(env.path(&format!("podman-{tag}/run")))
-        .args(args);
-    c
-}
-
 #[test]
 fn podman_loads_hoist_docker_and_oci_archives() {
-    let Some(bin) = common::peer("podman") else {
+    let env = multi_env();
+    let Some(podman_d) = Podman::new(&env, "d") else {
         return;
     };
-    let env = multi_env();
+    let Some(podman_o) = Podman::new(&env, "o") else {
+        return;
+    };
     let (derived_id, dive_id) = multi_ids();
 
     // --format docker, 2 images / 3 names. podman reads it through its docker-archive transport
@@ -449,7 +442,7 @@ fn podman_loads_hoist_docker_and_oci_archives() {
     // what it does with docker's own `docker save` archive of the same images.
     let d = env.path("d.tar");
     env.ok(&["save", "-o", s(&d), DERIVED_V1, DERIVED_ALIAS, DIVE]);
-    let out = common::run_ok(&mut podman(&bin, &env, "d", &["load", "-q", "-i", s(&d)]));
+    let out = podman_d.ok(&["load", "-q", "-i", s(&d)]);
     assert_eq!(
         sorted_lines(&out),
         sorted(&[
@@ -458,17 +451,12 @@ fn podman_loads_hoist_docker_and_oci_archives() {
             "Loaded image: localhost/dive-test:latest",
         ])
     );
-    let images = common::run_ok(&mut podman(
-        &bin,
-        &env,
-        "d",
-        &[
-            "images",
-            "--no-trunc",
-            "--format",
-            "{{.ID}} {{.Repository}}:{{.Tag}}",
-        ],
-    ));
+    let images = podman_d.ok(&[
+        "images",
+        "--no-trunc",
+        "--format",
+        "{{.ID}} {{.Repository}}:{{.Tag}}",
+    ]);
     assert_eq!(
         sorted_lines(&images),
         sorted(&[
@@ -485,19 +473,14 @@ fn podman_loads_hoist_docker_and_oci_archives() {
     env.ok(&["save", "--format", "oci", "-o", s(&o), DIVE]);
     let oci = oci_images_in_tar(&o);
     assert_eq!(oci.len(), 1);
-    let out = common::run_ok(&mut podman(&bin, &env, "o", &["load", "-q", "-i", s(&o)]));
+    let out = podman_o.ok(&["load", "-q", "-i", s(&o)]);
     assert_eq!(out, "Loaded image: docker.io/library/dive-test:latest\n");
-    let images = common::run_ok(&mut podman(
-        &bin,
-        &env,
-        "o",
-        &[
-            "images",
-            "--no-trunc",
-            "--format",
-            "{{.ID}} {{.Repository}}:{{.Tag}} {{.Digest}}",
-        ],
-    ));
+    let images = podman_o.ok(&[
+        "images",
+        "--no-trunc",
+        "--format",
+        "{{.ID}} {{.Repository}}:{{.Tag}} {{.Digest}}",
+    ]);
     assert_eq!(
         images,
         format!(
@@ -863,123 +846,10 @@ fn umoci_reads_hoist_oci_archive_and_store() {
 // 5. containerd (the one dockerd runs)
 // ---------------------------------------------------------------------------------------------
 
-/// containerd's socket: `CONTAINERD_ADDRESS`, else next to the dockerd of `DOCKER_HOST`.
-fn containerd_address() -> Option<String> {
-    if let Some(a) = std::env::var("CONTAINERD_ADDRESS")
-        .ok()
-        .filter(|a| !a.is_empty())
-    {
-        return Some(a);
-    }
-    let mut candidates: Vec<PathBuf> = Vec::new();
-    // dockerd --exec-root E puts its containerd at E/containerd/containerd.sock; the CI script
-    // keeps the exec root next to the docker socket.
-    if let Some(dir) = std::env::var("DOCKER_HOST")
-        .ok()
-        .and_then(|h| h.strip_prefix("unix://").map(PathBuf::from))
-        .and_then(|sock| sock.parent().map(Path::to_path_buf))
-    {
-        candidates.push(dir.join("exec/containerd/containerd.sock"));
-    }
-    candidates.push("/run/docker/containerd/containerd.sock".into());
-    candidates.push("/var/run/docker/containerd/containerd.sock".into());
-    candidates.push("/run/containerd/containerd.sock".into());
-    if let Some(c) = candidates.iter().find(|c| c.exists()) {
-        return Some(c.to_string_lossy().to_string());
-    }
-    assert!(
-        !common::in_ci(),
-        "containerd is required in CI: set CONTAINERD_ADDRESS (tried {candidates:?})"
-    );
-    eprintln!("skipped: no containerd socket (set CONTAINERD_ADDRESS; tried {candidates:?})");
-    None
-}
-
-struct Ctr {
-    bin: PathBuf,
-    address: String,
-    namespace: String,
-}
-
-impl Ctr {
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(&self.bin);
-        c.args(["--address", &self.address, "--namespace", &self.namespace])
-            .args(args);
-        c
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        common::run_ok(&mut self.cmd(args))
-    }
-
-    /// `ctr images ls`: name -> manifest digest.
-    fn images(&self) -> BTreeMap<String, String> {
-        let out = self.ok(&["images", "ls"]);
-        out.lines()
-            .skip(1)
-            .map(|l| {
-                let cols: Vec<&str> = l.split_whitespace().collect();
-                (cols[0].to_string(), cols[2].to_string())
-            })
-            .collect()
-    }
-
-    fn remove_all(&self) {
-        let names: Vec<String> = self.images().into_keys().collect();
-        if !names.is_empty() {
-            let mut args = vec!["images", "rm", "--sync"];
-            args.extend(names.iter().map(String::as_str));
-            let _ = self.cmd(&args).output();
-        }
-    }
-}
-
-impl Drop for Ctr {
-    fn drop(&mut self) {
-        // Cleanup: the namespace may hold nothing any more, or be gone.
-        if let Ok(out) = self.cmd(&["images", "ls", "-q"]).output() {
-            let names: Vec<String> = String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .map(str::to_string)
-                .collect();
-            if !names.is_empty() {
-                let mut args = vec!["images", "rm", "--sync"];
-                args.extend(names.iter().map(String::as_str));
-                let _ = self.cmd(&args).output();
-            }
-        }
-        // containerd's garbage collection of the content may lag behind `images rm`: retry.
-        for _ in 0..20 {
-            let rm = Command::new(&self.bin)
-                .args([
-                    "--address",
-                    &self.address,
-                    "namespaces",
-                    "rm",
-                    &self.namespace,
-                ])
-                .output();
-            if rm.is_ok_and(|o| o.status.success()) {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(250));
-        }
-    }
-}
-
 #[test]
 fn containerd_imports_hoist_archives() {
-    let Some(bin) = common::peer("ctr") else {
+    let Some(ctr) = Ctr::new() else {
         return;
-    };
-    let Some(address) = containerd_address() else {
-        return;
-    };
-    let ctr = Ctr {
-        bin,
-        address,
-        namespace: common::unique("hoist-test"),
     };
     let env = multi_env();
     let (derived_id, dive_id) = multi_ids();

@@ -161,11 +161,24 @@ impl Registry {
 
     /// Blob upload completions (`PUT /v2/<repo>/blobs/uploads/…`) in the access log so far.
     pub fn blob_uploads(&self, repo: &str) -> usize {
-        let needle = format!("\"PUT /v2/{repo}/blobs/uploads/");
+        self.requests(&format!("\"PUT /v2/{repo}/blobs/uploads/"))
+    }
+
+    /// Every request of an upload (`POST`: start or mount, `PATCH`: data, `PUT`: end) on
+    /// `/v2/<repo>/blobs/uploads/` in the access log so far.
+    pub fn upload_requests(&self, repo: &str) -> usize {
+        ["POST", "PATCH", "PUT"]
+            .iter()
+            .map(|m| self.requests(&format!("\"{m} /v2/{repo}/blobs/uploads/")))
+            .sum()
+    }
+
+    /// Lines of the access log that contain `needle`.
+    fn requests(&self, needle: &str) -> usize {
         std::fs::read_to_string(&self.log)
             .unwrap()
             .lines()
-            .filter(|l| l.contains(&needle))
+            .filter(|l| l.contains(needle))
             .count()
     }
 }
@@ -287,13 +300,13 @@ fn push_is_read_by_skopeo_and_pulls_back_to_the_same_image() {
         assert_ne!(l["digest"], *diff_id);
     }
     // The compression is deterministic: another store, with nothing remembered, compresses
-    // and uploads the 14 layers again (the config is found by HEAD) and gives the same
-    // manifest digest.
+    // the 14 layers to the same digests, finds every blob by HEAD, uploads none and gives
+    // the same manifest digest (a_store_that_never_pushed_… has the details).
     let other_store = Env::new();
     other_store.ok(&["load", "-i", s(&common::data(DIVE))]);
     let again_elsewhere = other_store.ok(&["-q", "push", "dive-test:latest", &dest]);
     assert_eq!(again_elsewhere, format!("{digest}\n"));
-    assert_eq!(reg.blob_uploads("dive"), 15 + 14);
+    assert_eq!(reg.blob_uploads("dive"), 15);
 
     // --compress none pushes the manifest as stored: the store's digest, layers = diff_ids.
     let index: Value =
@@ -408,6 +421,129 @@ fn push_is_read_by_skopeo_and_pulls_back_to_the_same_image() {
             "9422b46ac51529b16b223b83c51f2c1040e6278c918e00194201552d2d4a0551"
         );
     }
+}
+
+/// The files of a store's memory of compressed layers (`hoist/compressed/<algo>/<diff_id>`).
+fn remembered(env: &Env, algo: &str) -> std::collections::BTreeMap<String, String> {
+    let dir = env.root.join("hoist/compressed").join(algo);
+    std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().into_string().unwrap(),
+                std::fs::read_to_string(e.path()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_store_that_never_pushed_an_image_uploads_no_layer_the_registry_has() {
+    let Some(reg) = Registry::start() else { return };
+    let first = Env::new();
+    first.ok(&["load", "-i", s(&common::data(DIVE))]);
+    let dest = reg.name("dive:1");
+    let digest = first.ok(&["-q", "push", "dive-test:latest", &dest]);
+    let digest = digest.trim();
+    // 14 layers and the config, each one POST and one PUT of a known digest.
+    assert_eq!(reg.blob_uploads("dive"), 15);
+    assert_eq!(reg.upload_requests("dive"), 30);
+
+    // A store that never pushed it (the image loaded from the same archive): each layer is
+    // compressed to learn its digest, found by HEAD, and not one upload request is made.
+    let fresh = Env::new();
+    fresh.ok(&["load", "-i", s(&common::data(DIVE))]);
+    let out = fresh.ok(&["push", "dive-test:latest", &dest]);
+    assert_eq!(reg.upload_requests("dive"), 30, "{out}");
+    assert_eq!(out.matches(": Layer already exists").count(), 15, "{out}");
+    assert!(
+        out.ends_with(&format!("1: digest: {digest} size: 2467\n")),
+        "{out}"
+    );
+    // It remembers what the first store remembers, and leaves no scratch file behind.
+    assert_eq!(remembered(&fresh, "gzip").len(), 14);
+    assert_eq!(remembered(&fresh, "gzip"), remembered(&first, "gzip"));
+    assert_eq!(
+        std::fs::read_dir(fresh.root.join("hoist/tmp"))
+            .unwrap()
+            .count(),
+        0
+    );
+
+    // A memory that is wrong (as another compressor would leave it): the remembered digest
+    // is not in the registry, so the layer is compressed again, and the true digest found
+    // (mounted into a new repository from the one this store saw it in) and remembered.
+    let wrong = format!("sha256:{} 1234\n", "0".repeat(64));
+    for diff_id in remembered(&fresh, "gzip").keys() {
+        std::fs::write(
+            fresh.root.join("hoist/compressed/gzip").join(diff_id),
+            &wrong,
+        )
+        .unwrap();
+    }
+    let out = fresh.ok(&["push", "dive-test:latest", &reg.name("other:1")]);
+    assert_eq!(out.matches(": Mounted from dive").count(), 15, "{out}");
+    assert_eq!(reg.blob_uploads("other"), 0);
+    assert!(
+        out.ends_with(&format!("1: digest: {digest} size: 2467\n")),
+        "{out}"
+    );
+    assert_eq!(remembered(&fresh, "gzip"), remembered(&first, "gzip"));
+
+    // Where no scratch file can be made (`copy` from an archive spools in $TMPDIR, here a
+    // directory that is not there), each layer is compressed once to learn its digest and
+    // again for its upload, with a warning: the same blobs, the same manifest.
+    let no_tmp = fresh.path("no-such-dir");
+    let out = fresh
+        .cmd(&[
+            "copy",
+            &format!("docker-archive:{}", s(&common::data(DIVE))),
+            &format!("docker://{}", reg.name("again:1")),
+        ])
+        .env("TMPDIR", &no_tmp)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{digest}\n"));
+    assert_eq!(reg.blob_uploads("again"), 15);
+    let warning = format!(
+        "could not be kept compressed for its upload ({}: No such file or directory (os \
+         error 2)): it is compressed again if the registry lacks it\n",
+        no_tmp.display()
+    );
+    assert_eq!(stderr.matches(&warning).count(), 14, "{stderr}");
+    assert_eq!(stderr.lines().count(), 14, "{stderr}");
+
+    // zstd too: its compression is deterministic as well. The first zstd push uploads the
+    // 14 zstd layers (the config is there), a store that never pushed them uploads nothing.
+    let zstd = reg.name("dive:zstd");
+    let zstd_digest = first.ok(&[
+        "-q",
+        "push",
+        "--compress",
+        "zstd",
+        "dive-test:latest",
+        &zstd,
+    ]);
+    assert_eq!(reg.blob_uploads("dive"), 15 + 14);
+    let requests = reg.upload_requests("dive");
+    let third = Env::new();
+    third.ok(&["load", "-i", s(&common::data(DIVE))]);
+    assert_eq!(
+        third.ok(&[
+            "-q",
+            "push",
+            "--compress",
+            "zstd",
+            "dive-test:latest",
+            &zstd
+        ]),
+        zstd_digest
+    );
+    assert_eq!(reg.upload_requests("dive"), requests);
+    assert_eq!(remembered(&third, "zstd"), remembered(&first, "zstd"));
 }
 
 #[test]

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{self, Env};
+use crate::common::{self, Env, Podman};
 use crate::test_registry::{DIVE, Registry, export_digest, ids, s};
 
 /// Incompressible, deterministic bytes (xorshift64*): `size` of them from `seed`.
@@ -479,8 +479,8 @@ fn an_upload_cut_midway_starts_a_new_session_and_lands() {
     src.ok(&["import", s(&rootfs), "bb:1"]);
     let id = src.inspect("bb:1")["Id"].as_str().unwrap().to_string();
 
-    // A monolithic PUT of the uncompressed layer, and a streamed PATCH of the gzip one: each
-    // cut once past its first 300 kB.
+    // A monolithic PUT of the uncompressed layer, and one of the gzip one (from the scratch
+    // file it was compressed into): each cut once past its first 300 kB.
     for (compress, repo) in [("none", "plain"), ("gzip", "gz")] {
         let proxy = CorruptingProxy::start_cutting(reg.port, 300_000);
         let through = format!("127.0.0.1:{}/{repo}:1", proxy.port);
@@ -505,41 +505,15 @@ fn an_upload_cut_midway_starts_a_new_session_and_lands() {
     }
 }
 
-/// Removes every image of an isolated podman storage at the end of a test, even a failed one.
-struct PodmanStorage {
-    bin: PathBuf,
-    root: PathBuf,
-    runroot: PathBuf,
-}
-
-impl PodmanStorage {
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(&self.bin);
-        c.args(["--storage-driver", "vfs", "--root"])
-            .arg(&self.root)
-            .arg("--runroot")
-            .arg(&self.runroot)
-            .args(args);
-        c
-    }
-}
-
-impl Drop for PodmanStorage {
-    fn drop(&mut self) {
-        // Cleanup: failure only leaves files the temporary directory removes anyway.
-        let _ = self.cmd(&["rmi", "--all", "--force"]).output();
-    }
-}
-
 #[test]
 fn podman_pulls_what_hoist_pushed() {
     let Some(reg) = Registry::start() else {
         return;
     };
-    let Some(bin) = common::peer("podman") else {
+    let env = Env::new();
+    let Some(podman) = Podman::new(&env, "pull") else {
         return;
     };
-    let env = Env::new();
     env.ok(&["load", "-i", s(&common::data(DIVE))]);
     let hoisted = env.inspect("dive-test:latest");
     let id = hoisted["Id"].as_str().unwrap().to_string();
@@ -555,27 +529,20 @@ fn podman_pulls_what_hoist_pushed() {
         .unwrap_or_else(|| panic!("no digest line in the push output:\n{out}"))
         .to_string();
 
-    let podman = PodmanStorage {
-        bin,
-        root: env.path("podman/root"),
-        runroot: env.path("podman/run"),
-    };
-    let out = common::run_ok(&mut podman.cmd(&["pull", "-q", "--tls-verify=false", &dest]));
+    let out = podman.ok(&["pull", "-q", "--tls-verify=false", &dest]);
     let hex = id.strip_prefix("sha256:").unwrap();
     assert_eq!(out, format!("{hex}\n"));
-    let inspect = |format: &str| {
-        common::run_ok(&mut podman.cmd(&["image", "inspect", "--format", format, &dest]))
-    };
+    let inspect = |format: &str| podman.ok(&["image", "inspect", "--format", format, &dest]);
     assert_eq!(inspect("{{.Id}}"), format!("{hex}\n"));
     assert_eq!(inspect("{{.Digest}}"), format!("{digest}\n"));
     let layers: Value = serde_json::from_str(&inspect("{{json .RootFS.Layers}}")).unwrap();
     assert_eq!(layers, hoisted["RootFS"]["Layers"]);
     assert_eq!(layers.as_array().unwrap().len(), 14);
-    let tags = common::run_ok(&mut podman.cmd(&[
+    let tags = podman.ok(&[
         "images",
         "--no-trunc",
         "--format",
         "{{.ID}} {{.Repository}}:{{.Tag}}",
-    ]));
+    ]);
     assert_eq!(tags, format!("{id} {dest}\n"));
 }

@@ -262,6 +262,12 @@ impl Store {
         Ok(LockGuard { file })
     }
 
+    /// Where to make scratch files ([`anonymous_file_in`]): `hoist/tmp`, on the store's file
+    /// system, which has room for a layer's worth where `/tmp` may be memory.
+    pub fn scratch_dir(&self) -> PathBuf {
+        self.hoist_dir().join("tmp")
+    }
+
     /// Starts a staging area for new blobs.
     pub fn staging(&self) -> Result<Staging> {
         Staging::new(self)
@@ -704,7 +710,27 @@ fn index_bytes(index: &Index) -> Vec<u8> {
     serde_json::to_vec(&index).expect("an index always serializes")
 }
 
-/// Creates a uniquely named file in `dir`.
+/// An anonymous read-write file in `dir`: no name reaches it and it is gone when closed, also
+/// after a crash (`O_TMPFILE`; where the file system lacks it, a named file removed at once).
+pub fn anonymous_file_in(dir: &Path) -> Result<File> {
+    use rustix::fs::{Mode, OFlags};
+    use rustix::io::Errno;
+    match rustix::fs::open(
+        dir,
+        OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC,
+        Mode::RUSR | Mode::WUSR,
+    ) {
+        Ok(fd) => return Ok(File::from(fd)),
+        // What a file system or kernel without O_TMPFILE answers.
+        Err(Errno::OPNOTSUPP | Errno::ISDIR | Errno::INVAL) => {}
+        Err(e) => return Err(io::Error::from(e)).at(dir),
+    }
+    let (path, file) = tempfile_in(dir)?;
+    fs::remove_file(&path).at(&path)?;
+    Ok(file)
+}
+
+/// Creates a uniquely named file in `dir`, open for reading and writing.
 pub(crate) fn tempfile_in(dir: &Path) -> Result<(PathBuf, File)> {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -715,7 +741,12 @@ pub(crate) fn tempfile_in(dir: &Path) -> Result<(PathBuf, File)> {
             .map(|d| d.subsec_nanos())
             .unwrap_or(0);
         let p = dir.join(format!(".tmp-{}-{n}-{nanos}", std::process::id()));
-        match fs::OpenOptions::new().write(true).create_new(true).open(&p) {
+        match fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&p)
+        {
             Ok(f) => return Ok((p, f)),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(Error::Io { path: p, source: e }),

@@ -136,4 +136,24 @@ mod tests {
         assert_eq!(store.sources(&gz).len(), MAX_SOURCES);
         assert_eq!(store.sources(&gz)[0], "r/39");
     }
+
+    #[test]
+    fn scratch_files_are_nameless() {
+        use std::io::{Read, Seek, Write};
+        let d = tempfile::tempdir().unwrap();
+        let store = Store::open(d.path()).unwrap();
+        let before: Vec<_> = fs::read_dir(store.scratch_dir()).unwrap().collect();
+        let mut f = super::super::anonymous_file_in(&store.scratch_dir()).unwrap();
+        f.write_all(b"compressed layer").unwrap();
+        f.rewind().unwrap();
+        let mut back = String::new();
+        f.read_to_string(&mut back).unwrap();
+        assert_eq!(back, "compressed layer");
+        let after: Vec<_> = fs::read_dir(store.scratch_dir()).unwrap().collect();
+        assert_eq!((before.len(), after.len()), (0, 0));
+        // A directory that is not there is named in the error.
+        let missing = d.path().join("gone");
+        let e = super::super::anonymous_file_in(&missing).unwrap_err();
+        assert!(e.to_string().contains("gone"), "{e}");
+    }
 }

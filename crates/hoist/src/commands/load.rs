@@ -16,7 +16,9 @@ use crate::ui::progress::Progress;
 /// The format is detected from the content: docker legacy v1, docker `manifest.json` archives
 /// (docker 1.10-24, skopeo, kaniko, crane), docker 25+ / containerd archives, OCI archives and
 /// OCI layout directories. The whole input may be gzip, zstd, xz or bzip2 compressed. Every
-/// blob and layer is verified; on any error the store is left exactly as it was.
+/// blob and layer is verified; on any error the store is left exactly as it was. An archive
+/// of several images loads every one with every name (podman 4.3 loads only one image from
+/// an OCI archive: for podman, `hoist save --format docker`).
 ///
 /// A delta archive (`hoist save --base`) loads when the layers it left out are in the store
 /// or in a --base archive; otherwise nothing is loaded and the message names the base images

@@ -12,9 +12,10 @@ use crate::ui::progress::Progress;
 ///
 /// The blobs the registry lacks are uploaded (each is checked with HEAD first, and mounted from
 /// another repository of the same registry when hoist knows one that has it), then the
-/// manifest. Layers the store keeps uncompressed are compressed on the way (gzip by default,
-/// always to the same bytes); the compressed digest is remembered, so a second push uploads
-/// nothing. With --compress none, or when every layer is stored compressed, the manifest goes
+/// manifest. Layers the store keeps uncompressed are compressed first (gzip by default,
+/// always to the same bytes, into a scratch file in the store) to learn their digest, so a
+/// layer the registry has is never uploaded, even by a store that never pushed it; the
+/// digest is remembered, so a second push only asks. With --compress none, or when every layer is stored compressed, the manifest goes
 /// exactly as stored and the pushed digest is the store's. A name pulled with --all-platforms
 /// pushes every platform the store holds, then the index. Plain HTTP is used only for
 /// registries on a loopback address (or with --tls-verify=false).

@@ -21,6 +21,11 @@ use crate::ui::progress::Progress;
 /// always give byte-identical archives. IMAGE is a name (a repository without a tag saves
 /// all its tags), a full image ID, or a unique ID prefix (all the image's names are kept).
 ///
+/// Several images in --format oci: one index names them all; `hoist load` and containerd's
+/// `ctr import` restore every name, skopeo reads one as oci-archive:FILE:NAME. podman 4.3's
+/// load refuses an OCI archive of several images ("more than one image in oci"): for podman
+/// save them with --format docker, which it loads with every name.
+///
 /// With --base, the archive is a delta: it still describes every image completely but leaves
 /// out each layer the base has on the same layers below (the same chain ID, as docker keys
 /// layers), and says so in hoist-delta.json. `hoist load` takes those layers from its store

@@ -263,6 +263,165 @@ impl Docker {
     }
 }
 
+/// podman with a storage of its own (vfs, in a test's temporary directory): every image is
+/// removed when dropped, even after a failed test.
+pub struct Podman {
+    pub bin: PathBuf,
+    pub root: PathBuf,
+    pub runroot: PathBuf,
+}
+
+impl Podman {
+    /// podman storing in `env`'s `podman-<tag>/`, or `None` (outside CI) without podman.
+    pub fn new(env: &Env, tag: &str) -> Option<Podman> {
+        Some(Podman {
+            bin: peer("podman")?,
+            root: env.path(&format!("podman-{tag}/root")),
+            runroot: env.path(&format!("podman-{tag}/run")),
+        })
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.args(["--storage-driver", "vfs", "--root"])
+            .arg(&self.root)
+            .arg("--runroot")
+            .arg(&self.runroot)
+            .args(args);
+        c
+    }
+
+    /// Runs podman, asserting success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        run_ok(&mut self.cmd(args))
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        // Cleanup: failure only leaves files the temporary directory removes anyway.
+        let _ = self.cmd(&["rmi", "--all", "--force"]).output();
+    }
+}
+
+/// containerd's socket: `CONTAINERD_ADDRESS`, else next to the dockerd of `DOCKER_HOST`.
+pub fn containerd_address() -> Option<String> {
+    if let Some(a) = std::env::var("CONTAINERD_ADDRESS")
+        .ok()
+        .filter(|a| !a.is_empty())
+    {
+        return Some(a);
+    }
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    // dockerd --exec-root E puts its containerd at E/containerd/containerd.sock; the CI script
+    // keeps the exec root next to the docker socket.
+    if let Some(dir) = std::env::var("DOCKER_HOST")
+        .ok()
+        .and_then(|h| h.strip_prefix("unix://").map(PathBuf::from))
+        .and_then(|sock| sock.parent().map(Path::to_path_buf))
+    {
+        candidates.push(dir.join("exec/containerd/containerd.sock"));
+    }
+    candidates.push("/run/docker/containerd/containerd.sock".into());
+    candidates.push("/var/run/docker/containerd/containerd.sock".into());
+    candidates.push("/run/containerd/containerd.sock".into());
+    if let Some(c) = candidates.iter().find(|c| c.exists()) {
+        return Some(c.to_string_lossy().to_string());
+    }
+    assert!(
+        !in_ci(),
+        "containerd is required in CI: set CONTAINERD_ADDRESS (tried {candidates:?})"
+    );
+    eprintln!("skipped: no containerd socket (set CONTAINERD_ADDRESS; tried {candidates:?})");
+    None
+}
+
+/// `ctr` on containerd's socket, in a namespace of its own (removed, with its images, when
+/// dropped).
+pub struct Ctr {
+    pub bin: PathBuf,
+    pub address: String,
+    pub namespace: String,
+}
+
+impl Ctr {
+    /// `ctr` in a new namespace, or `None` (outside CI) without ctr or a containerd socket.
+    pub fn new() -> Option<Ctr> {
+        let bin = peer("ctr")?;
+        let address = containerd_address()?;
+        Some(Ctr {
+            bin,
+            address,
+            namespace: unique("hoist-test"),
+        })
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.args(["--address", &self.address, "--namespace", &self.namespace])
+            .args(args);
+        c
+    }
+
+    pub fn ok(&self, args: &[&str]) -> String {
+        run_ok(&mut self.cmd(args))
+    }
+
+    /// `ctr images ls`: name -> manifest digest.
+    pub fn images(&self) -> BTreeMap<String, String> {
+        let out = self.ok(&["images", "ls"]);
+        out.lines()
+            .skip(1)
+            .map(|l| {
+                let cols: Vec<&str> = l.split_whitespace().collect();
+                (cols[0].to_string(), cols[2].to_string())
+            })
+            .collect()
+    }
+
+    pub fn remove_all(&self) {
+        let names: Vec<String> = self.images().into_keys().collect();
+        if !names.is_empty() {
+            let mut args = vec!["images", "rm", "--sync"];
+            args.extend(names.iter().map(String::as_str));
+            let _ = self.cmd(&args).output();
+        }
+    }
+}
+
+impl Drop for Ctr {
+    fn drop(&mut self) {
+        // Cleanup: the namespace may hold nothing any more, or be gone.
+        if let Ok(out) = self.cmd(&["images", "ls", "-q"]).output() {
+            let names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(str::to_string)
+                .collect();
+            if !names.is_empty() {
+                let mut args = vec!["images", "rm", "--sync"];
+                args.extend(names.iter().map(String::as_str));
+                let _ = self.cmd(&args).output();
+            }
+        }
+        // containerd's garbage collection of the content may lag behind `images rm`: retry.
+        for _ in 0..20 {
+            let rm = Command::new(&self.bin)
+                .args([
+                    "--address",
+                    &self.address,
+                    "namespaces",
+                    "rm",
+                    &self.namespace,
+                ])
+                .output();
+            if rm.is_ok_and(|o| o.status.success()) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+    }
+}
+
 /// Runs a peer command, asserting success; returns stdout.
 pub fn run_ok(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap();
