@@ -169,18 +169,7 @@ fn create(env: &Env, args: &[&str]) -> String {
 /// `(path, type, mode, content)`, sorted by path.
 fn saved_layer_entries(archive: &Path, index: usize) -> Vec<(String, char, u32, String)> {
     use std::io::Read;
-    let read = |name: &str| -> Vec<u8> {
-        let mut a = tar::Archive::new(std::fs::File::open(archive).unwrap());
-        for e in a.entries().unwrap() {
-            let mut e = e.unwrap();
-            if e.path().unwrap().to_string_lossy() == name {
-                let mut v = Vec::new();
-                e.read_to_end(&mut v).unwrap();
-                return v;
-            }
-        }
-        panic!("{name} not in {}", archive.display());
-    };
+    let read = |name: &str| common::file_in_tar(archive, name);
     let manifest: Value = serde_json::from_slice(&read("manifest.json")).unwrap();
     let layer = read(manifest[0]["Layers"][index].as_str().unwrap());
     let layer = if layer.starts_with(&[0x1f, 0x8b]) {

@@ -25,20 +25,6 @@ fn tar_files(path: &Path) -> BTreeSet<String> {
         .collect()
 }
 
-fn file_in_tar(path: &Path, name: &str) -> Vec<u8> {
-    use std::io::Read;
-    let mut a = tar::Archive::new(std::fs::File::open(path).unwrap());
-    for e in a.entries().unwrap() {
-        let mut e = e.unwrap();
-        if e.path().unwrap().to_string_lossy() == name {
-            let mut v = Vec::new();
-            e.read_to_end(&mut v).unwrap();
-            return v;
-        }
-    }
-    panic!("{name} not in {}", path.display());
-}
-
 /// The layer blob digests of an image, from its manifest in the store.
 fn layer_blobs(env: &Env, image: &str) -> Vec<String> {
     let inv: Value = serde_json::from_str(&env.ok(&["inventory", "-o", "-", image])).unwrap();
@@ -93,7 +79,8 @@ fn delta_leaves_out_the_base_layers_and_loads_back_exactly() {
     }
     want.insert("hoist-delta.json".into());
     assert_eq!(tar_files(&delta), want);
-    let desc: Value = serde_json::from_slice(&file_in_tar(&delta, "hoist-delta.json")).unwrap();
+    let desc: Value =
+        serde_json::from_slice(&common::file_in_tar(&delta, "hoist-delta.json")).unwrap();
     let omitted: BTreeSet<&str> = desc["omitted"]
         .as_array()
         .unwrap()
@@ -113,13 +100,13 @@ fn delta_leaves_out_the_base_layers_and_loads_back_exactly() {
         desc["baseImages"][0]["id"],
         sender.inspect(BASE)["Id"].as_str().unwrap()
     );
-    let index: Value = serde_json::from_slice(&file_in_tar(&delta, "index.json")).unwrap();
+    let index: Value = serde_json::from_slice(&common::file_in_tar(&delta, "index.json")).unwrap();
     assert_eq!(
         index["annotations"],
         serde_json::json!({"dev.hoist.delta": "hoist-delta.json", "dev.hoist.delta.base": BASE})
     );
     // manifest.json still names every layer (docker looks them up by chain ID first).
-    let mj: Value = serde_json::from_slice(&file_in_tar(&delta, "manifest.json")).unwrap();
+    let mj: Value = serde_json::from_slice(&common::file_in_tar(&delta, "manifest.json")).unwrap();
     assert_eq!(mj[0]["Layers"].as_array().unwrap().len(), 17);
 
     // A target that has the base loads the delta into the very image the full archive gives.
@@ -249,8 +236,8 @@ fn inventory_round_trip_makes_the_same_delta_as_the_image() {
     assert_eq!(a, b);
     for f in &a {
         assert_eq!(
-            file_in_tar(&by_image, f),
-            file_in_tar(&by_inventory, f),
+            common::file_in_tar(&by_image, f),
+            common::file_in_tar(&by_inventory, f),
             "{f}"
         );
     }
@@ -317,7 +304,8 @@ fn a_delta_layer_found_as_another_blob_of_the_same_layer_lands_with_a_rebuilt_ma
     target.ok(&["inventory", "-o", s(&have)]);
     let delta = sender.path("delta.tar");
     sender.ok(&["save", "--base", s(&have), "-o", s(&delta), &id]);
-    let desc: Value = serde_json::from_slice(&file_in_tar(&delta, "hoist-delta.json")).unwrap();
+    let desc: Value =
+        serde_json::from_slice(&common::file_in_tar(&delta, "hoist-delta.json")).unwrap();
     assert_eq!(desc["omitted"].as_array().unwrap().len(), 1);
     assert_eq!(
         desc["omitted"][0]["mediaType"],
@@ -427,7 +415,8 @@ fn bad_bases_and_lying_deltas_are_refused_clearly() {
 
     // A delta whose description gives a left-out layer the diff_id of another one: the
     // blob found in the store is checked, not trusted.
-    let mut desc: Value = serde_json::from_slice(&file_in_tar(&delta, "hoist-delta.json")).unwrap();
+    let mut desc: Value =
+        serde_json::from_slice(&common::file_in_tar(&delta, "hoist-delta.json")).unwrap();
     let other = desc["omitted"][1]["diffID"].clone();
     desc["omitted"][0]["diffID"] = other;
     let forged = env.path("forged.tar");
@@ -519,7 +508,8 @@ fn docker_loads_a_delta_when_it_has_the_base_and_refuses_it_otherwise() {
     env.ok(&["load", "-i", s(&saved)]);
     let delta = env.path("delta.tar");
     env.ok(&["save", "--base", &app1, "-o", s(&delta), &app2]);
-    let desc: Value = serde_json::from_slice(&file_in_tar(&delta, "hoist-delta.json")).unwrap();
+    let desc: Value =
+        serde_json::from_slice(&common::file_in_tar(&delta, "hoist-delta.json")).unwrap();
     assert_eq!(desc["omitted"].as_array().unwrap().len(), 1);
 
     // On a daemon that has app:1: the delta gives app:2's ID, and it runs.
@@ -620,7 +610,8 @@ fn delta_patches_rebuild_the_exact_layer_from_the_base_layer() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let desc: Value = serde_json::from_slice(&file_in_tar(&delta, "hoist-delta.json")).unwrap();
+    let desc: Value =
+        serde_json::from_slice(&common::file_in_tar(&delta, "hoist-delta.json")).unwrap();
     let patches = desc["patches"].as_array().unwrap();
     assert_eq!(patches.len(), 1);
     let p = &patches[0];
@@ -651,13 +642,13 @@ fn delta_patches_rebuild_the_exact_layer_from_the_base_layer() {
     want.insert(p["patch"].as_str().unwrap().to_string());
     want.insert("hoist-delta.json".into());
     assert_eq!(tar_files(&delta), want);
-    let patch_bytes = file_in_tar(&delta, p["patch"].as_str().unwrap());
+    let patch_bytes = common::file_in_tar(&delta, p["patch"].as_str().unwrap());
     assert_eq!(patch_bytes.len() as u64, patch_size);
     assert_eq!(
         format!("sha256:{}", common::sha256(&patch_bytes)),
         p["patchDigest"].as_str().unwrap()
     );
-    let index: Value = serde_json::from_slice(&file_in_tar(&delta, "index.json")).unwrap();
+    let index: Value = serde_json::from_slice(&common::file_in_tar(&delta, "index.json")).unwrap();
     assert_eq!(
         index["annotations"]["dev.hoist.delta.patches"],
         "hoist-only: 1 layers are zstd patches against base layers; load with hoist"

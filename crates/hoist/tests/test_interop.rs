@@ -7,7 +7,6 @@
 //! temporary store and peer roots, and uses `common::unique` names in the shared daemons.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Output, Stdio};
 
@@ -95,30 +94,6 @@ fn is_root() -> bool {
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
-/// One file of an (uncompressed) tar archive.
-fn file_in_tar(archive: &Path, name: &str) -> Vec<u8> {
-    let mut a = tar::Archive::new(std::fs::File::open(archive).unwrap());
-    for e in a.entries().unwrap() {
-        let mut e = e.unwrap();
-        let p = e.path().unwrap().to_string_lossy().to_string();
-        if p.trim_start_matches("./") == name {
-            let mut v = Vec::new();
-            e.read_to_end(&mut v).unwrap();
-            return v;
-        }
-    }
-    panic!("{name} not in {}", archive.display());
-}
-
-/// Every path in a tar archive.
-fn tar_paths(archive: &Path) -> Vec<String> {
-    let mut a = tar::Archive::new(std::fs::File::open(archive).unwrap());
-    a.entries()
-        .unwrap()
-        .map(|e| e.unwrap().path().unwrap().to_string_lossy().to_string())
-        .collect()
-}
-
 /// One image as an OCI layout (archive) describes it.
 #[derive(Debug, Clone, PartialEq)]
 struct OciImage {
@@ -165,7 +140,7 @@ fn oci_images(read: impl Fn(&str) -> Vec<u8>) -> Vec<OciImage> {
 }
 
 fn oci_images_in_tar(archive: &Path) -> Vec<OciImage> {
-    oci_images(|p| file_in_tar(archive, p))
+    oci_images(|p| common::file_in_tar(archive, p))
 }
 
 fn oci_images_in_dir(dir: &Path) -> Vec<OciImage> {
@@ -395,7 +370,7 @@ fn docker_loads_hoist_multi_image_archive_with_shared_layers() {
         env.ok(&args);
         if format == "docker" {
             // The 14 shared layers are written once: 17 distinct layers + 2 configs + 2 manifests.
-            let blobs = tar_paths(&archive)
+            let blobs = common::tar_paths(&archive)
                 .into_iter()
                 .filter(|p| p.starts_with("blobs/sha256/") && p.len() > "blobs/sha256/".len())
                 .count();

@@ -87,33 +87,10 @@ impl Three {
     }
 }
 
-/// The entries of a tar, in order.
-fn tar_paths(archive: &Path) -> Vec<String> {
-    let mut a = tar::Archive::new(std::fs::File::open(archive).unwrap());
-    a.entries()
-        .unwrap()
-        .map(|e| e.unwrap().path().unwrap().to_string_lossy().to_string())
-        .collect()
-}
-
-fn file_in_tar(archive: &Path, name: &str) -> Vec<u8> {
-    use std::io::Read;
-    let mut a = tar::Archive::new(std::fs::File::open(archive).unwrap());
-    for e in a.entries().unwrap() {
-        let mut e = e.unwrap();
-        if e.path().unwrap().to_string_lossy() == name {
-            let mut v = Vec::new();
-            e.read_to_end(&mut v).unwrap();
-            return v;
-        }
-    }
-    panic!("{name} not in {}", archive.display());
-}
-
 /// An OCI archive's index: name (`org.opencontainers.image.ref.name`, which must equal
 /// `io.containerd.image.name`) -> manifest digest.
 fn index_names(archive: &Path) -> BTreeMap<String, String> {
-    let index: Value = serde_json::from_slice(&file_in_tar(archive, "index.json")).unwrap();
+    let index: Value = serde_json::from_slice(&common::file_in_tar(archive, "index.json")).unwrap();
     index["manifests"]
         .as_array()
         .unwrap()
@@ -148,7 +125,7 @@ fn loaded(names: &[&str]) -> Vec<String> {
 fn an_oci_archive_of_three_images_holds_shared_blobs_once_and_loads_every_name() {
     let three = Three::new();
     let archive = three.save("oci");
-    let paths = tar_paths(&archive);
+    let paths = common::tar_paths(&archive);
     let unique: BTreeSet<&String> = paths.iter().collect();
     assert_eq!(
         unique.len(),
@@ -185,8 +162,11 @@ fn an_oci_archive_of_three_images_holds_shared_blobs_once_and_loads_every_name()
     assert_eq!(blobs, expected);
     for (name, digest) in &manifests {
         let hex = digest.strip_prefix("sha256:").unwrap();
-        let m: Value =
-            serde_json::from_slice(&file_in_tar(&archive, &format!("blobs/sha256/{hex}"))).unwrap();
+        let m: Value = serde_json::from_slice(&common::file_in_tar(
+            &archive,
+            &format!("blobs/sha256/{hex}"),
+        ))
+        .unwrap();
         assert_eq!(m["config"]["digest"], three.id(name), "{name}");
     }
 

@@ -26,20 +26,6 @@ fn listing(path: &std::path::Path) -> Vec<String> {
         .collect()
 }
 
-fn file_in_tar(path: &std::path::Path, name: &str) -> Vec<u8> {
-    use std::io::Read;
-    let mut a = tar::Archive::new(std::fs::File::open(path).unwrap());
-    for e in a.entries().unwrap() {
-        let mut e = e.unwrap();
-        if e.path().unwrap().to_string_lossy() == name {
-            let mut v = Vec::new();
-            e.read_to_end(&mut v).unwrap();
-            return v;
-        }
-    }
-    panic!("{name} not in {}", path.display());
-}
-
 #[test]
 fn docker_format_is_docker25_shaped_and_deterministic() {
     let env = Env::new();
@@ -86,7 +72,8 @@ fn docker_format_is_docker25_shaped_and_deterministic() {
         .count();
     assert_eq!(blobs, 17 + 2 + 2);
 
-    let index: serde_json::Value = serde_json::from_slice(&file_in_tar(&a, "index.json")).unwrap();
+    let index: serde_json::Value =
+        serde_json::from_slice(&common::file_in_tar(&a, "index.json")).unwrap();
     let names: Vec<(String, String)> = index["manifests"]
         .as_array()
         .unwrap()
@@ -116,7 +103,7 @@ fn docker_format_is_docker25_shaped_and_deterministic() {
         ]
     );
     let manifest: serde_json::Value =
-        serde_json::from_slice(&file_in_tar(&a, "manifest.json")).unwrap();
+        serde_json::from_slice(&common::file_in_tar(&a, "manifest.json")).unwrap();
     let item = common::expected_item("docker-v1.2_docker20_multi_dive-derived.tar");
     assert_eq!(
         manifest[0]["Config"],
@@ -137,11 +124,11 @@ fn docker_format_is_docker25_shaped_and_deterministic() {
         serde_json::json!(["dive-test:latest"])
     );
     assert_eq!(
-        file_in_tar(&a, "oci-layout"),
+        common::file_in_tar(&a, "oci-layout"),
         br#"{"imageLayoutVersion": "1.0.0"}"#
     );
     let repos: serde_json::Value =
-        serde_json::from_slice(&file_in_tar(&a, "repositories")).unwrap();
+        serde_json::from_slice(&common::file_in_tar(&a, "repositories")).unwrap();
     let top = item["images"][1]["diff_ids"]
         .as_array()
         .unwrap()
@@ -162,7 +149,7 @@ fn docker25_graphdriver_archive_round_trips_byte_identical_manifest() {
     let out = env.path("hw.tar");
     env.ok(&["save", "-o", out.to_str().unwrap(), "ee301c921b8a"]);
     let index: serde_json::Value =
-        serde_json::from_slice(&file_in_tar(&out, "index.json")).unwrap();
+        serde_json::from_slice(&common::file_in_tar(&out, "index.json")).unwrap();
     assert_eq!(
         index["manifests"][0]["digest"],
         "sha256:411caf340c828657e915a83ed561a79d2b8150dabad4dc079d881cbfe6f86afe"
@@ -240,10 +227,10 @@ fn legacy_format_has_plain_layers_and_v1_dirs() {
         "gz:1",
     ]);
     let manifest: serde_json::Value =
-        serde_json::from_slice(&file_in_tar(&out, "manifest.json")).unwrap();
+        serde_json::from_slice(&common::file_in_tar(&out, "manifest.json")).unwrap();
     let layer = manifest[0]["Layers"][0].as_str().unwrap().to_string();
     assert!(layer.ends_with("/layer.tar"));
-    let bytes = file_in_tar(&out, &layer);
+    let bytes = common::file_in_tar(&out, &layer);
     // The stored layer is gzip; the legacy archive carries it decompressed, so its sha256 is the diff_id.
     let diff_id = env.inspect("gz:1")["RootFS"]["Layers"][0]
         .as_str()
@@ -251,7 +238,7 @@ fn legacy_format_has_plain_layers_and_v1_dirs() {
         .to_string();
     assert_eq!(format!("sha256:{}", common::sha256(&bytes)), diff_id);
     assert_eq!(
-        file_in_tar(&out, &layer.replace("layer.tar", "VERSION")),
+        common::file_in_tar(&out, &layer.replace("layer.tar", "VERSION")),
         b"1.0"
     );
     assert_eq!(manifest[0]["RepoTags"], serde_json::json!(["gz:1"]));

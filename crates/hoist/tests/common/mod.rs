@@ -594,3 +594,28 @@ impl Ssh {
         format!("{} --root {}", hoist_bin(), far.root.display())
     }
 }
+
+/// One file of an (uncompressed) tar archive, by its path (a leading `./` ignored).
+pub fn file_in_tar(archive: &Path, name: &str) -> Vec<u8> {
+    use std::io::Read;
+    let mut a = tar::Archive::new(std::fs::File::open(archive).unwrap());
+    for e in a.entries().unwrap() {
+        let mut e = e.unwrap();
+        let p = e.path().unwrap().to_string_lossy().to_string();
+        if p.trim_start_matches("./") == name {
+            let mut v = Vec::new();
+            e.read_to_end(&mut v).unwrap();
+            return v;
+        }
+    }
+    panic!("{name} not in {}", archive.display());
+}
+
+/// The paths of a tar archive's entries, in order.
+pub fn tar_paths(archive: &Path) -> Vec<String> {
+    let mut a = tar::Archive::new(std::fs::File::open(archive).unwrap());
+    a.entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().to_string_lossy().to_string())
+        .collect()
+}
