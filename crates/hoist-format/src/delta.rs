@@ -40,8 +40,13 @@ pub const MAX_LAYERS_PER_IMAGE: usize = 1_000;
 /// Names per image in an inventory.
 pub const MAX_NAMES_PER_IMAGE: usize = 1_000;
 
-/// Entries of a delta description (left-out layers plus patches).
-pub const MAX_DELTA_ENTRIES: usize = 100_000;
+/// Entries of a delta description (left-out layers plus patches): about 400 bytes each, so
+/// the description stays within [`MAX_DELTA_SIZE`].
+pub const MAX_DELTA_ENTRIES: usize = 50_000;
+
+/// The size `hoist-delta.json` may have: that of any JSON document inside an archive
+/// (hoist-core's `MAX_JSON_SIZE`), since it is read like the others.
+pub const MAX_DELTA_SIZE: u64 = 32 * 1024 * 1024;
 
 /// Base names recorded for one left-out layer: enough to tell the user what to load; a layer
 /// shared by thousands of base images does not make the document grow with them.
@@ -395,6 +400,15 @@ impl DeltaManifest {
     /// Reads `hoist-delta.json`, checking its version, limits and patch paths.
     pub fn parse(bytes: &[u8]) -> Result<DeltaManifest, DeltaFormatError> {
         check_size(DELTA, bytes)?;
+        if bytes.len() as u64 > MAX_DELTA_SIZE {
+            return Err(DeltaFormatError::Invalid {
+                what: DELTA,
+                reason: format!(
+                    "{} bytes is more than the {MAX_DELTA_SIZE} hoist accepts",
+                    bytes.len()
+                ),
+            });
+        }
         let d: DeltaManifest =
             serde_json::from_slice(bytes).map_err(|source| DeltaFormatError::Json {
                 what: DELTA,
@@ -412,6 +426,14 @@ impl DeltaManifest {
             d.omitted.len() + d.patches.len() + d.base_images.len(),
             MAX_DELTA_ENTRIES,
         )?;
+        for from in d
+            .omitted
+            .iter()
+            .map(|o| &o.from)
+            .chain(d.patches.iter().map(|p| &p.from))
+        {
+            limit(DELTA, "base names of one layer", from.len(), MAX_FROM_NAMES)?;
+        }
         for p in &d.patches {
             if p.patch != patch_path(&p.patch_digest) {
                 return Err(DeltaFormatError::Invalid {

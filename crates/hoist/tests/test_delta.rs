@@ -432,7 +432,11 @@ fn bad_bases_and_lying_deltas_are_refused_clearly() {
     target.ok(&["gc"]);
     let before = target.snapshot();
     let err = target.fails(&["load", "-i", s(&forged)]);
-    assert!(err.contains("invalid diffID for layer 0"), "{err}");
+    assert!(
+        err.contains("hoist-delta.json gives sha256:")
+            && err.contains(", but the layer found for it ("),
+        "{err}"
+    );
     assert_eq!(target.snapshot(), before);
 }
 
@@ -715,4 +719,70 @@ fn delta_patches_rebuild_the_exact_layer_from_the_base_layer() {
         "{}",
         String::from_utf8_lossy(&err.stderr)
     );
+}
+
+/// Load looks only for the layers its images name and lack: entries no manifest names are
+/// ignored however many, a --base is opened only when the store lacks something (and named
+/// when it cannot be read), and a delta archive can itself be a base.
+#[test]
+fn only_what_the_images_need_is_looked_for() {
+    let sender = multi_env();
+    let delta = sender.path("delta.tar");
+    sender.ok(&["save", "--base", BASE, "-o", s(&delta), DERIVED]);
+    let mut desc: Value =
+        serde_json::from_slice(&common::file_in_tar(&delta, "hoist-delta.json")).unwrap();
+    let template_o = desc["omitted"][0].clone();
+    let omitted = desc["omitted"].as_array_mut().unwrap();
+    for i in 0..2000u32 {
+        let mut o = template_o.clone();
+        o["digest"] = format!("sha256:{}", common::sha256(&i.to_le_bytes())).into();
+        omitted.push(o);
+    }
+    let patch_digest = format!("sha256:{}", common::sha256(b"no such patch"));
+    desc["patches"] = (0..2000u32)
+        .map(|i| {
+            serde_json::json!({
+                "digest": format!("sha256:{}", common::sha256(&(i + 9999).to_le_bytes())),
+                "size": 1, "diffID": template_o["diffID"], "diffSize": 1 << 30,
+                "patch": format!("blobs/sha256/{}", &patch_digest[7..]),
+                "patchDigest": patch_digest, "patchSize": 1,
+                "reference": {"diffID": template_o["diffID"], "diffSize": 9216},
+            })
+        })
+        .collect();
+    let padded = sender.path("padded.tar");
+    rewrite_member(
+        &delta,
+        &padded,
+        "hoist-delta.json",
+        &serde_json::to_vec(&desc).unwrap(),
+    );
+    let target = Env::new();
+    target.ok(&["load", "-i", s(&common::data(MULTI))]);
+    target.ok(&["rmi", DERIVED, "corpus/dive-derived:alias"]);
+    assert_eq!(
+        target.ok(&["load", "--base", "/nonexistent/base.tar", "-i", s(&padded)]),
+        format!("Loaded image: {DERIVED}\n")
+    );
+    assert_eq!(target.inspect(DERIVED)["Id"], sender.inspect(DERIVED)["Id"]);
+
+    // A store without the base opens the --base, and names it when it cannot.
+    let empty = Env::new();
+    let err = empty.fails(&["load", "--base", "/nonexistent/base.tar", "-i", s(&delta)]);
+    assert!(err.contains("base /nonexistent/base.tar: "), "{err}");
+
+    // The delta as a base: its images are described whole, so everything is left out.
+    let again = sender.path("again.tar");
+    let out = sender
+        .cmd(&["save", "--base", s(&delta), "-o", s(&again), DERIVED])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let d2: Value =
+        serde_json::from_slice(&common::file_in_tar(&again, "hoist-delta.json")).unwrap();
+    assert_eq!(d2["omitted"].as_array().unwrap().len(), 17);
 }

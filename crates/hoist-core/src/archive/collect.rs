@@ -233,7 +233,7 @@ impl Collected {
         };
         let file_len = file.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
         let reader = Reader::seekable(io::BufReader::with_capacity(READ_BUF, file));
-        out.index_entries(reader, file_len)?;
+        out.index_entries(reader, file_len, false)?;
         Ok(out)
     }
 
@@ -243,11 +243,18 @@ impl Collected {
     pub(crate) fn index_tar_stream(input: impl Read) -> Result<Collected> {
         let mut out = Collected::default();
         let reader = Reader::new(io::BufReader::with_capacity(READ_BUF, input));
-        out.index_entries(reader, u64::MAX)?;
+        out.index_entries(reader, u64::MAX, true)?;
         Ok(out)
     }
 
-    fn index_entries<R: Read>(&mut self, mut reader: Reader<R>, file_len: u64) -> Result<()> {
+    /// With `json_only`, a small file is kept only when it looks like JSON (a layer of a few
+    /// bytes must not use up the memory budget that the documents after it need).
+    fn index_entries<R: Read>(
+        &mut self,
+        mut reader: Reader<R>,
+        file_len: u64,
+        json_only: bool,
+    ) -> Result<()> {
         let mut in_memory = 0u64;
         while let Some(entry) = reader.next_entry().map_err(bad_tar)? {
             let raw_path = String::from_utf8_lossy(&entry.path).to_string();
@@ -263,8 +270,19 @@ impl Collected {
                             .content()
                             .read_to_end(&mut buf)
                             .map_err(|e| truncated(&path, e))?;
-                        in_memory += size;
-                        Node::Mem(buf)
+                        let json = buf
+                            .iter()
+                            .find(|b| !b.is_ascii_whitespace())
+                            .is_some_and(|b| matches!(b, b'{' | b'['));
+                        if json_only && !json {
+                            Node::InFile {
+                                pos: entry.data_offset,
+                                size,
+                            }
+                        } else {
+                            in_memory += size;
+                            Node::Mem(buf)
+                        }
                     } else if entry.sparse.is_some() {
                         return Err(Error::InvalidArchive(format!(
                             "archive entry {path} is a sparse file"
@@ -322,6 +340,7 @@ impl Collected {
     /// later only if an image needs them.
     pub(crate) fn from_dir(dir: &Path) -> Result<Collected> {
         let mut out = Collected::default();
+        let mut in_memory = 0u64;
         let mut stack = vec![(dir.to_path_buf(), String::new())];
         while let Some((d, prefix)) = stack.pop() {
             for entry in std::fs::read_dir(&d).at(&d)? {
@@ -337,7 +356,8 @@ impl Collected {
                         .insert(rel, Node::Symlink(t.to_string_lossy().to_string()));
                 } else if ft.is_file() {
                     let len = entry.metadata().at(entry.path())?.len();
-                    let node = if len <= SMALL_FILE_MAX {
+                    let node = if len <= SMALL_FILE_MAX && in_memory + len <= MEMORY_BUDGET {
+                        in_memory += len;
                         Node::Mem(std::fs::read(entry.path()).at(entry.path())?)
                     } else {
                         Node::External(entry.path())

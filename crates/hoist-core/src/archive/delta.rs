@@ -26,7 +26,7 @@ use super::save::SaveItem;
 use crate::compress::Compression;
 use crate::error::{Error, IoContext, Result};
 use crate::patch::{self, LayerSummary, PatchError, Pick};
-use crate::store::{LayerCheck, Staged, Staging, Store};
+use crate::store::{LayerCheck, LockGuard, Staged, Staging, Store};
 
 /// What `save` leaves out of an archive, and the description it writes.
 #[derive(Debug)]
@@ -37,8 +37,10 @@ pub struct DeltaPlan {
     omitted: HashSet<Digest>,
     /// The patches to write (`blobs/sha256/<patch digest>`), made by [`add_patches`].
     patch_files: Vec<Staged>,
-    /// Where the patches are, until the archive is written.
+    /// Where the patches are, until the archive is written; the staging area dropped before
+    /// the lock that keeps `gc` from removing it.
     _staging: Option<Staging>,
+    _ingest: Option<LockGuard>,
 }
 
 impl DeltaPlan {
@@ -52,11 +54,12 @@ impl DeltaPlan {
         &self.patch_files
     }
 
-    /// Layers sent as patches, the bytes of the patches and of the layers they replace.
+    /// Layers sent as patches, the bytes of the patches (each written once) and of the
+    /// layers they replace.
     pub fn patched_totals(&self) -> (usize, u64, u64) {
         (
             self.manifest.patches.len(),
-            self.manifest.patches.iter().map(|p| p.patch_size).sum(),
+            self.patch_files.iter().map(|p| p.size).sum(),
             self.manifest.patches.iter().map(|p| p.size).sum(),
         )
     }
@@ -155,6 +158,7 @@ pub fn plan_delta(items: &[SaveItem], base: &Inventory, base_names: Vec<String>)
         omitted,
         patch_files: Vec::new(),
         _staging: None,
+        _ingest: None,
     }
 }
 
@@ -168,6 +172,8 @@ pub fn add_patches(
     items: &[SaveItem],
     base: &Inventory,
 ) -> Result<()> {
+    // gc removes staging areas it finds: it waits for this shared lock.
+    let ingest = store.ingest_lock()?;
     let held = store_layers_by_diff_id(store)?;
     // A base layer this store does not hold cannot be a reference: marked too big to be one.
     let bases: Vec<Vec<LayerSummary<'_>>> = base
@@ -213,6 +219,23 @@ pub fn add_patches(
         for (i, pick) in picks.into_iter().enumerate() {
             let l = &img.manifest.layers[i];
             if plan.omits(&l.digest) || !done.insert(l.digest.clone()) {
+                continue;
+            }
+            // Another blob of a layer already patched (gzip and plain, say): the same patch.
+            let diff_id = &img.config.rootfs.diff_ids[i];
+            if let Some(first) = plan
+                .manifest
+                .patches
+                .iter()
+                .find(|p| &p.diff_id == diff_id)
+                .cloned()
+            {
+                plan.manifest.patches.push(PatchedBlob {
+                    digest: l.digest.clone(),
+                    size: l.size,
+                    ..first
+                });
+                plan.omitted.insert(l.digest.clone());
                 continue;
             }
             let (bi, bl) = match pick {
@@ -301,6 +324,7 @@ pub fn add_patches(
         }
     }
     plan._staging = Some(staging);
+    plan._ingest = Some(ingest);
     Ok(())
 }
 
@@ -322,12 +346,7 @@ impl BaseArchive {
             Collected::from_dir(path)?
         } else {
             let file = File::open(path).at(path)?;
-            let mut head = [0u8; 6];
-            let n = {
-                use std::os::unix::fs::FileExt;
-                file.read_at(&mut head, 0).at(path)?
-            };
-            match Compression::sniff(&head[..n]) {
+            match sniff(&file, path)? {
                 Compression::None => Collected::index_tar_file(&file)?,
                 c => {
                     let dec = crate::compress::decoder(c, std::io::BufReader::new(file)).map_err(
@@ -357,21 +376,33 @@ pub fn inventory_of_archive(path: &Path) -> Result<Inventory> {
         Collected::from_dir(path)?
     } else {
         let file = File::open(path).at(path)?;
-        let peeked =
-            crate::compress::Peeked::new(std::io::BufReader::new(file)).map_err(|source| {
-                Error::Read {
-                    what: what.clone(),
-                    source,
-                }
-            })?;
-        let c = peeked.compression();
-        let dec = crate::compress::decoder(c, peeked).map_err(|source| Error::Read {
-            what: what.clone(),
-            source,
-        })?;
-        Collected::index_tar_stream(dec)?
+        match sniff(&file, path)? {
+            // Read in place: headers by seeking, documents read.
+            Compression::None if file.metadata().at(path)?.is_file() => {
+                Collected::index_tar_file(&file)?
+            }
+            c => {
+                let dec = crate::compress::decoder(c, std::io::BufReader::new(file)).map_err(
+                    |source| Error::Read {
+                        what: what.clone(),
+                        source,
+                    },
+                )?;
+                Collected::index_tar_stream(dec)?
+            }
+        }
     };
     Ok(images::inventory(&images::list(&collected, &what)?))
+}
+
+/// How a file is compressed, from its first bytes (read without moving its offset).
+fn sniff(file: &File, path: &Path) -> Result<Compression> {
+    let mut head = [0u8; 6];
+    let n = {
+        use std::os::unix::fs::FileExt;
+        file.read_at(&mut head, 0).at(path)?
+    };
+    Ok(Compression::sniff(&head[..n]))
 }
 
 /// The inventory of images of the store.
@@ -421,15 +452,7 @@ pub(crate) struct Supplied {
 /// A layer of the store: its blob, and the diff_id it was checked to have.
 fn store_layer(store: &Store, desc: &Descriptor) -> Result<Staged> {
     let path = store.blob_path(&desc.digest);
-    let mut head = [0u8; 6];
-    let n = {
-        use std::os::unix::fs::FileExt;
-        store
-            .open_blob(&desc.digest)?
-            .read_at(&mut head, 0)
-            .at(&path)?
-    };
-    let compression = Compression::sniff(&head[..n]);
+    let compression = sniff(&store.open_blob(&desc.digest)?, &path)?;
     let size = std::fs::metadata(&path).at(&path)?.len();
     let (diff_id, uncompressed_size) = if compression == Compression::None {
         (desc.digest.clone(), size)
@@ -449,22 +472,78 @@ fn store_layer(store: &Store, desc: &Descriptor) -> Result<Staged> {
     })
 }
 
-/// The store's layers by diff_id (every image's).
-fn store_layers_by_diff_id(store: &Store) -> Result<HashMap<Digest, Descriptor>> {
-    let mut out = HashMap::new();
-    for (img, _) in store.images()? {
-        for (l, d) in img.manifest.layers.iter().zip(&img.config.rootfs.diff_ids) {
-            if store.has_blob(&l.digest) {
-                out.entry(d.clone()).or_insert_with(|| l.clone());
-            }
-        }
-    }
-    Ok(out)
+/// The layers of the store's images: by diff_id, and by blob digest (only blobs some image
+/// uses as a layer stand in for a left-out layer, never a config or a manifest).
+struct StoreLayers {
+    by_diff_id: HashMap<Digest, Descriptor>,
+    by_digest: HashMap<Digest, Descriptor>,
 }
 
-/// Finds every blob a delta archive left out, in the store first, then in `bases`, and puts
-/// it into `c` at the path the archive's documents name. Fails before anything is written when
-/// some are found nowhere, naming the base images that hold them.
+impl StoreLayers {
+    fn read(store: &Store) -> Result<StoreLayers> {
+        let mut out = StoreLayers {
+            by_diff_id: HashMap::new(),
+            by_digest: HashMap::new(),
+        };
+        for (img, _) in store.images()? {
+            for (l, d) in img.manifest.layers.iter().zip(&img.config.rootfs.diff_ids) {
+                if store.has_blob(&l.digest) {
+                    out.by_diff_id.entry(d.clone()).or_insert_with(|| l.clone());
+                    out.by_digest
+                        .entry(l.digest.clone())
+                        .or_insert_with(|| l.clone());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The store's blob of a layer: the same blob, else another blob of the same layer.
+    fn find(&self, store: &Store, digest: &Digest, diff_id: &Digest) -> Result<Option<Staged>> {
+        match self
+            .by_digest
+            .get(digest)
+            .or_else(|| self.by_diff_id.get(diff_id))
+        {
+            Some(desc) => store_layer(store, desc).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+/// The store's layers by diff_id (every image's).
+fn store_layers_by_diff_id(store: &Store) -> Result<HashMap<Digest, Descriptor>> {
+    Ok(StoreLayers::read(store)?.by_diff_id)
+}
+
+/// The `--base` archives of a load, opened on first need (a delta whose layers the store has
+/// reads none of them).
+struct Bases<'a> {
+    paths: &'a [PathBuf],
+    opened: Option<Vec<BaseArchive>>,
+}
+
+impl Bases<'_> {
+    fn get(&mut self, staging: &Staging) -> Result<&[BaseArchive]> {
+        if self.opened.is_none() {
+            let mut v = Vec::new();
+            for b in self.paths {
+                v.push(
+                    BaseArchive::open(b, staging)
+                        .map_err(|e| Error::InvalidArchive(format!("base {}: {e}", b.display())))?,
+                );
+            }
+            self.opened = Some(v);
+        }
+        Ok(self.opened.as_deref().unwrap_or_default())
+    }
+}
+
+/// Finds every layer a delta archive's images name and the archive lacks: in the store first,
+/// then in `bases`, rebuilding patched layers from their reference; puts each into `c` at the
+/// path the archive's documents name. Only what the images need is looked for, each layer
+/// once. Fails before anything is written when some are found nowhere, naming the base images
+/// that hold them.
 pub(crate) fn supply(
     c: &mut Collected,
     store: &Store,
@@ -475,67 +554,88 @@ pub(crate) fn supply(
     if !c.exists(DELTA_FILE) {
         return Ok(supplied);
     }
-    let delta = DeltaManifest::parse(&c.bytes(DELTA_FILE)?)
-        .map_err(|e| Error::InvalidArchive(e.to_string()))?;
-    let absent: Vec<&OmittedBlob> = delta
-        .omitted
-        .iter()
-        .filter(|o| !c.exists(&blob_path(&o.digest)))
+    let listed = images::list(c, "the archive")?;
+    let needed: HashSet<String> = images::layer_paths(&listed)
+        .into_iter()
+        .filter(|p| !c.exists(p))
         .collect();
-    let patched: Vec<&PatchedBlob> = delta
-        .patches
-        .iter()
-        .filter(|p| !c.exists(&blob_path(&p.digest)))
-        .collect();
-    if absent.is_empty() && patched.is_empty() {
+    if needed.is_empty() {
         return Ok(supplied);
     }
-    let in_store = store_layers_by_diff_id(store)?;
-    let mut opened: Vec<BaseArchive> = Vec::new();
-    for b in bases {
-        opened.push(BaseArchive::open(b, staging)?);
-    }
+    let delta = DeltaManifest::parse(&c.bytes(DELTA_FILE)?)
+        .map_err(|e| Error::InvalidArchive(e.to_string()))?;
+    let in_store = StoreLayers::read(store)?;
+    let mut bases = Bases {
+        paths: bases,
+        opened: None,
+    };
+    let mut done: HashSet<String> = HashSet::new();
     let mut missing: Vec<&OmittedBlob> = Vec::new();
-    for o in absent {
+    for o in &delta.omitted {
         let path = blob_path(&o.digest);
-        let found = if store.has_blob(&o.digest) {
-            let desc = Descriptor::new(&o.media_type, o.digest.clone(), o.size);
-            Some(store_layer(store, &desc)?)
-        } else if let Some(desc) = in_store.get(&o.diff_id) {
-            Some(store_layer(store, desc)?)
-        } else {
-            from_bases(&opened, o, staging)?
-        };
-        match found {
-            Some(s) => {
-                if s.diff_id.as_ref() != Some(&o.diff_id) {
-                    return Err(Error::DiffIdMismatch {
-                        index: 0,
-                        path: format!("{path} (left out of the delta, found as {})", s.digest),
-                        expected: o.diff_id.clone(),
-                        found: s.diff_id.clone().unwrap_or_else(Digest::empty),
-                    });
-                }
-                if s.digest != o.digest {
-                    supplied.substituted.insert(path.clone());
-                }
-                c.supply(path, s);
-            }
-            None => missing.push(o),
+        if !needed.contains(&path) || !done.insert(path.clone()) {
+            continue;
         }
+        let found = match in_store.find(store, &o.digest, &o.diff_id)? {
+            Some(s) => Some(s),
+            None => from_bases(bases.get(staging)?, o, staging)?,
+        };
+        let Some(s) = found else {
+            missing.push(o);
+            continue;
+        };
+        if s.diff_id.as_ref() != Some(&o.diff_id) {
+            return Err(Error::InvalidArchive(format!(
+                "{DELTA_FILE} gives {} the diff_id {}, but the layer found for it ({}) has {}",
+                o.digest,
+                o.diff_id,
+                s.digest,
+                s.diff_id
+                    .as_ref()
+                    .map_or_else(|| "none readable".to_string(), |d| d.to_string())
+            )));
+        }
+        if s.digest != o.digest {
+            supplied.substituted.insert(path.clone());
+        }
+        c.supply(path, s);
     }
     let mut missing_refs: Vec<&PatchedBlob> = Vec::new();
-    for p in patched {
-        match rebuild(c, store, &in_store, &opened, staging, p)? {
-            Some(s) => {
-                let path = blob_path(&p.digest);
-                if s.digest != p.digest {
-                    supplied.substituted.insert(path.clone());
-                }
-                c.supply(path, s);
-            }
-            None => missing_refs.push(p),
+    // Layers rebuilt so far by diff_id, and the reference in memory (one at a time).
+    let mut rebuilt: HashMap<Digest, Staged> = HashMap::new();
+    let mut reference: Option<(Digest, patch::Reference)> = None;
+    for p in &delta.patches {
+        let path = blob_path(&p.digest);
+        if !needed.contains(&path) || !done.insert(path.clone()) {
+            continue;
         }
+        let s = if let Some(s) = in_store.find(store, &p.digest, &p.diff_id)? {
+            s
+        } else if let Some(s) = rebuilt.get(&p.diff_id) {
+            s.clone()
+        } else {
+            let b = bases.get(staging)?;
+            match rebuild(c, store, &in_store, b, staging, p, &mut reference)? {
+                Some(s) => {
+                    rebuilt.insert(p.diff_id.clone(), s.clone());
+                    s
+                }
+                None => {
+                    missing_refs.push(p);
+                    continue;
+                }
+            }
+        };
+        if s.diff_id.as_ref() != Some(&p.diff_id) {
+            return Err(Error::InvalidArchive(format!(
+                "{DELTA_FILE} gives {} the diff_id {}, but the layer found for it ({}) has another",
+                p.digest, p.diff_id, s.digest
+            )));
+        }
+        if s.digest != p.digest {
+            supplied.substituted.insert(path.clone());
+        }
+        c.supply(path, s);
     }
     if !missing.is_empty() || !missing_refs.is_empty() {
         return Err(Error::MissingBase(missing_message(
@@ -549,47 +649,56 @@ pub(crate) fn supply(
 
 /// Rebuilds a layer a delta sends as a patch, from its reference layer in the store or in a
 /// base archive; `None` when the reference is in neither. The patch is checked against its
-/// digest and the layer against its diff_id and size, and against the layer rules.
+/// digest and the layer against its diff_id and size, and against the layer rules. The
+/// reference read stays in `cache` for the next patch against it.
 fn rebuild(
     c: &Collected,
     store: &Store,
-    in_store: &HashMap<Digest, Descriptor>,
+    in_store: &StoreLayers,
     bases: &[BaseArchive],
     staging: &Staging,
     p: &PatchedBlob,
+    cache: &mut Option<(Digest, patch::Reference)>,
 ) -> Result<Option<Staged>> {
     let want = &p.reference.diff_id;
     let what = format!("the patch of layer {} ({})", p.diff_id, p.patch);
     let bad = |reason: String| Error::InvalidArchive(format!("{what}: {reason}"));
-    let reference = if let Some(desc) = in_store.get(want) {
-        let size = store.layer_size(desc)?;
-        if size != p.reference.diff_size {
-            return Err(bad(format!(
-                "its reference {want} has {size} bytes here, not the {} the delta says",
-                p.reference.diff_size
-            )));
-        }
-        patch::Reference::read(store.open_layer(desc)?, size, format!("layer {want}"))
-    } else if let Some((b, l)) = bases
-        .iter()
-        .find_map(|b| b.by_diff_id.get(want).map(|l| (b, l)))
-    {
-        let raw = b.collected.open(&l.path)?;
-        let (_, dec) = crate::compress::auto_decompress(raw).map_err(|source| Error::Read {
-            what: format!("base {}: {}", b.what, l.path),
-            source,
-        })?;
-        // The declared size bounds what is read; a reference of another size is refused,
-        // and the rebuilt layer's diff_id proves the reference right.
-        patch::Reference::read(
-            dec,
-            p.reference.diff_size,
-            format!("base {}: {}", b.what, l.path),
-        )
-    } else {
+    if cache.as_ref().map(|r| &r.0) != Some(want) {
+        // The last reference goes before the next is read: one in memory at a time.
+        *cache = None;
+        let reference = if let Some(desc) = in_store.by_diff_id.get(want) {
+            let size = store.layer_size(desc)?;
+            if size != p.reference.diff_size {
+                return Err(bad(format!(
+                    "its reference {want} has {size} bytes here, not the {} the delta says",
+                    p.reference.diff_size
+                )));
+            }
+            patch::Reference::read(store.open_layer(desc)?, size, format!("layer {want}"))
+        } else if let Some((b, l)) = bases
+            .iter()
+            .find_map(|b| b.by_diff_id.get(want).map(|l| (b, l)))
+        {
+            let raw = b.collected.open(&l.path)?;
+            let (_, dec) = crate::compress::auto_decompress(raw).map_err(|source| Error::Read {
+                what: format!("base {}: {}", b.what, l.path),
+                source,
+            })?;
+            // The declared size bounds what is read; a reference of another size is refused,
+            // and the rebuilt layer's diff_id proves the reference right.
+            patch::Reference::read(
+                dec,
+                p.reference.diff_size,
+                format!("base {}: {}", b.what, l.path),
+            )
+        } else {
+            return Ok(None);
+        };
+        *cache = Some((want.clone(), reference.map_err(|e| bad(e.to_string()))?));
+    }
+    let Some((_, reference)) = cache.as_ref() else {
         return Ok(None);
     };
-    let reference = reference.map_err(|e| bad(e.to_string()))?;
     if !c.exists(&p.patch) {
         return Err(bad("the patch is not in the archive".into()));
     }
@@ -608,12 +717,15 @@ fn rebuild(
     }
     let s = staging.finish_writer(path, w)?;
     if s.diff_id.as_ref() != Some(&p.diff_id) {
-        return Err(Error::DiffIdMismatch {
-            index: 0,
-            path: format!("{} (rebuilt from {})", blob_path(&p.digest), p.patch),
-            expected: p.diff_id.clone(),
-            found: s.digest,
-        });
+        return Err(bad(format!(
+            "it rebuilds a layer of diff_id {}, not {}",
+            s.digest, p.diff_id
+        )));
+    }
+    if let LayerCheck::Invalid(why) = &s.layer_check {
+        return Err(bad(format!(
+            "the rebuilt layer is not a valid layer tar: {why}"
+        )));
     }
     Ok(Some(s))
 }
@@ -627,10 +739,10 @@ fn from_bases(bases: &[BaseArchive], o: &OmittedBlob, staging: &Staging) -> Resu
             b.by_diff_id.get(&o.diff_id).map(|l| l.path.clone())
         };
         if let Some(p) = at {
-            let s = b
-                .collected
-                .blob(&p, staging)
-                .map_err(|e| Error::InvalidArchive(format!("base {}: {p}: {e}", b.what)))?;
+            let base_err = |e: Error| Error::InvalidArchive(format!("base {}: {p}: {e}", b.what));
+            let s = b.collected.blob(&p, staging).map_err(base_err)?;
+            // Layers of docker archives may be bzip2 or xz, which OCI has no type for.
+            let s = super::load::storable(s, staging, &b.collected, &p).map_err(base_err)?;
             if s.diff_id.as_ref() != Some(&o.diff_id) {
                 return Err(Error::InvalidArchive(format!(
                     "base {}: {p} is not layer {} (it decompresses to {})",

@@ -1,7 +1,7 @@
 //! The images an archive holds, read from its documents alone (no layer is read or hashed):
 //! what a base archive offers to `save --base` and `load --base`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use hoist_format::Digest;
 use hoist_format::config::ImageConfig;
@@ -27,8 +27,10 @@ pub(crate) struct ArchiveLayer {
     pub(crate) path: String,
     /// Its blob digest, when the archive names it (OCI manifests, `blobs/sha256/` paths).
     pub(crate) digest: Option<Digest>,
-    /// Its size in the archive.
+    /// Its size in the archive (0 when absent).
     pub(crate) size: u64,
+    /// Whether the archive has its bytes (a delta archive leaves some out).
+    pub(crate) present: bool,
     /// Its media type, when a manifest gives it.
     pub(crate) media_type: Option<String>,
     /// The config's diff_id for it.
@@ -64,12 +66,18 @@ pub(crate) fn list(c: &Collected, what: &str) -> Result<Vec<ArchiveImage>> {
             .map(|d| (d.clone(), names_of(d), 0))
             .collect();
         let mut seen = 0usize;
+        // Each index or manifest is read once however many descriptors name it: fan-out of a
+        // big index by a hostile one costs a lookup, not a hash.
+        let mut expanded: HashSet<(Digest, Vec<String>)> = HashSet::new();
         while let Some((desc, names, depth)) = stack.pop() {
             seen += 1;
             if seen > MAX_DESCRIPTORS {
                 return Err(bad(format!(
                     "index.json leads to more than {MAX_DESCRIPTORS} manifests"
                 )));
+            }
+            if !expanded.insert((desc.digest.clone(), names.clone())) {
+                continue;
             }
             let path = blob_path(&desc.digest);
             if !c.exists(&path) {
@@ -116,6 +124,7 @@ pub(crate) fn list(c: &Collected, what: &str) -> Result<Vec<ArchiveImage>> {
                     path: blob_path(&l.digest),
                     digest: Some(l.digest.clone()),
                     size: l.size,
+                    present: c.exists(&blob_path(&l.digest)),
                     media_type: Some(l.media_type.clone()),
                     diff_id: diff_id.clone(),
                 })
@@ -149,14 +158,19 @@ pub(crate) fn list(c: &Collected, what: &str) -> Result<Vec<ArchiveImage>> {
             }
             let mut layers = Vec::new();
             for (p, diff_id) in item.layers.iter().zip(diff_ids) {
-                let (path, _) = c.resolve(p)?;
+                // A delta archive names layers it leaves out: listed, marked absent.
+                let (path, present) = match c.resolve(p) {
+                    Ok((path, _)) => (path, true),
+                    Err(_) => (super::collect::normalize(p)?.unwrap_or_default(), false),
+                };
                 let digest = path
                     .strip_prefix("blobs/sha256/")
                     .and_then(|h| Digest::from_hex(h).ok());
                 layers.push(ArchiveLayer {
-                    size: c.size(&path)?,
+                    size: if present { c.size(&path)? } else { 0 },
                     path,
                     digest,
+                    present,
                     media_type: None,
                     diff_id: diff_id.clone(),
                 });
@@ -200,9 +214,14 @@ pub(crate) fn inventory(images: &[ArchiveImage]) -> Inventory {
             .iter()
             .zip(&img.created_by)
             .map(|(l, created_by)| LayerFacts {
-                blob: l.digest.clone().map(|d| (d, l.size, l.media_type.clone())),
+                // An absent layer's size is known only from a manifest (which gives its type).
+                blob: l
+                    .digest
+                    .clone()
+                    .filter(|_| l.present || l.media_type.is_some())
+                    .map(|d| (d, l.size, l.media_type.clone())),
                 // An uncompressed layer is its own diff: its size is known without reading it.
-                diff_size: (l.digest.as_ref() == Some(&l.diff_id)).then_some(l.size),
+                diff_size: (l.present && l.digest.as_ref() == Some(&l.diff_id)).then_some(l.size),
                 created_by: created_by.clone(),
             })
             .collect();
@@ -217,13 +236,23 @@ pub(crate) fn inventory(images: &[ArchiveImage]) -> Inventory {
     inv
 }
 
-/// Where each diff_id's layer is in the archive (the first image listing it).
+/// Where each diff_id's layer is in the archive (the first image listing it), for the layers
+/// whose bytes the archive has.
 pub(crate) fn layers_by_diff_id(images: &[ArchiveImage]) -> HashMap<Digest, ArchiveLayer> {
     let mut out = HashMap::new();
-    for l in images.iter().flat_map(|i| &i.layers) {
+    for l in images.iter().flat_map(|i| &i.layers).filter(|l| l.present) {
         out.entry(l.diff_id.clone()).or_insert_with(|| l.clone());
     }
     out
+}
+
+/// The archive paths of every layer the archive's images name, present or not.
+pub(crate) fn layer_paths(images: &[ArchiveImage]) -> HashSet<String> {
+    images
+        .iter()
+        .flat_map(|i| &i.layers)
+        .map(|l| l.path.clone())
+        .collect()
 }
 
 fn add(out: &mut Vec<ArchiveImage>, img: ArchiveImage) {

@@ -780,7 +780,7 @@ fn described(layers: &[(Staged, Digest)]) -> Vec<(Compression, Digest, u64)> {
 
 /// Layers compressed with bzip2 or xz (possible inside docker archives, since docker
 /// decompresses anything) have no OCI media type: store them decompressed.
-fn storable(s: Staged, staging: &Staging, c: &Collected, path: &str) -> Result<Staged> {
+pub(crate) fn storable(s: Staged, staging: &Staging, c: &Collected, path: &str) -> Result<Staged> {
     if matches!(s.compression, Compression::Bzip2 | Compression::Xz) {
         let raw: Box<dyn Read> = match c.resolve(path)?.1 {
             Node::Mem(b) => Box::new(std::io::Cursor::new(b.clone())),

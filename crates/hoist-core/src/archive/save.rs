@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 
 use hoist_format::delta::{
-    ANNOTATION_DELTA, ANNOTATION_DELTA_BASE, ANNOTATION_DELTA_PATCHES, DELTA_FILE,
+    ANNOTATION_DELTA, ANNOTATION_DELTA_BASE, ANNOTATION_DELTA_PATCHES, DELTA_FILE, MAX_DELTA_SIZE,
 };
 use hoist_format::docker::{ManifestItem, Repositories};
 use hoist_format::media_type::{ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, Compression};
@@ -307,7 +307,15 @@ fn write_layout<W: Write>(
 ) -> Result<()> {
     if let Some(d) = delta {
         // First, so a reader of the stream knows before the blobs what is absent.
-        w.bytes(DELTA_FILE, 0o644, &d.manifest.to_bytes())?;
+        let bytes = d.manifest.to_bytes();
+        if bytes.len() as u64 > MAX_DELTA_SIZE {
+            return Err(Error::Conflict(format!(
+                "the delta would leave out or patch {} layers, more than {DELTA_FILE} can \
+                 describe ({MAX_DELTA_SIZE} bytes): save fewer images at once",
+                d.manifest.omitted.len() + d.manifest.patches.len()
+            )));
+        }
+        w.bytes(DELTA_FILE, 0o644, &bytes)?;
     }
     // Every blob once, sorted by digest.
     let mut blobs: BTreeMap<Digest, u64> = BTreeMap::new();
