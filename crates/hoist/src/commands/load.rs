@@ -22,7 +22,9 @@ use crate::ui::progress::Progress;
 ///
 /// A delta archive (`hoist save --base`) loads when the layers it left out are in the store
 /// or in a --base archive; otherwise nothing is loaded and the message names the base images
-/// to load or pull first.
+/// to load or pull first. A layer found as another blob of the same layer (the store's
+/// uncompressed copy of a gzip blob, or a layer rebuilt from a `--delta` patch) lands as that
+/// blob: the image ID is the same, and its manifest is rebuilt for the blobs it has.
 ///
 /// A split set (`hoist save --split`) is read from `-i FILE.000` or `-i FILE` (when FILE does
 /// not exist): its parts are read in order, each checked against FILE.sha256 when present.
