@@ -43,7 +43,7 @@ use hoist_format::Digest;
 use hoist_format::delta::{InventoryImage, InventoryLayer};
 
 use crate::compress::IO_BUF_SIZE;
-use crate::hashio::{HashingReader, HashingWriter};
+use crate::hashio::{CountingWriter, HashingReader, HashingWriter};
 
 /// zstd's largest window log: `ZSTD_WINDOWLOG_MAX` (31 on 64-bit, 30 on 32-bit, where a 2 GiB
 /// buffer cannot be addressed). Neither the compressor nor the decoder goes past it.
@@ -397,10 +397,24 @@ impl Reference {
     /// small hostile patch cannot fill the disk.
     pub fn apply_patch(
         &self,
-        mut patch: impl Read,
+        patch: impl Read,
         out: impl Write,
         expected_size: Option<u64>,
     ) -> Result<(Digest, u64), PatchError> {
+        let mut out = HashingWriter::new(out);
+        self.apply_patch_unhashed(patch, &mut out, expected_size)?;
+        let (digest, size, _) = out.finish();
+        Ok((digest, size))
+    }
+
+    /// [`Reference::apply_patch`] for a writer that hashes what it is given itself (a staged
+    /// blob): returns the layer's size only, so the rebuilt layer is hashed once, not twice.
+    pub fn apply_patch_unhashed(
+        &self,
+        mut patch: impl Read,
+        out: impl Write,
+        expected_size: Option<u64>,
+    ) -> Result<u64, PatchError> {
         let head = read_head(&mut patch).map_err(PatchError::Decode)?;
         let header = FrameHeader::parse(&head).map_err(PatchError::NotAPatch)?;
         if let (Some(expected), Some(found)) = (expected_size, header.content_size)
@@ -426,7 +440,7 @@ impl Reference {
             io::ErrorKind::UnexpectedEof => PatchError::Truncated,
             _ => PatchError::Decode(e),
         };
-        let mut out = HashingWriter::new(out);
+        let mut out = CountingWriter::new(out);
         let mut buf = vec![0u8; IO_BUF_SIZE];
         loop {
             let n = match dec.read(&mut buf) {
@@ -455,8 +469,7 @@ impl Reference {
             return Err(PatchError::TrailingData);
         }
         out.flush().map_err(PatchError::WriteLayer)?;
-        let (digest, size, _) = out.finish();
-        Ok((digest, size))
+        Ok(out.count())
     }
 }
 

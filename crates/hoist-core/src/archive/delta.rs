@@ -704,8 +704,9 @@ fn rebuild(
     }
     let mut patch_in = crate::hashio::HashingReader::new(c.open(&p.patch)?);
     let (path, mut w) = staging.layer_writer()?;
+    // The staged blob hashes what it is given: the rebuilt layer is hashed once.
     reference
-        .apply_patch(&mut patch_in, &mut w, Some(p.diff_size))
+        .apply_patch_unhashed(&mut patch_in, &mut w, Some(p.diff_size))
         .map_err(|e| bad(e.to_string()))?;
     let (patch_digest, patch_size, _) = patch_in.finish();
     if patch_digest != p.patch_digest || patch_size != p.patch_size {
