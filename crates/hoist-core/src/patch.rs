@@ -71,6 +71,14 @@ pub const PATCH_ZSTD_LEVEL: i32 = 3;
 /// story, and a wrong guess costs compressing the layer once for nothing.
 pub const MAX_SIZE_RATIO: u64 = 2;
 
+/// The page size the pre-faulting thread of [`Reference::read`] steps by: 4 KiB, the smallest
+/// on every platform (a larger real page is only touched more than once).
+const PAGE: usize = 4096;
+
+/// Below this a reference is read by one thread: a thread costs more than the faults it
+/// takes over.
+const PREFAULT_MIN: usize = 16 << 20;
+
 /// zstd's frame magic number, little-endian (`ZSTD_MAGICNUMBER`).
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
@@ -282,28 +290,54 @@ impl Reference {
                 limit: MAX_REFERENCE_SIZE,
             });
         }
-        let mut bytes = Vec::new();
         // Within MAX_REFERENCE_SIZE, so it fits a usize on every platform zstd supports.
         let want = usize::try_from(size).expect("MAX_REFERENCE_SIZE fits a usize");
-        if bytes.try_reserve_exact(want).is_err() {
+        // Asked first so that a reference too big for memory is an error, not an abort.
+        if Vec::<u8>::new().try_reserve_exact(want).is_err() {
             return Err(PatchError::ReferenceMemory {
                 reference: name,
                 size,
             });
         }
+        // Zeroed memory comes as fresh pages nothing has touched yet; touching them (one fault
+        // each) is most of what reading a big reference costs. A second thread takes the
+        // faults of the second half while this one reads into the first.
+        let mut bytes = vec![0u8; want];
+        let mut r = r;
+        let io_err = |source| PatchError::Reference {
+            reference: name.clone(),
+            source,
+        };
+        let short = |found: usize| PatchError::ReferenceSize {
+            reference: name.clone(),
+            expected: size,
+            found: found as u64,
+        };
+        let (first, second) = bytes.split_at_mut(want / 2);
+        let got_first = std::thread::scope(|s| {
+            if second.len() >= PREFAULT_MIN {
+                s.spawn(|| {
+                    for page in second.chunks_mut(PAGE) {
+                        page[0] = 0;
+                    }
+                });
+            }
+            read_full(&mut r, first)
+        })
+        .map_err(io_err)?;
+        if got_first < first.len() {
+            return Err(short(got_first));
+        }
+        let got_second = read_full(&mut r, second).map_err(io_err)?;
+        if got_second < second.len() {
+            return Err(short(got_first + got_second));
+        }
         // One byte more than announced tells a longer stream from an exact one.
-        let found =
-            r.take(size + 1)
-                .read_to_end(&mut bytes)
-                .map_err(|source| PatchError::Reference {
-                    reference: name.clone(),
-                    source,
-                })? as u64;
-        if found != size {
+        if read_full(&mut r, &mut [0u8; 1]).map_err(io_err)? != 0 {
             return Err(PatchError::ReferenceSize {
                 reference: name,
                 expected: size,
-                found,
+                found: size + 1,
             });
         }
         Ok(Reference { bytes, name })
@@ -497,6 +531,20 @@ pub fn apply_patch(
     out: impl Write,
 ) -> Result<(Digest, u64), PatchError> {
     Reference::open(reference)?.apply_patch(patch, out, None)
+}
+
+/// Fills `buf` from `r` (fewer bytes only at the end of the stream); the count read.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
 }
 
 /// Reads up to [`FRAME_HEADER_MAX`] bytes (fewer only at the end of the stream).
