@@ -342,23 +342,9 @@ impl BaseArchive {
     /// staging area as `load` does) or an OCI layout directory.
     pub fn open(path: &Path, staging: &Staging) -> Result<BaseArchive> {
         let what = path.display().to_string();
-        let collected = if path.is_dir() {
-            Collected::from_dir(path)?
-        } else {
-            let file = File::open(path).at(path)?;
-            match sniff(&file, path)? {
-                Compression::None => Collected::index_tar_file(&file)?,
-                c => {
-                    let dec = crate::compress::decoder(c, std::io::BufReader::new(file)).map_err(
-                        |source| Error::Read {
-                            what: what.clone(),
-                            source,
-                        },
-                    )?;
-                    Collected::from_tar(dec, staging)?
-                }
-            }
-        };
+        // A compressed base is decompressed into staging, as load does: its layers may be
+        // needed.
+        let collected = collect(path, |dec| Collected::from_tar(dec, staging))?;
         let listed = images::list(&collected, &what)?;
         Ok(BaseArchive {
             by_diff_id: images::layers_by_diff_id(&listed),
@@ -371,28 +357,40 @@ impl BaseArchive {
 /// The inventory of an archive file (compressed or not) or an OCI layout directory, read from
 /// its documents alone.
 pub fn inventory_of_archive(path: &Path) -> Result<Inventory> {
-    let what = path.display().to_string();
-    let collected = if path.is_dir() {
-        Collected::from_dir(path)?
-    } else {
-        let file = File::open(path).at(path)?;
-        match sniff(&file, path)? {
-            // Read in place: headers by seeking, documents read.
-            Compression::None if file.metadata().at(path)?.is_file() => {
-                Collected::index_tar_file(&file)?
-            }
-            c => {
-                let dec = crate::compress::decoder(c, std::io::BufReader::new(file)).map_err(
-                    |source| Error::Read {
-                        what: what.clone(),
-                        source,
-                    },
-                )?;
-                Collected::index_tar_stream(dec)?
-            }
+    // Only the documents are needed: a compressed archive is read through, keeping them.
+    let collected = collect(path, Collected::index_tar_stream)?;
+    Ok(images::inventory(&images::list(
+        &collected,
+        &path.display().to_string(),
+    )?))
+}
+
+/// An archive file or an OCI layout directory, indexed: a plain archive file in place
+/// (headers by seeking, documents read), a compressed one (or a pipe) by `stream` over its
+/// decompressed bytes.
+fn collect(
+    path: &Path,
+    stream: impl FnOnce(Box<dyn std::io::Read>) -> Result<Collected>,
+) -> Result<Collected> {
+    if path.is_dir() {
+        return Collected::from_dir(path);
+    }
+    let file = File::open(path).at(path)?;
+    match sniff(&file, path)? {
+        Compression::None if file.metadata().at(path)?.is_file() => {
+            Collected::index_tar_file(&file)
         }
-    };
-    Ok(images::inventory(&images::list(&collected, &what)?))
+        c => {
+            let dec =
+                crate::compress::decoder(c, std::io::BufReader::new(file)).map_err(|source| {
+                    Error::Read {
+                        what: path.display().to_string(),
+                        source,
+                    }
+                })?;
+            stream(dec)
+        }
+    }
 }
 
 /// How a file is compressed, from its first bytes (read without moving its offset).
