@@ -198,9 +198,14 @@ pub fn add_patches(
     for item in items {
         let img = &item.image;
         let created_by = img.config.layers_created_by();
+        // Sizes of the layers still sent whole only: a left-out one is not patched.
         let mut sizes = Vec::new();
         for l in &img.manifest.layers {
-            sizes.push(store.layer_size(l)?);
+            sizes.push(if plan.omits(&l.digest) {
+                None
+            } else {
+                Some(store.layer_size(l)?)
+            });
         }
         let targets: Vec<LayerSummary<'_>> = img
             .config
@@ -211,7 +216,7 @@ pub fn add_patches(
             .zip(&created_by)
             .map(|((diff_id, size), cb)| LayerSummary {
                 diff_id,
-                size: Some(*size),
+                size: *size,
                 created_by: cb.as_deref(),
             })
             .collect();
@@ -267,7 +272,7 @@ pub fn add_patches(
                 store.open_layer(l)?,
                 &mut w,
                 &patch::PatchOptions {
-                    target_size: Some(sizes[i]),
+                    target_size: sizes[i],
                     max_size: Some(l.size),
                     ..Default::default()
                 },
