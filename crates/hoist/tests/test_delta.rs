@@ -766,6 +766,22 @@ fn only_what_the_images_need_is_looked_for() {
     );
     assert_eq!(target.inspect(DERIVED)["Id"], sender.inspect(DERIVED)["Id"]);
 
+    // --base with an archive that is no delta is a mistake, said so.
+    let err = target.fails(&[
+        "load",
+        "--base",
+        "/nonexistent/base.tar",
+        "-i",
+        s(&common::data(MULTI)),
+    ]);
+    assert!(
+        err.ends_with(
+            "--base /nonexistent/base.tar is for delta archives (hoist save --base), and this \
+             archive is not one: it has no hoist-delta.json\n"
+        ),
+        "{err}"
+    );
+
     // A store without the base opens the --base, and names it when it cannot.
     let empty = Env::new();
     let err = empty.fails(&["load", "--base", "/nonexistent/base.tar", "-i", s(&delta)]);

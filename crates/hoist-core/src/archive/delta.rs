@@ -555,6 +555,13 @@ pub(crate) fn supply(
 ) -> Result<Supplied> {
     let mut supplied = Supplied::default();
     if !c.exists(DELTA_FILE) {
+        if let Some(b) = bases.first() {
+            return Err(Error::Conflict(format!(
+                "--base {} is for delta archives (hoist save --base), and this archive is not \
+                 one: it has no {DELTA_FILE}",
+                b.display()
+            )));
+        }
         return Ok(supplied);
     }
     let listed = images::list(c, "the archive")?;

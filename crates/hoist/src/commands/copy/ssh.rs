@@ -126,7 +126,11 @@ pub(super) fn pull(args: &Args, ctx: &Ctx, from: &SshLocation, spec: &str) -> Re
     let name = image_name(spec)?;
     let remote = remote(args, from)?;
     let store = ctx.store()?;
-    let here = inventory_of_store(&store, &store.images()?);
+    let mut here = inventory_of_store(&store, &store.images()?);
+    // The far side needs the chains this store has, not what its images are called here.
+    for image in &mut here.images {
+        image.names.clear();
+    }
     let inventory = here.to_bytes();
     // The far side leaves out a layer this store has on the same layers below.
     let chains: HashSet<&Digest> = here
