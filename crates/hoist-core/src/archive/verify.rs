@@ -703,32 +703,37 @@ impl Checker {
             .as_ref()
             .map(|d| d.base.join(", "))
             .unwrap_or_default();
-        match Self::absent(self.delta.as_ref(), digest, expected_diff_id) {
-            Some(Absent::Omitted(o)) => {
-                let (d, from, id) = (o.digest.clone(), o.from.join(", "), Some(o.diff_id.clone()));
-                self.note_absent(
-                    &d,
-                    format!(
-                        "{path}: left out (delta against {}): not checked",
-                        if from.is_empty() { base } else { from }
-                    ),
-                );
-                self.check_delta_diff_id(what, path, id.as_ref(), expected_diff_id);
-            }
-            Some(Absent::Patched(p)) => {
-                let (d, from, id) = (p.digest.clone(), p.from.join(", "), Some(p.diff_id.clone()));
-                let reference = format!(
-                    " against {}",
+        // What the delta says of the layer: its blob, bases, diff_id, and how it is carried.
+        let described = match Self::absent(self.delta.as_ref(), digest, expected_diff_id) {
+            Some(Absent::Omitted(o)) => Some((
+                o.digest.clone(),
+                o.from.join(", "),
+                o.diff_id.clone(),
+                "left out".to_string(),
+                "not checked",
+            )),
+            Some(Absent::Patched(p)) => Some((
+                p.digest.clone(),
+                p.from.join(", "),
+                p.diff_id.clone(),
+                format!(
+                    "a patch against {}",
                     p.reference.digest.as_ref().unwrap_or(&p.reference.diff_id)
-                );
+                ),
+                "the patch is checked, the layer is rebuilt by load",
+            )),
+            None => None,
+        };
+        match described {
+            Some((d, from, id, carried, checked)) => {
                 self.note_absent(
                     &d,
                     format!(
-                        "{path}: a patch{reference} (delta against {}): the patch is checked, the layer is rebuilt by load",
+                        "{path}: {carried} (delta against {}): {checked}",
                         if from.is_empty() { base } else { from }
                     ),
                 );
-                self.check_delta_diff_id(what, path, id.as_ref(), expected_diff_id);
+                self.check_delta_diff_id(what, path, Some(&id), expected_diff_id);
             }
             None if foreign => self.notes.push(format!(
                 "{path}: a foreign layer ({what}), not in the archive: not checked"
