@@ -141,6 +141,12 @@ pub enum Error {
     /// A split set's part is missing, corrupt or unreadable.
     #[error(transparent)]
     Parts(#[from] crate::archive::parts::PartError),
+    /// An argument that names nothing usable (a bad transport, a layer number out of range).
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// A path inside an image that does not resolve (no such file, a dangling symlink, …).
+    #[error(transparent)]
+    Lookup(#[from] crate::view::lookup::LookupError),
 }
 
 /// Result with [`Error`].

@@ -16,12 +16,14 @@
 #![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
 
 pub mod archive;
+pub mod blobfile;
 pub mod compress;
 pub mod container;
 pub mod error;
 pub mod flatten;
 pub mod hashio;
 pub mod layer;
+pub mod layerindex;
 pub mod ops;
 pub mod patch;
 pub mod pgzip;
@@ -29,6 +31,7 @@ pub mod remote;
 pub mod rootfs;
 pub mod store;
 pub mod tar;
+pub mod view;
 
 pub use error::{Error, Result};
 pub use store::Store;

@@ -324,6 +324,30 @@ impl Collected {
         })
     }
 
+    /// A file of the archive (after links) as a seekable reader: a byte range of the archive
+    /// file is read in place.
+    pub(crate) fn open_blob_file(&self, path: &str) -> Result<crate::blobfile::BlobFile> {
+        use crate::blobfile::BlobFile;
+        let (p, node) = self.resolve(path)?;
+        let whole = |f: &Path| -> Result<BlobFile> { BlobFile::whole(File::open(f).at(f)?).at(f) };
+        Ok(match node {
+            Node::Mem(b) => BlobFile::memory(b.as_slice()),
+            Node::Staged(s) => whole(&s.path)?,
+            Node::External(f) => whole(f)?,
+            Node::InFile { pos, size } => {
+                let file = self.file.as_ref().ok_or_else(|| {
+                    Error::InvalidArchive(format!("{p}: no archive file to read from"))
+                })?;
+                let file = file.try_clone().map_err(|source| Error::Read {
+                    what: "the archive".into(),
+                    source,
+                })?;
+                BlobFile::range(std::sync::Arc::new(file), *pos, *size)
+            }
+            _ => unreachable!("resolve returns files only"),
+        })
+    }
+
     /// The size of a file of the archive (after links).
     pub(crate) fn size(&self, path: &str) -> Result<u64> {
         let (_, node) = self.resolve(path)?;

@@ -472,6 +472,7 @@ fn store_layer(store: &Store, desc: &Descriptor) -> Result<Staged> {
         decode_error: None,
         // The store's layers were checked as they came in.
         layer_check: LayerCheck::Unchecked,
+        index: None,
     })
 }
 

@@ -254,14 +254,20 @@ impl ArchiveSource {
                 path.display()
             )));
         }
-        let collected = Collected::index_tar_file(&file)?;
-        Self::from_collected(
-            collected,
-            &path.display().to_string(),
-            reference,
-            platform,
-            all,
-        )
+        Self::open_archive_file(&file, &path.display().to_string(), reference, platform, all)
+    }
+
+    /// [`ArchiveSource::open_archive`] of an open, uncompressed archive file; `what` names it
+    /// in messages.
+    pub fn open_archive_file(
+        file: &File,
+        what: &str,
+        reference: Option<&str>,
+        platform: Option<&Platform>,
+        all: bool,
+    ) -> Result<ArchiveSource> {
+        let collected = Collected::index_tar_file(file)?;
+        Self::from_collected(collected, what, reference, platform, all)
     }
 
     /// An image of an OCI layout directory (with `all`, a whole multi-platform index).
@@ -332,6 +338,21 @@ impl ArchiveSource {
 
     fn bad(&self, reason: impl std::fmt::Display) -> Error {
         Error::InvalidArchive(format!("{}: {reason}", self.what))
+    }
+
+    /// A blob of the image as a seekable reader (read in place; not verified: `copy` and
+    /// `hoist verify` hash what they read, a look inside reads only parts).
+    pub fn blob_file(&self, digest: &Digest) -> Result<crate::blobfile::BlobFile> {
+        let path = self
+            .blobs
+            .get(digest)
+            .ok_or_else(|| self.bad(format!("no blob {digest}")))?;
+        self.collected.open_blob_file(path)
+    }
+
+    /// The archive or directory, as messages name it.
+    pub fn what(&self) -> &str {
+        &self.what
     }
 }
 

@@ -81,7 +81,17 @@ pub trait LayerSource {
         let _ = index;
         Ok(None)
     }
+    /// Layer `index`'s entries as its index lists them (see [`crate::layerindex`]), when the
+    /// source has one: [`final_tree`] then reads no layer bytes. `None` (the default): the
+    /// layer's headers are read.
+    fn layer_entries(&self, index: usize) -> io::Result<Option<LayerEntries<'_>>> {
+        let _ = index;
+        Ok(None)
+    }
 }
+
+/// A layer's entries, in tar order, from its index.
+pub type LayerEntries<'a> = Box<dyn Iterator<Item = io::Result<crate::tar::Entry>> + 'a>;
 
 /// A layer's bytes: a stream, or a file that can be seeked over.
 enum LayerStream<'a> {
@@ -674,6 +684,16 @@ pub fn final_tree(
     let mut facts = Vec::with_capacity(count);
     for layer in 0..count {
         opts.report(Pass::Scan, layer, count);
+        let err = |source| FlattenError::Open { layer, source };
+        if let Some(entries) = layers.layer_entries(layer).map_err(err)? {
+            merge.begin_layer(layer as u16);
+            for entry in entries {
+                merge.apply(&entry.map_err(err)?)?;
+            }
+            merge.end_layer();
+            facts.push(std::mem::take(&mut merge.facts));
+            continue;
+        }
         let mut reader = open(layers, layer)?;
         merge.begin_layer(layer as u16);
         // Entries apply in tar order, as moby's UnpackLayer applies them; an opaque marker

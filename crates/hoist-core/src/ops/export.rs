@@ -3,7 +3,7 @@
 use std::io::{self, Read, Write};
 
 use crate::error::Result;
-use crate::flatten::{FlattenOptions, FlattenStats, LayerSource, flatten};
+use crate::flatten::{FlattenOptions, FlattenStats, LayerEntries, LayerSource, flatten};
 use crate::store::{Image, Store};
 
 /// An image's layers, opened decompressed from the store.
@@ -39,6 +39,17 @@ impl LayerSource for StoreLayers<'_> {
         let desc = &self.image.manifest.layers[index];
         let path = self.store.blob_path(&desc.digest);
         uncompressed_file(&path)
+    }
+
+    fn layer_entries(&self, index: usize) -> io::Result<Option<LayerEntries<'_>>> {
+        let desc = &self.image.manifest.layers[index];
+        let idx = self
+            .store
+            .layer_index(&desc.digest)
+            .map_err(io::Error::other)?;
+        Ok(Some(Box::new(
+            idx.entries().map(|e| e.map_err(io::Error::other)),
+        )))
     }
 }
 

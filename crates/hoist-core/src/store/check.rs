@@ -302,12 +302,20 @@ pub(super) fn gc(store: &Store) -> Result<GcReport> {
         }
         let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
         fs::remove_file(entry.path()).at(entry.path())?;
-        let cache = store.hoist_dir().join("layers").join(&name);
-        if cache.exists() {
-            fs::remove_file(&cache).at(&cache)?;
+        for cache in [
+            store.hoist_dir().join("layers").join(&name),
+            store.hoist_dir().join("index").join(&name),
+        ] {
+            if cache.exists() {
+                fs::remove_file(&cache).at(&cache)?;
+            }
         }
         report.blobs_removed += 1;
         report.bytes_freed += size;
+    }
+    // Indexes of blobs removed earlier (or by hand).
+    for p in store.orphan_layer_indexes()? {
+        fs::remove_file(&p).at(&p)?;
     }
     // No writer holds the shared lock now, so every staging directory is stale.
     let tmp = store.hoist_dir().join("tmp");

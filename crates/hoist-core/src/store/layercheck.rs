@@ -10,6 +10,7 @@ use std::io::{self, Read};
 use std::sync::mpsc::{Receiver, Sender, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
+use crate::layerindex::{IndexBuilder, LayerIndex};
 use crate::tar::Reader;
 
 /// Chunks in flight between the hashing thread and the checker: the checker only reads
@@ -34,7 +35,7 @@ pub enum LayerCheck {
 #[derive(Debug)]
 pub(crate) struct Checker {
     tx: Option<SyncSender<Vec<u8>>>,
-    handle: Option<JoinHandle<LayerCheck>>,
+    handle: Option<JoinHandle<(LayerCheck, Option<LayerIndex>)>>,
 }
 
 impl Checker {
@@ -49,16 +50,26 @@ impl Checker {
                 recycle,
             };
             let mut reader = Reader::with_skip(chunks, skip);
-            let result = crate::layer::check_entries(&mut reader, |_, _| Ok(()));
+            // The layer's index is made from the headers the check reads anyway.
+            let mut index = IndexBuilder::new();
+            let result = crate::layer::check_entries(&mut reader, |e, _| {
+                index.push(e);
+                Ok(())
+            });
+            let tar_size = reader.position();
             // Whatever follows the end of the archive (or an error) is drained so the sender
             // never blocks.
             let mut chunks = reader.into_inner();
             while chunks.next_chunk() {}
             match result {
-                Ok(stats) => LayerCheck::Valid {
-                    entries: stats.entries,
-                },
-                Err(e) => LayerCheck::Invalid(e.to_string()),
+                Ok(stats) => (
+                    LayerCheck::Valid {
+                        entries: stats.entries,
+                    },
+                    // The blob's digest is not known yet: the staging fills it in.
+                    Some(index.finish(hoist_format::Digest::of(b""), tar_size)),
+                ),
+                Err(e) => (LayerCheck::Invalid(e.to_string()), None),
             }
         });
         Checker {
@@ -76,12 +87,13 @@ impl Checker {
         }
     }
 
-    /// Ends the stream and returns the outcome.
-    pub(crate) fn finish(mut self) -> LayerCheck {
+    /// Ends the stream and returns the outcome, with the layer's index when it is valid (its
+    /// `blob` is a placeholder until the blob's digest is known).
+    pub(crate) fn finish(mut self) -> (LayerCheck, Option<LayerIndex>) {
         drop(self.tx.take());
         match self.handle.take().map(JoinHandle::join) {
-            Some(Ok(check)) => check,
-            _ => LayerCheck::Invalid("the layer checker failed".into()),
+            Some(Ok(done)) => done,
+            _ => (LayerCheck::Invalid("the layer checker failed".into()), None),
         }
     }
 }
@@ -147,7 +159,9 @@ mod tests {
         for part in bytes.chunks(chunk) {
             c.send(part.to_vec());
         }
-        c.finish()
+        let (check, index) = c.finish();
+        assert_eq!(index.is_some(), matches!(check, LayerCheck::Valid { .. }));
+        check
     }
 
     #[test]

@@ -28,6 +28,7 @@
 //! and layers of such an index; attestation entries (never pulled) are not required.
 
 mod check;
+mod indexes;
 mod layercheck;
 mod names;
 mod remember;
@@ -48,6 +49,7 @@ use hoist_format::platform::Platform;
 use hoist_format::reference::Reference;
 
 pub use check::{FsckProblem, FsckReport, GcReport};
+pub use indexes::{IndexBlobError, index_blob};
 pub use layercheck::LayerCheck;
 pub use names::RemoveEvent;
 pub use staging::{BlobWriter, NewImage, Staged, Staging};

@@ -34,7 +34,7 @@ fn algo_dir(c: Compression) -> &'static str {
 
 /// Replaces `dest` with `bytes` by a temporary file in its directory (no fsync: a cache entry
 /// lost in a crash is only work to do again).
-fn replace(dest: &std::path::Path, bytes: &[u8]) -> Result<()> {
+pub(super) fn replace(dest: &std::path::Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let dir = dest.parent().expect("cache files are in a directory");
     let (tmp, mut f) = super::tempfile_in(dir)?;

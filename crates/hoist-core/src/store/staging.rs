@@ -7,6 +7,10 @@ use std::path::PathBuf;
 use hoist_format::Digest;
 
 use super::layercheck::{Checker, LayerCheck};
+use crate::layerindex::LayerIndex;
+
+/// A layer check's outcome and, for a valid layer, its index.
+type Checked = (LayerCheck, Option<LayerIndex>);
 use super::{Store, sync_dir};
 use crate::compress::{self, Compression, IO_BUF_SIZE, Peeked};
 use crate::error::{Error, IoContext, Result};
@@ -33,6 +37,9 @@ pub struct Staged {
     /// The (decompressed) bytes read as a layer tar, checked in the same pass as the hash;
     /// looked at only if this blob turns out to be a layer.
     pub layer_check: LayerCheck,
+    /// The layer's index, made in the same pass as the check (valid layers only); written
+    /// next to the blob when it is committed.
+    pub index: Option<std::sync::Arc<LayerIndex>>,
 }
 
 /// A staging directory; everything in it is removed when it is dropped.
@@ -109,11 +116,12 @@ impl Staging {
                 .truncate(true)
                 .open(&path)
                 .at(&path)?;
-            let (digest, size, file, layer_check) =
+            let (digest, size, file, (layer_check, index)) =
                 copy_hashing(&mut peeked, file).map_err(|e| split_io(e, what, &path))?;
             self.sync_later(&path, file, size);
             return Ok(Staged {
                 path,
+                index: named(index, &digest),
                 digest: digest.clone(),
                 size,
                 compression,
@@ -123,7 +131,7 @@ impl Staging {
                 layer_check,
             });
         }
-        let (diff_id, uncompressed_size, decode_error, layer_check) = {
+        let (diff_id, uncompressed_size, decode_error, (layer_check, index)) = {
             let mut tee = TeeReader::new(peeked, Tagged(&mut out));
             let decoded = {
                 let mut dec =
@@ -143,7 +151,7 @@ impl Staging {
             match decoded {
                 Ok((d, n, check)) => (Some(d), n, None, check),
                 Err(e) if is_write_side(&e) => return Err(Error::Io { path, source: e }),
-                Err(e) => (None, 0, Some(e.to_string()), LayerCheck::Unchecked),
+                Err(e) => (None, 0, Some(e.to_string()), (LayerCheck::Unchecked, None)),
             }
         };
         let (digest, size, w) = out.finish();
@@ -155,6 +163,7 @@ impl Staging {
         };
         Ok(Staged {
             path,
+            index: named(index, &digest),
             digest,
             size,
             compression,
@@ -209,6 +218,9 @@ impl Staging {
             }
             fs::rename(&s.path, &dest).at(&dest)?;
             renamed = true;
+            if let Some(index) = &s.index {
+                self.store.save_layer_index(index)?;
+            }
         }
         if renamed {
             sync_dir(&self.store.root.join("blobs/sha256"))?;
@@ -289,7 +301,7 @@ impl Drop for Staging {
 
 /// Copies `r` into `file` while another thread hashes the same bytes: on big blobs the sha256
 /// and the I/O each take a core instead of adding up.
-fn copy_hashing(r: &mut dyn Read, file: File) -> io::Result<(Digest, u64, File, LayerCheck)> {
+fn copy_hashing(r: &mut dyn Read, file: File) -> io::Result<(Digest, u64, File, Checked)> {
     let mut w = BlobWriter::new(file, true)?;
     let mut buf = vec![0u8; IO_BUF_SIZE];
     loop {
@@ -306,7 +318,7 @@ fn copy_hashing(r: &mut dyn Read, file: File) -> io::Result<(Digest, u64, File, 
 
 /// Reads a decoded stream to its end (the caller hashes it on the way), handing its bytes to
 /// a layer check.
-fn drain_checking(r: &mut impl Read) -> io::Result<LayerCheck> {
+fn drain_checking(r: &mut impl Read) -> io::Result<Checked> {
     let (recycle, free) = std::sync::mpsc::channel::<Vec<u8>>();
     let checker = Checker::spawn(Some(recycle));
     loop {
@@ -341,7 +353,7 @@ pub struct BlobWriter {
     to_hash: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
     free: std::sync::mpsc::Receiver<Vec<u8>>,
     /// Hashes the chunks, then hands them to a layer check (when asked for).
-    hasher: Option<std::thread::JoinHandle<(Digest, LayerCheck)>>,
+    hasher: Option<std::thread::JoinHandle<(Digest, Checked)>>,
     kick: Option<std::sync::mpsc::Sender<()>>,
     syncer: Option<std::thread::JoinHandle<()>>,
 }
@@ -372,7 +384,7 @@ impl BlobWriter {
             }
             (
                 h.finish(),
-                checker.map_or(LayerCheck::Unchecked, Checker::finish),
+                checker.map_or((LayerCheck::Unchecked, None), Checker::finish),
             )
         });
         let (kick, kicks) = mpsc::channel::<()>();
@@ -432,7 +444,7 @@ impl BlobWriter {
     }
 
     /// [`BlobWriter::finish`], plus the outcome of the layer check.
-    fn finish_checked(mut self) -> io::Result<(Digest, u64, File, LayerCheck)> {
+    fn finish_checked(mut self) -> io::Result<(Digest, u64, File, Checked)> {
         self.ship()?;
         drop(self.to_hash.take());
         drop(self.kick.take());
@@ -489,10 +501,11 @@ impl Staging {
     /// Finishes a blob written with [`Staging::writer`] or [`Staging::layer_writer`]; it is
     /// stored uncompressed as written.
     pub fn finish_writer(&self, path: PathBuf, w: BlobWriter) -> Result<Staged> {
-        let (digest, size, file, layer_check) = w.finish_checked().at(&path)?;
+        let (digest, size, file, (layer_check, index)) = w.finish_checked().at(&path)?;
         self.sync_later(&path, file, size);
         Ok(Staged {
             path,
+            index: named(index, &digest),
             digest: digest.clone(),
             size,
             compression: Compression::None,
@@ -502,6 +515,14 @@ impl Staging {
             layer_check,
         })
     }
+}
+
+/// A staged layer's index, named after its blob.
+fn named(index: Option<LayerIndex>, blob: &Digest) -> Option<std::sync::Arc<LayerIndex>> {
+    index.map(|mut i| {
+        i.blob = blob.clone();
+        std::sync::Arc::new(i)
+    })
 }
 
 /// Marker for errors from the writing side of a copy, so they are not mistaken for bad input.

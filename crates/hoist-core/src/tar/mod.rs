@@ -166,6 +166,9 @@ pub struct Entry {
     pub size: u64,
     /// Bytes of data stored in the stream (less than `size` for a sparse file).
     pub stored: u64,
+    /// Offset of the entry's first header block in the stream (its PAX or GNU long-name
+    /// header when it has one): a reader started there reads this entry first.
+    pub header_offset: u64,
     /// Offset of the first stored data byte in the stream.
     pub data_offset: u64,
     /// A sparse file's stored runs; `None` for other entries.

@@ -227,6 +227,7 @@ impl<R: Read> Reader<R> {
         if self.done {
             return Ok(None);
         }
+        let header_offset = self.pos;
         let mut pending = Pending::default();
         let mut h = [0u8; BLOCK];
         loop {
@@ -273,7 +274,11 @@ impl<R: Read> Reader<R> {
                         pending.long_link = Some(v);
                     }
                 }
-                _ => return self.entry(&h, format, typeflag, size, pending).map(Some),
+                _ => {
+                    let mut e = self.entry(&h, format, typeflag, size, pending)?;
+                    e.header_offset = header_offset;
+                    return Ok(Some(e));
+                }
             }
         }
     }
@@ -504,6 +509,7 @@ impl<R: Read> Reader<R> {
                 0
             },
             stored: self.remaining,
+            header_offset: 0,
             data_offset: self.pos,
             sparse: runs,
         })
