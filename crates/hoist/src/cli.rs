@@ -93,6 +93,12 @@ pub enum Command {
         about = "Check archives and split sets without loading them (digests, diff_ids, parts' sums)"
     )]
     Verify(commands::verify::Args),
+    #[command(about = "List an image's files (or an archive's, without loading it)")]
+    Ls(commands::ls::Args),
+    #[command(about = "Print files of an image (or of an archive, without loading it)")]
+    Cat(commands::cat::Args),
+    #[command(about = "Copy files out of an image (or an archive) to a directory or a tar stream")]
+    Cp(commands::cp::Args),
     #[command(about = "Print a shell completion script")]
     Completions(commands::completions::Args),
 }

@@ -36,15 +36,15 @@ fn tar_names(tar: &Path) -> Vec<String> {
 }
 
 /// One image of the corpus: where it comes from, how to load it, its ID and its listing.
-struct CorpusImage {
-    file: String,
-    platform: Option<String>,
-    id: String,
-    names: Vec<String>,
-    tsv: String,
+pub(crate) struct CorpusImage {
+    pub(crate) file: String,
+    pub(crate) platform: Option<String>,
+    pub(crate) id: String,
+    pub(crate) names: Vec<String>,
+    pub(crate) tsv: String,
 }
 
-fn corpus_images() -> Vec<CorpusImage> {
+pub(crate) fn corpus_images() -> Vec<CorpusImage> {
     let mut out = Vec::new();
     for item in expected()["items"].as_array().unwrap() {
         let role = item["role"].as_str().unwrap();
@@ -81,7 +81,7 @@ fn corpus_images() -> Vec<CorpusImage> {
     out
 }
 
-fn load(env: &Env, im: &CorpusImage) {
+pub(crate) fn load(env: &Env, im: &CorpusImage) {
     let mut args = vec!["load", "-i"];
     let path = common::data(&im.file);
     args.push(s(&path));

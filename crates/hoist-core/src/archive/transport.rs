@@ -254,20 +254,29 @@ impl ArchiveSource {
                 path.display()
             )));
         }
-        Self::open_archive_file(&file, &path.display().to_string(), reference, platform, all)
+        Self::open_archive_file(
+            &file,
+            &path.display().to_string(),
+            reference,
+            platform,
+            all,
+            false,
+        )
     }
 
     /// [`ArchiveSource::open_archive`] of an open, uncompressed archive file; `what` names it
-    /// in messages.
+    /// in messages. With `docker`, a `manifest.json` is read before an `index.json` (a
+    /// `docker-archive:` name: docker 25 writes both, and an `index.json` that lists nothing).
     pub fn open_archive_file(
         file: &File,
         what: &str,
         reference: Option<&str>,
         platform: Option<&Platform>,
         all: bool,
+        docker: bool,
     ) -> Result<ArchiveSource> {
         let collected = Collected::index_tar_file(file)?;
-        Self::from_collected(collected, what, reference, platform, all)
+        Self::from_collected_as(collected, what, reference, platform, all, docker)
     }
 
     /// An image of an OCI layout directory (with `all`, a whole multi-platform index).
@@ -300,6 +309,17 @@ impl ArchiveSource {
         platform: Option<&Platform>,
         all: bool,
     ) -> Result<ArchiveSource> {
+        Self::from_collected_as(collected, what, reference, platform, all, false)
+    }
+
+    fn from_collected_as(
+        collected: Collected,
+        what: &str,
+        reference: Option<&str>,
+        platform: Option<&Platform>,
+        all: bool,
+        docker: bool,
+    ) -> Result<ArchiveSource> {
         if collected.exists(hoist_format::delta::DELTA_FILE) {
             return Err(Error::InvalidArchive(format!(
                 "{what} is a delta archive (hoist save --base): it lacks layers its base has, so it \
@@ -311,7 +331,8 @@ impl ArchiveSource {
             what,
             blobs: HashMap::new(),
         };
-        let (set, names) = if collected.exists("index.json") {
+        let docker_first = docker && collected.exists("manifest.json");
+        let (set, names) = if collected.exists("index.json") && !docker_first {
             reader.read_oci(reference, platform, all)?
         } else if collected.exists("manifest.json") {
             let (image, names) = reader.read_docker(reference, platform)?;

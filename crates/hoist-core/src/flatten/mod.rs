@@ -149,12 +149,18 @@ pub struct Progress {
     pub layers: usize,
 }
 
+/// A path's new name (see [`FlattenOptions::rename`]).
+pub type Rename<'a> = dyn Fn(&[u8]) -> Vec<u8> + 'a;
+
 /// Options of [`flatten`] and [`final_tree`].
 #[derive(Default)]
 #[non_exhaustive]
 pub struct FlattenOptions<'a> {
     /// Called when a pass starts reading a layer.
     pub progress: Option<&'a dyn Fn(Progress)>,
+    /// [`write_flat`] writes each path (and hard-link target) as this returns it: a subtree
+    /// written under another name (`hoist cp IMAGE:/etc -` writes `etc/…`).
+    pub rename: Option<&'a Rename<'a>>,
 }
 
 impl<'a> FlattenOptions<'a> {
@@ -162,6 +168,7 @@ impl<'a> FlattenOptions<'a> {
     pub fn with_progress(progress: &'a dyn Fn(Progress)) -> Self {
         FlattenOptions {
             progress: Some(progress),
+            rename: None,
         }
     }
 
@@ -180,6 +187,7 @@ impl fmt::Debug for FlattenOptions<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FlattenOptions")
             .field("progress", &self.progress.is_some())
+            .field("rename", &self.rename.is_some())
             .finish()
     }
 }
@@ -757,6 +765,7 @@ pub fn write_flat(
         w: Writer::new(BufWriter::with_capacity(WRITE_BUF, out)),
         content_bytes: 0,
         buf: vec![0; COPY_BUF],
+        rename: opts.rename,
     };
     let count = layers.layer_count();
     let mut entries = tree.iter().peekable();
@@ -839,14 +848,15 @@ pub fn is_below(path: &[u8], dir: &[u8]) -> bool {
 }
 
 /// The flat tar being written, plus the content byte count.
-struct FlatWriter<W: Write> {
+struct FlatWriter<'a, W: Write> {
     w: Writer<BufWriter<W>>,
     content_bytes: u64,
     /// Reused for every file's content.
     buf: Vec<u8>,
+    rename: Option<&'a Rename<'a>>,
 }
 
-impl<W: Write> FlatWriter<W> {
+impl<W: Write> FlatWriter<'_, W> {
     /// Writes the header (and PAX header, if needed) of `e`; regular content follows.
     fn header(&mut self, e: &FinalEntry) -> Result<(), FlattenError> {
         let (kind, size, link): (EntryKind, u64, &[u8]) = match &e.kind {
@@ -858,9 +868,15 @@ impl<W: Write> FlatWriter<W> {
             FinalKind::BlockDevice { .. } => (EntryKind::BlockDevice, 0, b""),
             FinalKind::Fifo => (EntryKind::Fifo, 0, b""),
         };
-        let mut h = Header::with_meta(&e.path, kind, &e.meta);
+        use std::borrow::Cow;
+        let (path, link): (Cow<'_, [u8]>, Cow<'_, [u8]>) = match self.rename {
+            Some(f) if kind == EntryKind::HardLink => (f(&e.path).into(), f(link).into()),
+            Some(f) => (f(&e.path).into(), link.into()),
+            None => (e.path.as_slice().into(), link.into()),
+        };
+        let mut h = Header::with_meta(&path, kind, &e.meta);
         h.size = size;
-        h.link = link;
+        h.link = &link;
         if let FinalKind::CharDevice { major, minor } | FinalKind::BlockDevice { major, minor } =
             e.kind
         {

@@ -142,8 +142,15 @@ impl OpenedImage {
             Location::DockerArchive(p, r) | Location::OciArchive(p, r) => {
                 let what = p.display().to_string();
                 let file = archive_file(p)?;
-                let src =
-                    ArchiveSource::open_archive_file(&file, &what, r.as_deref(), platform, false)?;
+                let docker = matches!(loc, Location::DockerArchive(..));
+                let src = ArchiveSource::open_archive_file(
+                    &file,
+                    &what,
+                    r.as_deref(),
+                    platform,
+                    false,
+                    docker,
+                )?;
                 (src, what)
             }
             Location::OciDir(p, r) => {
@@ -285,10 +292,12 @@ fn archive_file(p: &Path) -> Result<File> {
     }
     let mut tmp = crate::store::anonymous_file_in(&std::env::temp_dir())?;
     let mut dec = crate::compress::decoder(outer, &mut file).at(p)?;
-    io::copy(&mut dec, &mut tmp).map_err(|source| Error::Read {
+    let read_err = |source| Error::Read {
         what: format!("{} ({outer:?}-compressed)", p.display()),
         source,
-    })?;
+    };
+    io::copy(&mut dec, &mut tmp).map_err(read_err)?;
+    io::Seek::rewind(&mut tmp).map_err(read_err)?;
     Ok(tmp)
 }
 

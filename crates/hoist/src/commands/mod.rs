@@ -1,9 +1,11 @@
 //! One module per subcommand; each has `Args` (its `--help`) and `run`.
 
 pub mod analyze;
+pub mod cat;
 pub mod commit;
 pub mod completions;
 pub mod copy;
+pub mod cp;
 pub mod create;
 pub mod diff;
 pub mod export;
@@ -17,6 +19,8 @@ pub mod inventory;
 pub mod load;
 pub mod login;
 pub mod logout;
+pub mod ls;
+mod open;
 mod output;
 pub mod ps;
 pub mod pull;
@@ -118,6 +122,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Fsck(a) => fsck::run(a, &ctx),
         Command::Gc(a) => gc::run(a, &ctx),
         Command::Verify(a) => verify::run(a, &ctx),
+        Command::Ls(a) => ls::run(a, &ctx),
+        Command::Cat(a) => cat::run(a, &ctx),
+        Command::Cp(a) => cp::run(a, &ctx),
         Command::Completions(a) => completions::run(a),
     }
 }
