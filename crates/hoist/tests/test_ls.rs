@@ -425,3 +425,44 @@ fn a_multi_image_archive_without_a_name_lists_its_images() {
     );
     assert!(!env.root.exists());
 }
+
+#[test]
+fn layer_indexes_are_made_at_load_rebuilt_when_lost_and_removed_by_gc() {
+    let env = Env::new();
+    env.ok(&[
+        "load",
+        "-i",
+        s(&common::data("docker-v1.2_docker18_dive-test.tar")),
+    ]);
+    let index_dir = env.root.join("hoist/index");
+    let layers = store_layers(
+        &env.root,
+        &env.inspect("dive-test:latest")["Id"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    );
+    let mut names: Vec<String> = std::fs::read_dir(&index_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    names.sort();
+    let mut want: Vec<String> = layers.iter().map(|b| common::sha256(b)).collect();
+    want.sort();
+    want.dedup();
+    assert_eq!(names, want, "one index per layer blob, made by load");
+    let listing = env.ok(&["ls", "-R", "-l", "dive-test:latest"]);
+    // A lost index is built again on first use; a damaged one too.
+    std::fs::remove_file(index_dir.join(&names[0])).unwrap();
+    std::fs::write(index_dir.join(&names[1]), b"hoist-layer-index\n1\ngarbage").unwrap();
+    assert_eq!(env.ok(&["ls", "-R", "-l", "dive-test:latest"]), listing);
+    assert!(index_dir.join(&names[0]).is_file());
+    // fsck --repair rebuilds what is missing.
+    std::fs::remove_file(index_dir.join(&names[2])).unwrap();
+    let out = env.ok(&["fsck", "--repair"]);
+    assert!(out.starts_with("rebuilt 1 layer indexes\n"), "{out}");
+    // gc removes an image's indexes with its blobs.
+    env.ok(&["rmi", "dive-test:latest"]);
+    env.ok(&["gc"]);
+    assert_eq!(std::fs::read_dir(&index_dir).unwrap().count(), 0);
+}
