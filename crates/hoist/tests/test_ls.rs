@@ -341,6 +341,25 @@ fn ls_long_cat_and_cp_of_one_image() {
         std::fs::read_to_string(into.join("passwd")).unwrap(),
         passwd
     );
+    // A hard link whose group's first path is not copied carries the content itself; a
+    // copied group shares one inode.
+    let out = env
+        .cmd(&["cp", &format!("{img}:/bin/acpid"), "-"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let acpid = env.path("acpid.tar");
+    std::fs::write(&acpid, &out.stdout).unwrap();
+    assert_eq!(common::tar_paths(&acpid), ["acpid"]);
+    assert_eq!(common::file_in_tar(&acpid, "acpid").len(), 1_075_464);
+    let bin = env.path("bin");
+    env.ok(&["cp", &format!("{img}:/bin"), s(&bin)]);
+    use std::os::unix::fs::MetadataExt;
+    let (a, b) = (
+        std::fs::metadata(bin.join("acpid")).unwrap(),
+        std::fs::metadata(bin.join("ls")).unwrap(),
+    );
+    assert_eq!((a.ino(), a.len()), (b.ino(), 1_075_464));
     let tar = env.path("passwd.tar");
     let out = env
         .cmd(&["cp", &format!("{img}:/etc/passwd"), "-"])

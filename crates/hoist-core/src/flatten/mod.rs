@@ -520,18 +520,35 @@ impl FinalTree {
             .filter_map(|&n| Some(self.entry(self.tree.as_ref()?, n, true)))
     }
 
-    /// Keeps only the entries `keep` accepts (hard links stay links to their primary path,
-    /// kept or not).
+    /// Keeps only the entries `keep` accepts. A hard-link group whose primary path is not kept
+    /// gets its first kept path (in output order) as primary, which then carries the content:
+    /// what is kept is a tree of its own (`cp` of a subtree).
     pub fn retain(&mut self, mut keep: impl FnMut(&FinalEntry) -> bool) {
         let Some(tree) = &self.tree else { return };
-        // Entries are built with the full tree's primaries: a kept hard link stays a link.
+        // Entries are judged with the full tree's primaries.
         let kept: Vec<u32> = self
             .order()
             .iter()
             .copied()
             .filter(|&n| keep(&self.entry(tree, n, true)))
             .collect();
-        let (_, primaries) = self.order.take().expect("computed above");
+        let (_, mut primaries) = self.order.take().expect("computed above");
+        let kept_set: std::collections::HashSet<u32> = kept.iter().copied().collect();
+        let mut first_kept: std::collections::HashMap<u32, u32> = std::collections::HashMap::new();
+        for &n in &kept {
+            if let Payload::Other(i) = tree.nodes[n as usize].payload()
+                && tree.inodes[i as usize].links > 1
+            {
+                first_kept.entry(i).or_insert(n);
+            }
+        }
+        for (inode, node) in primaries.iter_mut() {
+            if !kept_set.contains(node)
+                && let Some(&n) = first_kept.get(inode)
+            {
+                *node = n;
+            }
+        }
         self.order = std::cell::OnceCell::from((kept, primaries));
     }
 

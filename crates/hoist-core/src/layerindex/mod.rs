@@ -215,10 +215,17 @@ impl LayerIndex {
         let (checkpoints, z) = rest
             .split_at_checked(checkpoint_bytes as usize)
             .ok_or_else(|| IndexError::Bad("cut short".into()))?;
-        let mut records = Vec::with_capacity(record_bytes as usize);
+        // Grown as the records decompress: the header's claim is not allocated up front.
+        let mut records = Vec::new();
         zstd::stream::read::Decoder::new(z)?
             .take(record_bytes + 1)
             .read_to_end(&mut records)?;
+        if count > records.len() as u64 / MIN_RECORD {
+            return Err(IndexError::Bad(format!(
+                "claims {count} entries in {} bytes",
+                records.len()
+            )));
+        }
         if records.len() as u64 != record_bytes {
             return Err(IndexError::Bad(format!(
                 "{} record bytes where the header says {record_bytes}",
@@ -231,6 +238,7 @@ impl LayerIndex {
             checkpoints: checkpoints.to_vec(),
             count,
             records: records.into(),
+            // Bounded by the records actually there (`count` was checked against them).
             offsets: Vec::with_capacity(count as usize),
         };
         let mut dec = codec::Decoder::new(index.records.clone());

@@ -83,7 +83,10 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     };
     tree.retain(|e| base.is_empty() || e.path == base || is_below(&e.path, &base));
     let rename = |p: &[u8]| -> Vec<u8> {
-        let rest = &p[base.len()..];
+        // Every kept path (and hard-link target: `retain` re-elects them) is in the subtree.
+        let Some(rest) = p.strip_prefix(base.as_slice()) else {
+            return p.to_vec();
+        };
         let rest = rest.strip_prefix(b"/").unwrap_or(rest);
         match (name.is_empty(), rest.is_empty()) {
             (true, _) => rest.to_vec(),
