@@ -454,13 +454,8 @@ fn layer_indexes_are_made_at_load_rebuilt_when_lost_and_removed_by_gc() {
         s(&common::data("docker-v1.2_docker18_dive-test.tar")),
     ]);
     let index_dir = env.root.join("hoist/index");
-    let layers = store_layers(
-        &env.root,
-        &env.inspect("dive-test:latest")["Id"]
-            .as_str()
-            .unwrap()
-            .to_string(),
-    );
+    let id = env.inspect("dive-test:latest")["Id"].clone();
+    let layers = store_layers(&env.root, id.as_str().unwrap());
     let mut names: Vec<String> = std::fs::read_dir(&index_dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
