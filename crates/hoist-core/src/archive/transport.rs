@@ -276,7 +276,7 @@ impl ArchiveSource {
         docker: bool,
     ) -> Result<ArchiveSource> {
         let collected = Collected::index_tar_file(file)?;
-        Self::from_collected_as(collected, what, reference, platform, all, docker)
+        Self::from_collected(collected, what, reference, platform, all, docker)
     }
 
     /// An image of an OCI layout directory (with `all`, a whole multi-platform index).
@@ -299,20 +299,11 @@ impl ArchiveSource {
             reference,
             platform,
             all,
+            false,
         )
     }
 
     fn from_collected(
-        collected: Collected,
-        what: &str,
-        reference: Option<&str>,
-        platform: Option<&Platform>,
-        all: bool,
-    ) -> Result<ArchiveSource> {
-        Self::from_collected_as(collected, what, reference, platform, all, false)
-    }
-
-    fn from_collected_as(
         collected: Collected,
         what: &str,
         reference: Option<&str>,

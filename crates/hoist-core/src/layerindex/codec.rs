@@ -256,16 +256,7 @@ impl Decoder {
             return Err(self.err("cut short"));
         };
         self.pos += 1;
-        let kind = match typeflag {
-            b'0' => EntryKind::Regular,
-            b'1' => EntryKind::HardLink,
-            b'2' => EntryKind::Symlink,
-            b'3' => EntryKind::CharDevice,
-            b'4' => EntryKind::BlockDevice,
-            b'5' => EntryKind::Directory,
-            b'6' => EntryKind::Fifo,
-            t => EntryKind::Other(t),
-        };
+        let kind = EntryKind::from_typeflag(typeflag);
         let step = self.varint()?;
         if self.record > 0 && step == 0 {
             return Err(self.err("header offsets do not increase"));

@@ -139,6 +139,21 @@ impl EntryKind {
         }
     }
 
+    /// The kind of type flag `t` ([`EntryKind::typeflag`]'s inverse; the reader's special
+    /// cases, `7` and a NUL flag, are its own).
+    pub fn from_typeflag(t: u8) -> EntryKind {
+        match t {
+            b'0' => EntryKind::Regular,
+            b'1' => EntryKind::HardLink,
+            b'2' => EntryKind::Symlink,
+            b'3' => EntryKind::CharDevice,
+            b'4' => EntryKind::BlockDevice,
+            b'5' => EntryKind::Directory,
+            b'6' => EntryKind::Fifo,
+            t => EntryKind::Other(t),
+        }
+    }
+
     /// Types that carry no data whatever their size field says (Go's `isHeaderOnlyType`).
     pub fn is_header_only(self) -> bool {
         !matches!(self, EntryKind::Regular | EntryKind::Other(_))

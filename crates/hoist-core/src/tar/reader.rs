@@ -432,17 +432,11 @@ impl<R: Read> Reader<R> {
             ));
         }
         let kind = match typeflag {
-            b'0' | b'7' => EntryKind::Regular,
+            b'7' => EntryKind::Regular,
             0 if path.ends_with(b"/") => EntryKind::Directory,
             0 => EntryKind::Regular,
-            b'1' => EntryKind::HardLink,
-            b'2' => EntryKind::Symlink,
-            b'3' => EntryKind::CharDevice,
-            b'4' => EntryKind::BlockDevice,
-            b'5' => EntryKind::Directory,
-            b'6' => EntryKind::Fifo,
             b'S' => return Err(self.named_err(&path, TarErrorKind::OldGnuSparse)),
-            t => EntryKind::Other(t),
+            t => EntryKind::from_typeflag(t),
         };
         if kind.is_header_only() {
             data_size = 0;
