@@ -122,7 +122,8 @@ pub fn squash(store: &Store, image: &Image, opts: &SquashOptions) -> Result<Squa
 
     let _ingest = store.ingest_lock()?;
     let mut staging = store.staging()?;
-    let (path, mut w) = staging.writer()?;
+    // A layer writer: the squashed layer gets its index (crate::layerindex) as it is hashed.
+    let (path, mut w) = staging.layer_writer()?;
     write_changeset(&layers, full, &lower, &mut w)?;
     let layer = staging.finish_writer(path, w)?;
     let diff_id = layer.digest.clone();
