@@ -207,7 +207,32 @@ fn layer_entries(blob: &[u8]) -> Vec<(String, String)> {
             };
             (join(last), kind)
         };
-        out.push((format!("/{p}"), kind.to_string()));
+        let h = e.header();
+        let detail = match kind {
+            "whiteout" | "opaque" => String::new(),
+            _ => {
+                let link = match kind {
+                    "symlink" => String::from_utf8_lossy(&e.link_name_bytes().unwrap()).to_string(),
+                    "hardlink" => {
+                        let l = String::from_utf8_lossy(&e.link_name_bytes().unwrap()).to_string();
+                        let l: Vec<&str> = l
+                            .split('/')
+                            .filter(|c| !c.is_empty() && *c != ".")
+                            .collect();
+                        format!("/{}", l.join("/"))
+                    }
+                    _ => String::new(),
+                };
+                let size = if kind == "file" { h.size().unwrap() } else { 0 };
+                format!(
+                    "{:o} {}:{} {size} {link}",
+                    h.mode().unwrap() & 0o7777,
+                    h.uid().unwrap(),
+                    h.gid().unwrap()
+                )
+            }
+        };
+        out.push((format!("/{p}"), format!("{kind} {detail}")));
     }
     out
 }
@@ -255,13 +280,25 @@ fn ls_layer_lists_exactly_that_layers_entries_with_whiteouts_as_deletions() {
                 .map(|l| {
                     let o: serde_json::Value = serde_json::from_str(l).unwrap();
                     assert_eq!(o["layer"], n as u64);
+                    let kind = o["type"].as_str().unwrap();
+                    let detail = match kind {
+                        "whiteout" | "opaque" => String::new(),
+                        _ => format!(
+                            "{:o} {}:{} {} {}",
+                            o["mode"].as_u64().unwrap(),
+                            o["uid"],
+                            o["gid"],
+                            o["size"].as_u64().unwrap_or(0),
+                            o["link"].as_str().unwrap_or("")
+                        ),
+                    };
                     (
                         o["path"].as_str().unwrap().to_string(),
-                        o["type"].as_str().unwrap().to_string(),
+                        format!("{kind} {detail}"),
                     )
                 })
                 .collect();
-            whiteouts += got.iter().filter(|(_, t)| t == "whiteout").count();
+            whiteouts += got.iter().filter(|(_, t)| t == "whiteout ").count();
             assert_eq!(got, want, "{} layer {n}", im.file);
         }
     }
@@ -479,4 +516,172 @@ fn layer_indexes_are_made_at_load_rebuilt_when_lost_and_removed_by_gc() {
     env.ok(&["rmi", "dive-test:latest"]);
     env.ok(&["gc"]);
     assert_eq!(std::fs::read_dir(&index_dir).unwrap().count(), 0);
+}
+
+#[test]
+fn symlinks_resolve_inside_the_image_and_errors_say_why() {
+    let env = Env::new();
+    env.ok(&[
+        "load",
+        "-i",
+        s(&common::data("docker-v1.2_docker24_scalibr-symlinks.tar")),
+    ]);
+    let img = "symlinks:latest";
+    let sample = env.ok(&["cat", img, "/dir1/sample.txt"]);
+    // Chains of absolute and relative links, `..` inside a target.
+    for link in [
+        "/dir2/dir3/absolute-chain-symlink.txt",
+        "/dir2/dir3/absolute-symlink-inside-root.txt",
+        "/dir2/dir3/relative-subfolder-symlink.txt",
+        "/dir1/relative-dot-symlink.txt",
+    ] {
+        assert_eq!(env.ok(&["cat", img, link]), sample, "{link}");
+    }
+    // `..` stops at the image's root: the host's /secret.txt is never read.
+    let e = env.fails(&["cat", img, "/dir1/attack-symlink.txt"]);
+    assert!(
+        e.contains(
+            "symlinks:latest: /dir1/attack-symlink.txt: a dangling symlink (to ../../secret.txt)"
+        ),
+        "{e}"
+    );
+    let e = env.fails(&["cat", img, "/dir1/sample.txt/x"]);
+    assert!(e.contains("/dir1/sample.txt/x: not a directory"), "{e}");
+    let e = env.fails(&["cp", "-L", &format!("{img}:/dir1/attack-symlink.txt"), "-"]);
+    assert!(e.contains("a dangling symlink"), "{e}");
+    // Without -L, cp copies the link itself.
+    let out = env
+        .cmd(&["cp", &format!("{img}:/dir1/attack-symlink.txt"), "-"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let mut a = tar::Archive::new(&out.stdout[..]);
+    let e = a.entries().unwrap().next().unwrap().unwrap();
+    assert_eq!(e.header().entry_type(), tar::EntryType::Symlink);
+    assert_eq!(
+        e.link_name_bytes().unwrap().as_ref(),
+        b"../../secret.txt".as_slice()
+    );
+}
+
+#[test]
+fn ls_reads_the_index_not_the_layers() {
+    let env = Env::new();
+    env.ok(&[
+        "load",
+        "-i",
+        s(&common::data("docker-v1.2_docker18_dive-test.tar")),
+    ]);
+    let img = "dive-test:latest";
+    let listing = env.ok(&["ls", "-R", "-l", "--layers", img]);
+    let layer = env.ok(&["ls", "--layer", "3", "--format", "json", img]);
+    // Every layer blob cut to nothing: the listings come from the indexes alone.
+    let id = env.inspect(img)["Id"].clone();
+    for blob in store_layers(&env.root, id.as_str().unwrap()) {
+        let p = env.root.join("blobs/sha256").join(common::sha256(&blob));
+        std::fs::write(&p, b"").unwrap();
+    }
+    assert_eq!(env.ok(&["ls", "-R", "-l", "--layers", img]), listing);
+    assert_eq!(
+        env.ok(&["ls", "--layer", "3", "--format", "json", img]),
+        layer
+    );
+    // Reading a file needs its blob, and says what is wrong with it.
+    let e = env.fails(&["cat", img, "/etc/passwd"]);
+    assert!(e.contains("dive-test:latest: /etc/passwd"), "{e}");
+    assert!(e.contains("does not match its digest"), "{e}");
+}
+
+#[test]
+fn cp_never_removes_what_the_destination_holds() {
+    let env = Env::new();
+    env.ok(&[
+        "load",
+        "-i",
+        s(&common::data("docker-v1.2_docker18_dive-test.tar")),
+    ]);
+    let img = "dive-test:latest";
+    let d = env.path("d");
+    std::fs::create_dir_all(d.join("group/sub")).unwrap();
+    std::fs::write(d.join("group/sub/important"), b"mine").unwrap();
+    std::fs::write(d.join("passwd"), b"x").unwrap();
+    std::fs::write(d.join("etc"), b"a file").unwrap();
+    // A whiteout-looking name would delete; it is refused.
+    let e = env.fails(&["cp", &format!("{img}:/etc/group"), s(&d.join(".wh.passwd"))]);
+    assert!(
+        e.contains(".wh.passwd: a name starting with .wh. is not written"),
+        "{e}"
+    );
+    let e = env.fails(&[
+        "cp",
+        &format!("{img}:/etc/group"),
+        s(&d.join(".wh..wh..opq")),
+    ]);
+    assert!(e.contains("is not written"), "{e}");
+    // A directory is not replaced by a file, nor a file by a directory (docker cp's rule).
+    let e = env.fails(&["cp", &format!("{img}:/etc/group"), s(&d)]);
+    assert!(
+        e.contains("group: cannot overwrite a directory with a non-directory"),
+        "{e}"
+    );
+    let e = env.fails(&["cp", &format!("{img}:/etc"), s(&d)]);
+    assert!(
+        e.contains("etc: cannot overwrite a non-directory with a directory"),
+        "{e}"
+    );
+    assert_eq!(
+        std::fs::read(d.join("group/sub/important")).unwrap(),
+        b"mine"
+    );
+    assert_eq!(std::fs::read(d.join("passwd")).unwrap(), b"x");
+    assert_eq!(std::fs::read(d.join("etc")).unwrap(), b"a file");
+    // A file over a file is replaced, as cp does.
+    env.ok(&["cp", &format!("{img}:/etc/passwd"), s(&d)]);
+    assert_eq!(
+        std::fs::read(d.join("passwd")).unwrap(),
+        env.ok(&["cat", img, "/etc/passwd"]).into_bytes()
+    );
+}
+
+#[test]
+fn cp_fills_read_only_directories_without_privileges() {
+    // As an unprivileged user, from an archive read in place: alpine's /var/empty is 0555.
+    let Some(setpriv) = common::peer("setpriv") else {
+        assert!(!common::in_ci(), "setpriv (util-linux) is required in CI");
+        eprintln!("skipped: no setpriv");
+        return;
+    };
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: not root (cannot switch to nobody)");
+        return;
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("hoist-cp-")
+        .tempdir()
+        .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let dest = dir.path().join("var");
+    let src = format!(
+        "docker-archive:{}:/var",
+        s(&common::data("docker-v1.2_gzip_trivy-alpine-310.tar.gz"))
+    );
+    let out = std::process::Command::new(setpriv)
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(common::hoist_bin())
+        .args(["--root", s(&dir.path().join("store")), "cp", &src, s(&dest)])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mode = std::fs::metadata(dest.join("empty"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o7777, 0o555);
+    assert!(dest.join("lib/apk/db/installed").is_file() || dest.join("cache").is_dir());
+    assert!(!dir.path().join("store").exists());
 }

@@ -161,6 +161,9 @@ pub struct FlattenOptions<'a> {
     /// [`write_flat`] writes each path (and hard-link target) as this returns it: a subtree
     /// written under another name (`hoist cp IMAGE:/etc -` writes `etc/…`).
     pub rename: Option<&'a Rename<'a>>,
+    /// [`write_flat`] also writes the directories no layer mentions (mode 0755, root-owned),
+    /// so an extractor never walks through what its destination held there before.
+    pub implied_dirs: bool,
 }
 
 impl<'a> FlattenOptions<'a> {
@@ -169,6 +172,7 @@ impl<'a> FlattenOptions<'a> {
         FlattenOptions {
             progress: Some(progress),
             rename: None,
+            implied_dirs: false,
         }
     }
 
@@ -789,7 +793,7 @@ pub fn write_flat(
     // Directories first (the implied ones are not written), then the other inodes, grouped by
     // the layer that holds their content: each such layer is read once, in order.
     while let Some(e) = entries.next_if(|e| e.kind == FinalKind::Directory) {
-        if e.source.is_some() {
+        if e.source.is_some() || opts.implied_dirs {
             w.header(&e)?;
         }
     }

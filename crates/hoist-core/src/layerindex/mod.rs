@@ -83,8 +83,8 @@ pub struct LayerIndex {
     pub blob: Digest,
     /// Size of the uncompressed tar stream (to its end-of-archive marker or its end).
     pub tar_size: u64,
-    /// Restart points of a compressed blob, as [`crate::seekable`] encodes them; empty for an
-    /// uncompressed blob or when none were recorded.
+    /// Restart points of a compressed blob (opaque here: the decompressor encodes them);
+    /// empty for an uncompressed blob or when none were recorded.
     pub checkpoints: Vec<u8>,
     count: u64,
     records: std::sync::Arc<[u8]>,

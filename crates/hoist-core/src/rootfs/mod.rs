@@ -165,6 +165,17 @@ pub enum RootfsError {
         /// The rule.
         source: crate::layer::RuleError,
     },
+    /// A copy ([`UnpackOptions::copy`]) would replace a directory with a non-directory or the
+    /// other way round (docker cp refuses it too).
+    #[error("{path}: cannot overwrite {existing} with {new}")]
+    Clash {
+        /// The path, inside the destination.
+        path: String,
+        /// What is there: "a directory" or "a non-directory".
+        existing: &'static str,
+        /// What the copy holds there.
+        new: &'static str,
+    },
     /// A system call applying an entry failed.
     #[error("layer {layer}: entry {path:?}: {op}: {source}")]
     Apply {

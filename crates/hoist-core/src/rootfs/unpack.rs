@@ -34,6 +34,11 @@ pub struct UnpackOptions {
     /// Set owners, create device nodes and insist on xattrs the kernel refuses. `None`: when
     /// running as root (effective uid 0).
     pub privileged: Option<bool>,
+    /// A copy out of an image (`hoist cp`), not a layer: whiteout names are refused; an
+    /// existing directory is never replaced by a non-directory nor an existing non-directory
+    /// by a directory (docker cp's rule: nothing of the destination is removed); directory
+    /// modes are set after their contents, so a read-only directory fills without privileges.
+    pub copy: bool,
 }
 
 /// What [`unpack_layer`] did.
@@ -85,9 +90,11 @@ pub fn unpack_layer(
         root: fd,
         layer: opts.layer,
         privileged: opts.privileged.unwrap_or_else(privileged),
+        copy: opts.copy,
         stats: UnpackStats::default(),
         written: BTreeSet::new(),
         dir_times: HashMap::new(),
+        dir_modes: Vec::new(),
         cache: None,
         plnk: false,
         buf: vec![0; COPY_BUF],
@@ -131,6 +138,10 @@ struct Unpacker {
     written: BTreeSet<Vec<u8>>,
     /// Directory mtimes to set when the layer ends, by canonical path.
     dir_times: HashMap<Vec<u8>, (TimeSource, (i64, u32))>,
+    /// See [`UnpackOptions::copy`].
+    copy: bool,
+    /// With `copy`: directory modes to set when everything is written, by canonical path.
+    dir_modes: Vec<(Vec<u8>, u32)>,
     /// The last resolved parent: its lexical components and the directory. Dropped whenever
     /// anything is removed (a cached fd could then name a deleted directory).
     cache: Option<(Vec<Vec<u8>>, Rc<Resolved>)>,
@@ -293,6 +304,14 @@ impl Unpacker {
                 self.stats.skipped += 1; // the root itself, AUFS metadata
                 return Ok(());
             }
+            Action::Opaque { .. } | Action::Whiteout { .. } | Action::PlnkSource { .. }
+                if self.copy =>
+            {
+                return Err(RootfsError::InvalidWhiteout {
+                    layer,
+                    path: path.clone(),
+                });
+            }
             Action::Opaque { dir } => return self.opaque(&dir, &path),
             Action::Whiteout { dir, name } => return self.whiteout(&dir, name, &path),
             Action::PlnkSource { name } => {
@@ -308,6 +327,21 @@ impl Unpacker {
         let name = cstr(base).map_err(|err| self.apply_err(&path, "name", err))?;
         let existing = lstat_at(pfd, &name).map_err(|err| self.apply_err(&path, "lstat", err))?;
         let existing_dir = existing.is_some_and(|st| file_type(&st) == FileType::Directory);
+        let new_dir = e.kind == EntryKind::Directory;
+        if self.copy && existing.is_some() && existing_dir != new_dir {
+            let what = |dir: bool| {
+                if dir {
+                    "a directory"
+                } else {
+                    "a non-directory"
+                }
+            };
+            return Err(RootfsError::Clash {
+                path: display(&join(&parent.canon, base)),
+                existing: what(existing_dir),
+                new: what(new_dir),
+            });
+        }
         match e.kind {
             EntryKind::Directory => {
                 if !existing_dir {
@@ -321,9 +355,16 @@ impl Unpacker {
                     .map_err(|err| self.apply_err(&path, "open directory", err))?;
                 self.chown_fd(&fd, &attrs, &path)?;
                 self.set_xattrs(XattrTarget::Fd(fd.as_fd()), &attrs, &path)?;
-                rustix::fs::fchmod(&fd, Mode::from_raw_mode(attrs.mode))
-                    .map_err(|err| self.apply_err(&path, "chmod", err))?;
                 let canon = join(&parent.canon, base);
+                // A copy fills the directory first (owner rwx), its mode comes at the end.
+                let mode = if self.copy {
+                    self.dir_modes.push((canon.clone(), attrs.mode));
+                    attrs.mode | 0o700
+                } else {
+                    attrs.mode
+                };
+                rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))
+                    .map_err(|err| self.apply_err(&path, "chmod", err))?;
                 self.set_dir_time(canon, TimeSource::Header, attrs.mtime);
             }
             EntryKind::HardLink => {
@@ -715,9 +756,30 @@ impl Unpacker {
             remove_all(self.root.as_fd(), c".wh..wh.plnk")
                 .map_err(|err| self.apply_err(&layer_path, "remove .wh..wh.plnk", err))?;
         }
+        for (canon, mode) in std::mem::take(&mut self.dir_modes) {
+            let path = display(&canon);
+            let comps: Vec<&[u8]> = canon.split(|&b| b == b'/').collect();
+            let (base, parents) = comps.split_last().expect("a written directory has a name");
+            let dir = walk(self.root.as_fd(), parents, false, &mut |_, _, _| Ok(()))
+                .map_err(|err| self.walk_err(&path, err))?;
+            let name = cstr(base).map_err(|err| self.apply_err(&path, "name", err))?;
+            // chmodat follows a symlink: only the directory the copy made is changed.
+            match lstat_at(dir.fd.as_fd(), &name) {
+                Ok(Some(st)) if file_type(&st) == FileType::Directory => {}
+                Ok(_) => continue,
+                Err(err) => return Err(self.apply_err(&path, "lstat", err)),
+            }
+            rustix::fs::chmodat(&dir.fd, &name, Mode::from_raw_mode(mode), AtFlags::empty())
+                .map_err(|err| self.apply_err(&path, "chmod", err))?;
+        }
         let mut times: Vec<_> = std::mem::take(&mut self.dir_times).into_iter().collect();
         times.sort();
-        for (canon, (_, t)) in times {
+        for (canon, (src, t)) in times {
+            // A copy sets the times of the directories it wrote, and leaves the destination's
+            // own as the kernel left them (they may not be the caller's to change).
+            if self.copy && src != TimeSource::Header {
+                continue;
+            }
             let path = display(&canon);
             let ts = timestamps(t);
             if canon.is_empty() {

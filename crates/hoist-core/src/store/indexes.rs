@@ -76,7 +76,8 @@ impl Store {
     }
 
     /// Builds the indexes of every layer of every image that lacks a readable one; returns
-    /// how many were built (`fsck --repair`).
+    /// how many were built (`fsck --repair`). A layer that cannot be indexed (a missing or
+    /// damaged blob) is skipped: `fsck` reports it.
     pub fn repair_layer_indexes(&self) -> Result<usize> {
         let mut built = 0;
         let mut seen = std::collections::HashSet::new();
@@ -85,7 +86,9 @@ impl Store {
                 if !seen.insert(l.digest.clone()) || self.stored_layer_index(&l.digest).is_some() {
                     continue;
                 }
-                let index = self.build_layer_index(&l.digest)?;
+                let Ok(index) = self.build_layer_index(&l.digest) else {
+                    continue;
+                };
                 self.save_layer_index(&index)?;
                 built += 1;
             }

@@ -211,6 +211,14 @@ impl Staging {
         for s in blobs {
             let dest = self.store.blob_path(&s.digest);
             if dest.exists() || !s.path.exists() {
+                // A layer already there may lack its index (an older store): keep this one.
+                if let Some(index) = &s.index
+                    && dest.exists()
+                    && self.store.stored_layer_index(&s.digest).is_none()
+                {
+                    // Only a cache: failing to write it fails nothing (it is built on use).
+                    let _ = self.store.save_layer_index(index);
+                }
                 continue;
             }
             if !synced.contains(&s.path) {
@@ -219,7 +227,8 @@ impl Staging {
             fs::rename(&s.path, &dest).at(&dest)?;
             renamed = true;
             if let Some(index) = &s.index {
-                self.store.save_layer_index(index)?;
+                // Only a cache: failing to write it fails nothing (it is built on first use).
+                let _ = self.store.save_layer_index(index);
             }
         }
         if renamed {

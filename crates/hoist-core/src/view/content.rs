@@ -39,9 +39,9 @@ impl OpenedImage {
         let index = self.layer_index(id.layer)?;
         let changed = || {
             Error::InvalidArchive(format!(
-                "{}: layer {}: entry {} is not what the layer's index says (a stale index: \
-                 `hoist fsck --repair` rebuilds it)",
-                self.what, id.layer, id.index
+                "{}: layer {} ({}): entry {} is not where the layer's index says: the blob does \
+                 not match its digest (`hoist fsck` checks it, `hoist verify` an archive)",
+                self.what, id.layer, index.blob, id.index
             ))
         };
         let offset = index.header_offset(id.index).ok_or_else(changed)?;

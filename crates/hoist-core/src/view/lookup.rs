@@ -50,9 +50,12 @@ pub fn show(path: &[u8]) -> String {
 
 /// Resolves `path` (absolute or not: both start at the image's root) in `tree`. The last
 /// component is followed when it is a symlink only with `follow_last` (`cat`, `cp` of a
-/// link's target), as `stat` does and `lstat` does not.
+/// link's target), as `stat` does and `lstat` does not; a trailing `/` (or `/.`) follows it
+/// and requires a directory, as POSIX path resolution does.
 pub fn resolve(tree: &FinalTree, path: &[u8], follow_last: bool) -> Result<Resolved, LookupError> {
     let asked = show(path.strip_prefix(b"/").unwrap_or(path));
+    let dir_wanted = path.ends_with(b"/") || path.ends_with(b"/.") || path == b".";
+    let follow_last = follow_last || dir_wanted;
     let mut todo: VecDeque<Vec<u8>> = components(path).collect();
     let mut cur: Vec<Vec<u8>> = Vec::new();
     let mut hops = 0;
@@ -81,6 +84,10 @@ pub fn resolve(tree: &FinalTree, path: &[u8], follow_last: bool) -> Result<Resol
                 if hops > MAX_SYMLINK_HOPS {
                     return Err(LookupError::Loop(asked));
                 }
+                // An empty target names nothing (ENOENT), not the link's directory.
+                if target.is_empty() {
+                    return Err(LookupError::NotFound(asked));
+                }
                 cur.pop();
                 if target.starts_with(b"/") {
                     cur.clear();
@@ -88,7 +95,9 @@ pub fn resolve(tree: &FinalTree, path: &[u8], follow_last: bool) -> Result<Resol
                 for (i, t) in components(target).enumerate() {
                     todo.insert(i, t);
                 }
-                via = Some(target.clone());
+                // A missing path past this link is the link's fault only when the link was
+                // what the path named.
+                via = last.then(|| target.clone());
                 if todo.is_empty() {
                     // A link to the root (`/`, `.`): where the walk stands now.
                     break;
@@ -109,6 +118,9 @@ pub fn resolve(tree: &FinalTree, path: &[u8], follow_last: bool) -> Result<Resol
     let entry = tree
         .get_resolved(&path)
         .ok_or_else(|| LookupError::NotFound(asked.clone()))?;
+    if dir_wanted && entry.kind != FinalKind::Directory {
+        return Err(LookupError::NotADirectory(asked));
+    }
     Ok(Resolved { path, entry })
 }
 
@@ -165,6 +177,8 @@ mod tests {
         put(&mut w, "etc/loop", EntryKind::Symlink, "loop", b"");
         put(&mut w, "etc/root", EntryKind::Symlink, "/", b"");
         put(&mut w, "etc/hard", EntryKind::HardLink, "etc/passwd", b"");
+        put(&mut w, "etc/empty", EntryKind::Symlink, "", b"");
+        put(&mut w, "etc/dirlink", EntryKind::Symlink, ".", b"");
         let (layer, _) = w.finish().unwrap();
         final_tree(&[layer][..], &FlattenOptions::default()).unwrap()
     }
@@ -203,6 +217,22 @@ mod tests {
         assert_eq!(
             at("/etc/nope", true).unwrap_err(),
             LookupError::NotFound("/etc/nope".into())
+        );
+        // A missing path past a link to the root is missing, not a dangling link.
+        assert_eq!(
+            at("/etc/root/nope", true).unwrap_err(),
+            LookupError::NotFound("/etc/root/nope".into())
+        );
+        assert_eq!(
+            at("/etc/empty", true).unwrap_err(),
+            LookupError::NotFound("/etc/empty".into())
+        );
+        // A trailing `/` follows the last link and wants a directory.
+        assert_eq!(at("/etc/dirlink/", false).unwrap(), "etc");
+        assert_eq!(at("/etc/dirlink", false).unwrap(), "etc/dirlink");
+        assert_eq!(
+            at("/etc/passwd/", true).unwrap_err(),
+            LookupError::NotADirectory("/etc/passwd/".into())
         );
         // A hard link resolves to a file of the inode's kind.
         let hard = resolve(&t, b"/etc/hard", true).unwrap();

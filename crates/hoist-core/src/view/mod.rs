@@ -5,7 +5,7 @@
 //!
 //! - [`Location`]: what the command line names, parsed once for every command;
 //! - [`OpenedImage`]: the image, its layer blobs and their indexes; a
-//!   [`LayerSource`](crate::flatten::LayerSource), so export, analyze and diff work on it;
+//!   [`LayerSource`], so export, analyze and diff work on it;
 //! - [`lookup`]: paths resolved inside the image's root (symlinks never leave it);
 //! - [`content`]: one entry's content.
 
@@ -277,21 +277,25 @@ impl OpenedImage {
     }
 }
 
-/// The decompressed archive file at `p`: the file itself when it is not compressed, else an
-/// unnamed temporary copy of its decompressed bytes.
+/// The decompressed archive file at `p`: the file itself when it is an uncompressed regular
+/// file, else an unnamed temporary copy of its decompressed bytes (a compressed archive, or a
+/// pipe such as `/dev/stdin`, whose bytes cannot be read in place).
 fn archive_file(p: &Path) -> Result<File> {
-    let mut file = File::open(p).at(p)?;
-    let mut head = [0u8; 6];
-    let n = {
-        use std::os::unix::fs::FileExt;
-        file.read_at(&mut head, 0).at(p)?
-    };
-    let outer = Compression::sniff(&head[..n]);
-    if outer == Compression::None {
-        return Ok(file);
+    let file = File::open(p).at(p)?;
+    if file.metadata().at(p)?.is_file() {
+        let mut head = [0u8; 6];
+        let n = {
+            use std::os::unix::fs::FileExt;
+            file.read_at(&mut head, 0).at(p)?
+        };
+        if Compression::sniff(&head[..n]) == Compression::None {
+            return Ok(file);
+        }
     }
+    let peeked = crate::compress::Peeked::new(file).at(p)?;
+    let outer = peeked.compression();
     let mut tmp = crate::store::anonymous_file_in(&std::env::temp_dir())?;
-    let mut dec = crate::compress::decoder(outer, &mut file).at(p)?;
+    let mut dec = crate::compress::decoder(outer, peeked).at(p)?;
     let read_err = |source| Error::Read {
         what: format!("{} ({outer:?}-compressed)", p.display()),
         source,

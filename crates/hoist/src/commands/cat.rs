@@ -28,7 +28,7 @@ pub struct Args {
     pub image: String,
     /// Files in the image
     #[arg(value_name = "PATH", required = true)]
-    pub paths: Vec<String>,
+    pub paths: Vec<std::ffi::OsString>,
 }
 
 /// Runs `hoist cat`.
@@ -41,7 +41,9 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     // Every path is checked before anything is printed.
     let mut files = Vec::new();
     for p in &args.paths {
+        use std::os::unix::ffi::OsStrExt;
         let found = resolve(&tree, p.as_bytes(), true).with_context(|| img.what.clone())?;
+        let p = p.to_string_lossy();
         let shown = show(&found.path);
         match (found.entry.kind, found.entry.source) {
             (FinalKind::Regular { size }, Some(source)) => files.push((source, size)),
@@ -50,11 +52,15 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
         }
     }
     let mut out = std::io::stdout().lock();
-    for (source, size) in files {
-        let mut r = img.open_entry(source, size)?;
-        let n = std::io::copy(&mut r, &mut out).with_context(|| format!("reading {}", img.what))?;
+    for ((source, size), p) in files.into_iter().zip(&args.paths) {
+        let p = p.to_string_lossy();
+        let mut r = img
+            .open_entry(source, size)
+            .with_context(|| format!("{}: {p}", img.what))?;
+        let n = std::io::copy(&mut r, &mut out)
+            .with_context(|| format!("{}: reading {p}", img.what))?;
         if n != size {
-            bail!("{}: a file of {size} bytes gave {n}", img.what);
+            bail!("{}: {p}: a file of {size} bytes gave {n}", img.what);
         }
     }
     out.flush()?;

@@ -39,41 +39,47 @@ pub struct Args {
     pub platform: Option<String>,
     /// IMAGE:PATH
     #[arg(value_name = "IMAGE:PATH")]
-    pub src: String,
+    pub src: std::ffi::OsString,
     /// A host path, or - for a tar stream on stdout
     #[arg(value_name = "DEST|-")]
     pub dest: PathBuf,
 }
 
-/// Splits `IMAGE:/PATH` at the last `:/` (an image name and a transport may hold colons).
-fn split_src(src: &str) -> Result<(&str, &str)> {
-    match src.rfind(":/") {
-        Some(i) if i > 0 => Ok((&src[..i], &src[i + 1..])),
-        _ => {
-            bail!("{src:?}: expected IMAGE:PATH with an absolute PATH (busybox:latest:/etc/passwd)")
+/// Splits `IMAGE:/PATH` at the last `:/` (an image name and a transport may hold colons;
+/// the path may hold any bytes).
+fn split_src(src: &[u8]) -> Result<(String, &[u8])> {
+    let at = src.windows(2).rposition(|w| w == b":/");
+    match at {
+        Some(i) if i > 0 => {
+            let image = std::str::from_utf8(&src[..i])
+                .with_context(|| format!("{:?}: the image name is not UTF-8", show(&src[..i])))?;
+            Ok((image.to_string(), &src[i + 1..]))
         }
+        _ => bail!(
+            "{:?}: expected IMAGE:PATH with an absolute PATH (busybox:latest:/etc/passwd)",
+            String::from_utf8_lossy(src)
+        ),
     }
 }
 
 /// Runs `hoist cp`.
 pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
-    let (spec, path) = split_src(&args.src)?;
-    let img = open::image(ctx, spec, args.platform.as_deref())?;
+    use std::os::unix::ffi::OsStrExt;
+    let (spec, path) = split_src(args.src.as_bytes())?;
+    let img = open::image(ctx, &spec, args.platform.as_deref())?;
     let count = open::layers_upto(&img, args.layer)?;
     let mut tree = img
         .tree(count)
         .with_context(|| format!("reading {}", img.what))?;
-    let found =
-        resolve(&tree, path.as_bytes(), args.follow_link).with_context(|| img.what.clone())?;
+    let found = resolve(&tree, path, args.follow_link).with_context(|| img.what.clone())?;
     let base = found.path.clone();
     let is_dir = found.entry.kind == FinalKind::Directory;
     // The name PATH is copied under: its own last component (the link's, when followed).
     let own_name: Vec<u8> = path
-        .trim_end_matches('/')
-        .rsplit('/')
-        .next()
-        .filter(|n| !n.is_empty() && *n != "." && *n != "..")
-        .map(|n| n.as_bytes().to_vec())
+        .split(|&b| b == b'/')
+        .rfind(|c| !c.is_empty())
+        .filter(|n| *n != b"." && *n != b"..")
+        .map(<[u8]>::to_vec)
         .unwrap_or_else(|| base.rsplit(|&b| b == b'/').next().unwrap_or(&[]).to_vec());
 
     let (parent, name): (PathBuf, Vec<u8>) = if args.dest.as_os_str() == "-" {
@@ -81,6 +87,18 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     } else {
         destination(&args.dest, &own_name, is_dir)?
     };
+    // A name a layer applier reads as a whiteout would delete instead of write.
+    if !name.is_empty()
+        && !matches!(
+            hoist_core::layer::action(&name, hoist_core::tar::EntryKind::Regular),
+            Ok(hoist_core::layer::Action::Put { .. })
+        )
+    {
+        bail!(
+            "{}: a name starting with .wh. is not written (layers use it for deletions)",
+            String::from_utf8_lossy(&name)
+        );
+    }
     tree.retain(|e| base.is_empty() || e.path == base || is_below(&e.path, &base));
     let rename = |p: &[u8]| -> Vec<u8> {
         // Every kept path (and hard-link target: `retain` re-elects them) is in the subtree.
@@ -96,6 +114,8 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     };
     let mut opts = FlattenOptions::default();
     opts.rename = Some(&rename);
+    // Every directory is in the stream: the copy never walks through what DEST held.
+    opts.implied_dirs = true;
     if args.dest.as_os_str() == "-" {
         return write_to(None, "a tar stream", |mut w| {
             write_flat(&img, &tree, w.as_dyn(), &opts)?;
@@ -105,6 +125,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     let (reader, writer) = std::io::pipe().context("making a pipe")?;
     let unpack = UnpackOptions {
         privileged: if args.archive { None } else { Some(false) },
+        copy: true,
         ..UnpackOptions::default()
     };
     std::thread::scope(|s| -> Result<()> {
@@ -113,8 +134,21 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
         let written = write_flat(&img, &tree, writer, &opts);
         let unpacked = unpacking.join().expect("the unpacker does not panic");
         // The unpacker's error first: a refused write stops the tar with a broken pipe.
-        unpacked.with_context(|| format!("writing into {}", parent.display()))?;
-        written.with_context(|| format!("reading {}", show(&base)))?;
+        let stats = unpacked.with_context(|| format!("writing into {}", parent.display()))?;
+        written.with_context(|| format!("{}: reading {}", img.what, show(&base)))?;
+        let skipped = [
+            (stats.skipped_devices, "device nodes not created"),
+            (
+                stats.skipped_owners,
+                "owners not set (-a keeps them, as root)",
+            ),
+            (stats.skipped_xattrs, "xattrs the file system refused"),
+        ];
+        for (n, what) in skipped {
+            if n > 0 && !ctx.quiet {
+                eprintln!("hoist: warning: {n} {what}");
+            }
+        }
         Ok(())
     })
 }
@@ -159,16 +193,19 @@ mod tests {
 
     #[test]
     fn sources_split_at_the_last_absolute_path() {
+        let split = |s: &str| {
+            split_src(s.as_bytes()).map(|(i, p)| (i, String::from_utf8(p.to_vec()).unwrap()))
+        };
         assert_eq!(
-            split_src("busybox:1.36:/etc/passwd").unwrap(),
-            ("busybox:1.36", "/etc/passwd")
+            split("busybox:1.36:/etc/passwd").unwrap(),
+            ("busybox:1.36".into(), "/etc/passwd".into())
         );
         assert_eq!(
-            split_src("docker-archive:/tmp/a.tar:app:2:/bin").unwrap(),
-            ("docker-archive:/tmp/a.tar:app:2", "/bin")
+            split("docker-archive:/tmp/a.tar:app:2:/bin").unwrap(),
+            ("docker-archive:/tmp/a.tar:app:2".into(), "/bin".into())
         );
-        assert_eq!(split_src("img:/").unwrap(), ("img", "/"));
-        assert!(split_src("img").is_err());
-        assert!(split_src("img:etc").is_err());
+        assert_eq!(split("img:/").unwrap(), ("img".into(), "/".into()));
+        assert!(split("img").is_err());
+        assert!(split("img:etc").is_err());
     }
 }

@@ -61,7 +61,7 @@ pub struct Args {
     pub image: String,
     /// Paths in the image [default: /]
     #[arg(value_name = "PATH")]
-    pub paths: Vec<String>,
+    pub paths: Vec<std::ffi::OsString>,
 }
 
 /// `--format` values.
@@ -88,10 +88,11 @@ struct Row<'a> {
 /// Runs `hoist ls`.
 pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     let img = open::image(ctx, &args.image, args.platform.as_deref())?;
-    let paths: Vec<String> = if args.paths.is_empty() {
-        vec!["/".into()]
+    use std::os::unix::ffi::OsStrExt;
+    let paths: Vec<Vec<u8>> = if args.paths.is_empty() {
+        vec![b"/".to_vec()]
     } else {
-        args.paths.clone()
+        args.paths.iter().map(|p| p.as_bytes().to_vec()).collect()
     };
     let out = std::io::stdout().lock();
     let mut out = BufWriter::with_capacity(64 << 10, out);
@@ -112,7 +113,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
 fn list_tree(
     img: &OpenedImage,
     tree: &FinalTree,
-    paths: &[String],
+    paths: &[Vec<u8>],
     args: &Args,
     out: &mut impl Write,
 ) -> Result<()> {
@@ -126,7 +127,7 @@ fn list_tree(
         })
         .collect();
     for p in paths {
-        let found = resolve(tree, p.as_bytes(), false).with_context(|| img.what.clone())?;
+        let found = resolve(tree, p, false).with_context(|| img.what.clone())?;
         let base = found.path;
         let whole = json || args.recursive;
         if found.entry.kind != FinalKind::Directory || args.directory {
@@ -207,32 +208,32 @@ fn print_final(
 fn list_layer(
     img: &OpenedImage,
     n: usize,
-    paths: &[String],
+    paths: &[Vec<u8>],
     args: &Args,
     out: &mut impl Write,
 ) -> Result<()> {
     let index = img
         .layer_index(n)
         .with_context(|| format!("reading {}", img.what))?;
-    let wanted: Vec<Vec<u8>> = paths
-        .iter()
-        .map(|p| {
-            p.split('/')
-                .filter(|c| !c.is_empty() && *c != ".")
-                .collect::<Vec<_>>()
-                .join("/")
-                .into_bytes()
-        })
-        .collect();
+    // A layer's entries are names, not a tree: `..` is resolved by name, links are not.
+    let wanted: Vec<Vec<u8>> = paths.iter().map(|p| lexical(p)).collect();
+    // The root is there even in a layer with no entry.
+    let mut matched: Vec<bool> = wanted.iter().map(Vec::is_empty).collect();
     for e in index.entries() {
         let e = e.with_context(|| format!("{}: the index of layer {n}", img.what))?;
-        let Some((path, kind, link)) = layer_row(&e)? else {
+        let Some((path, kind, link)) =
+            layer_row(&e).with_context(|| format!("{}: layer {n}", img.what))?
+        else {
             continue;
         };
-        if !wanted
-            .iter()
-            .any(|w| w.is_empty() || path == *w || is_below(&path, w))
-        {
+        let mut hit = false;
+        for (w, m) in wanted.iter().zip(matched.iter_mut()) {
+            if w.is_empty() || path == *w || is_below(&path, w) {
+                *m = true;
+                hit = true;
+            }
+        }
+        if !hit {
             continue;
         }
         let size = (kind == "file").then_some(e.size);
@@ -249,7 +250,30 @@ fn list_layer(
         };
         print_row(&row, args, out)?;
     }
+    if let Some(i) = matched.iter().position(|m| !m) {
+        anyhow::bail!(
+            "{}: layer {n} holds nothing at {} (nor below it)",
+            img.what,
+            show(&wanted[i])
+        );
+    }
     Ok(())
+}
+
+/// `path` normalized by name: no empty or `.` components, `..` removes the one before (and
+/// stops at the root).
+fn lexical(path: &[u8]) -> Vec<u8> {
+    let mut parts: Vec<&[u8]> = Vec::new();
+    for c in path.split(|&b| b == b'/') {
+        match c {
+            b"" | b"." => {}
+            b".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    parts.join(&b'/')
 }
 
 /// What a layer entry shows as: its normalized path, its type and its link target; `None` for
@@ -307,8 +331,15 @@ fn print_row(r: &Row<'_>, args: &Args, out: &mut impl Write) -> Result<()> {
             o.insert("minor".into(), minor.into());
         }
         o.insert("mtime".into(), rfc3339(&r.meta.mtime).into());
-        if let Some(l) = r.link {
-            o.insert("link".into(), escape(l).into());
+        match (r.kind, r.link) {
+            // A layer's hard link names a path of the image, shown as paths are.
+            ("hardlink", Some(l)) => {
+                o.insert("link".into(), escape_path(l).into());
+            }
+            (_, Some(l)) => {
+                o.insert("link".into(), escape(l).into());
+            }
+            _ => {}
         }
         if let Some(h) = r.hardlink {
             o.insert("hardlink".into(), escape_path(h).into());
