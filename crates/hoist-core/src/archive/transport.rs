@@ -340,8 +340,14 @@ impl ArchiveSource {
             what,
             blobs: HashMap::new(),
         };
-        let docker_first = docker && collected.exists("manifest.json");
-        let (set, names) = if collected.exists("index.json") && !docker_first {
+        let has_index = collected.exists("index.json");
+        // An index.json that lists nothing (docker 25 saving an untagged image writes
+        // `"manifests": null`) leaves manifest.json as the way in, as for `load`, whatever
+        // the transport's name.
+        let index_lists_nothing = has_index
+            && Index::parse(&collected.bytes("index.json")?).is_ok_and(|i| i.manifests.is_empty());
+        let docker_first = (docker || index_lists_nothing) && collected.exists("manifest.json");
+        let (set, names) = if has_index && !docker_first {
             reader.read_oci(reference, platform, all)?
         } else if collected.exists("manifest.json") {
             let (image, names) = reader.read_docker(reference, platform)?;
