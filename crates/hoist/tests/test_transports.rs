@@ -466,6 +466,13 @@ fn images_input_table_and_quiet() {
         sl.ok(&["images", "-q", "-i", s(&layout)]),
         "549248a7ac95\n3cd6022503ce\n"
     );
+    // An attestation manifest in the index is no image.
+    let env = Env::new();
+    let (attested, _) = crate::test_registry_platforms::layout_with_attestation(&env);
+    assert_eq!(
+        sl.ok(&["images", "-q", "-i", s(&attested)]),
+        "549248a7ac95\n3cd6022503ce\n"
+    );
     let legacy = common::data("legacy-v1_moby-emptyLayer.tar");
     assert_eq!(
         sl.ok(&["images", "-i", s(&legacy)]),

@@ -69,9 +69,12 @@ pub(crate) fn list(c: &Collected, what: &str) -> Result<Vec<ArchiveImage>> {
     if c.exists("index.json") {
         let index =
             Index::parse(&c.bytes("index.json")?).map_err(|e| bad(format!("index.json: {e}")))?;
+        // Attestations (buildkit's provenance, `unknown/unknown`) describe images; they are
+        // none.
         let mut stack: Vec<(Descriptor, Vec<String>, usize)> = index
             .manifests
             .iter()
+            .filter(|d| !d.is_attestation())
             .map(|d| (d.clone(), names_of(d), 0))
             .collect();
         let mut seen = 0usize;
@@ -106,6 +109,7 @@ pub(crate) fn list(c: &Collected, what: &str) -> Result<Vec<ArchiveImage>> {
                 stack.extend(
                     idx.manifests
                         .iter()
+                        .filter(|d| !d.is_attestation())
                         .map(|d| (d.clone(), names.clone(), depth + 1)),
                 );
                 continue;
