@@ -25,6 +25,7 @@ mod test_save;
 mod test_split;
 mod test_ssh;
 mod test_tar_cases;
+mod test_transports;
 mod test_verify;
 
 /// Every `tests/test_*.rs` file must be registered above, or it silently never runs.

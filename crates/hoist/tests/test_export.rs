@@ -13,7 +13,7 @@ fn s(p: &Path) -> &str {
 }
 
 /// `flatten_listing.py [ARGS] --tar FILE`: the corpus' canonical listing of a flat tar.
-fn tar_listing(tar: &Path, args: &[&str]) -> String {
+pub(crate) fn tar_listing(tar: &Path, args: &[&str]) -> String {
     let mut c = Command::new("python3");
     c.arg(common::data("flatten_listing.py"))
         .args(args)

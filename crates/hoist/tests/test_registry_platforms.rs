@@ -337,7 +337,7 @@ fn pull_all_platforms_over_a_single_platform_pull_leaves_one_image() {
 /// A copy of the corpus layout whose index also lists a buildkit-style attestation manifest
 /// (platform `unknown/unknown`, `vnd.docker.reference.type`); returns the layout directory and
 /// the attestation's three blobs (manifest, config, in-toto layer).
-fn layout_with_attestation(env: &Env) -> (std::path::PathBuf, Vec<String>) {
+pub(crate) fn layout_with_attestation(env: &Env) -> (std::path::PathBuf, Vec<String>) {
     let src = common::data(MULTIPLATFORM);
     let dir = env.path("layout");
     let blob_dir = dir.join("blobs/sha256");

@@ -232,6 +232,13 @@ impl Collected {
             ..Collected::default()
         };
         let file_len = file.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
+        // From the first byte whatever the file's offset (a file just written, such as a
+        // decompressed copy, is at its end): recorded positions are absolute.
+        let mut file = file;
+        io::Seek::rewind(&mut file).map_err(|source| Error::Read {
+            what: "the archive".into(),
+            source,
+        })?;
         let reader = Reader::seekable(io::BufReader::with_capacity(READ_BUF, file));
         out.index_entries(reader, file_len, false)?;
         Ok(out)

@@ -373,7 +373,7 @@ pub fn inventory_of_archive(path: &Path) -> Result<Inventory> {
 /// An archive file or an OCI layout directory, indexed: a plain archive file in place
 /// (headers by seeking, documents read), a compressed one (or a pipe) by `stream` over its
 /// decompressed bytes.
-fn collect(
+pub(crate) fn collect(
     path: &Path,
     stream: impl FnOnce(Box<dyn std::io::Read>) -> Result<Collected>,
 ) -> Result<Collected> {

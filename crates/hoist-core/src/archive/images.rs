@@ -1,7 +1,10 @@
 //! The images an archive holds, read from its documents alone (no layer is read or hashed):
-//! what a base archive offers to `save --base` and `load --base`.
+//! what a base archive offers to `save --base` and `load --base`; and, with their sizes, what
+//! `hoist images -i` lists ([`held_images`]).
 
 use std::collections::{HashMap, HashSet};
+use std::io::Read;
+use std::path::Path;
 
 use hoist_format::Digest;
 use hoist_format::config::ImageConfig;
@@ -9,6 +12,8 @@ use hoist_format::delta::{Inventory, LayerFacts};
 use hoist_format::docker;
 use hoist_format::media_type::{ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME};
 use hoist_format::oci::{Descriptor, Index, Manifest, Sniff};
+use hoist_format::platform::Platform;
+use hoist_format::reference::Reference;
 
 use super::collect::Collected;
 use crate::error::{Error, Result};
@@ -50,6 +55,10 @@ pub(crate) struct ArchiveImage {
     pub(crate) layers: Vec<ArchiveLayer>,
     /// The history step of each layer ([`ImageConfig::layers_created_by`]).
     pub(crate) created_by: Vec<Option<String>>,
+    /// The config's platform.
+    pub(crate) platform: Platform,
+    /// The config's `created`.
+    pub(crate) created: Option<String>,
 }
 
 /// Lists the images of an archive (docker `manifest.json` and OCI `index.json`, nested indexes
@@ -60,9 +69,12 @@ pub(crate) fn list(c: &Collected, what: &str) -> Result<Vec<ArchiveImage>> {
     if c.exists("index.json") {
         let index =
             Index::parse(&c.bytes("index.json")?).map_err(|e| bad(format!("index.json: {e}")))?;
+        // Attestations (buildkit's provenance, `unknown/unknown`) describe images; they are
+        // none.
         let mut stack: Vec<(Descriptor, Vec<String>, usize)> = index
             .manifests
             .iter()
+            .filter(|d| !d.is_attestation())
             .map(|d| (d.clone(), names_of(d), 0))
             .collect();
         let mut seen = 0usize;
@@ -97,6 +109,7 @@ pub(crate) fn list(c: &Collected, what: &str) -> Result<Vec<ArchiveImage>> {
                 stack.extend(
                     idx.manifests
                         .iter()
+                        .filter(|d| !d.is_attestation())
                         .map(|d| (d.clone(), names.clone(), depth + 1)),
                 );
                 continue;
@@ -137,6 +150,8 @@ pub(crate) fn list(c: &Collected, what: &str) -> Result<Vec<ArchiveImage>> {
                     names,
                     layers,
                     created_by: config.layers_created_by(),
+                    platform: config.platform(),
+                    created: config.created.clone(),
                 },
             );
         }
@@ -183,6 +198,8 @@ pub(crate) fn list(c: &Collected, what: &str) -> Result<Vec<ArchiveImage>> {
                     names: item.repo_tags.clone().unwrap_or_default(),
                     layers,
                     created_by: config.layers_created_by(),
+                    platform: config.platform(),
+                    created: config.created.clone(),
                 },
             );
         }
@@ -202,6 +219,149 @@ pub(crate) fn list(c: &Collected, what: &str) -> Result<Vec<ArchiveImage>> {
         img.names.dedup();
     }
     Ok(out)
+}
+
+/// An image an archive or OCI layout holds, as `hoist images -i` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldImage {
+    /// The image ID (config digest).
+    pub id: Digest,
+    /// Its names in the archive (normalized, with the default tag); none when untagged.
+    pub names: Vec<Reference>,
+    /// The config's platform.
+    pub platform: Platform,
+    /// The config's `created`.
+    pub created: Option<String>,
+    /// Its layers' uncompressed size, as `hoist images` shows it once loaded.
+    pub size: u64,
+}
+
+/// The images an archive file (any format `load` reads, compressed or not) or an OCI layout
+/// directory holds, every platform of an index included, without loading them. Names and IDs
+/// come from the documents; a size needs a compressed layer decompressed (and counted), and a
+/// docker 1.x (v1) archive's layers are hashed to synthesize its config (its ID), as `load`
+/// does. A compressed archive file is decompressed once into an unnamed temporary file (in
+/// `$TMPDIR`), since its layers are read after its documents.
+pub fn held_images(path: &Path) -> Result<Vec<HeldImage>> {
+    let what = path.display().to_string();
+    let c = super::delta::collect(path, |mut dec| {
+        let mut tmp = crate::store::anonymous_file_in(&std::env::temp_dir())?;
+        std::io::copy(&mut dec, &mut tmp).map_err(|source| Error::Read {
+            what: format!("{what} (decompressing)"),
+            source,
+        })?;
+        Collected::index_tar_file(&tmp)
+    })?;
+    if c.exists(hoist_format::delta::DELTA_FILE) {
+        return Err(Error::InvalidArchive(format!(
+            "{what} is a delta archive (hoist save --base): it lacks layers its base has, so \
+             their sizes are unknown here; `hoist load` it"
+        )));
+    }
+    let names_of = |id: &Digest, names: &[String]| -> Result<Vec<Reference>> {
+        let mut out = names
+            .iter()
+            .map(|n| {
+                Reference::parse_normalized(n)
+                    .map(Reference::with_default_tag)
+                    .map_err(|e| {
+                        Error::InvalidArchive(format!(
+                            "{what}: image {id}: invalid image name {n:?}: {e}"
+                        ))
+                    })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        out.sort_by_key(|r| r.to_string());
+        out.dedup_by_key(|r| r.to_string());
+        Ok(out)
+    };
+    let mut sizes = LayerSizes {
+        c: &c,
+        what: &what,
+        known: HashMap::new(),
+    };
+    let mut out = Vec::new();
+    if !c.exists("index.json") && !c.exists("manifest.json") && c.exists("repositories") {
+        for (top, names) in super::load::legacy_tops(&c)? {
+            let mut size = 0u64;
+            let img = super::load::legacy_image(&c, top, names, |_, path| {
+                let (diff_id, n) = sizes.hash(path)?;
+                size = size.saturating_add(n);
+                Ok(((), diff_id))
+            })?;
+            let id = Digest::of(&img.config_bytes);
+            out.push(HeldImage {
+                names: names_of(&id, &img.names)?,
+                id,
+                platform: img.config.platform(),
+                created: img.config.created.clone(),
+                size,
+            });
+        }
+        return Ok(out);
+    }
+    for img in list(&c, &what)? {
+        let mut size = 0u64;
+        for l in &img.layers {
+            size = size.saturating_add(sizes.size(&l.path)?);
+        }
+        out.push(HeldImage {
+            names: names_of(&img.id, &img.names)?,
+            id: img.id,
+            platform: img.platform,
+            created: img.created,
+            size,
+        });
+    }
+    Ok(out)
+}
+
+/// Uncompressed layer sizes of an archive, each layer read at most once.
+struct LayerSizes<'a> {
+    c: &'a Collected,
+    what: &'a str,
+    known: HashMap<String, u64>,
+}
+
+impl LayerSizes<'_> {
+    fn unreadable(&self, path: &str) -> impl Fn(std::io::Error) -> Error {
+        let what = format!("{}: {path}", self.what);
+        move |source| Error::Read {
+            what: what.clone(),
+            source,
+        }
+    }
+
+    /// The uncompressed size of the layer file at `path`: its own size when it is not
+    /// compressed, else its decompressed bytes counted.
+    fn size(&mut self, path: &str) -> Result<u64> {
+        if let Some(n) = self.known.get(path) {
+            return Ok(*n);
+        }
+        let mut head =
+            crate::compress::Peeked::new(self.c.open(path)?).map_err(self.unreadable(path))?;
+        let n = match head.compression() {
+            crate::compress::Compression::None => self.c.size(path)?,
+            compression => {
+                let mut dec = crate::compress::decoder(compression, &mut head)
+                    .map_err(self.unreadable(path))?;
+                crate::compress::drain(&mut dec).map_err(self.unreadable(path))?
+            }
+        };
+        self.known.insert(path.to_string(), n);
+        Ok(n)
+    }
+
+    /// The diff_id and uncompressed size of the layer file at `path` (a v1 archive's).
+    fn hash(&mut self, path: &str) -> Result<(Digest, u64)> {
+        let (_, dec) =
+            crate::compress::auto_decompress(self.c.open(path)?).map_err(self.unreadable(path))?;
+        let mut h = crate::hashio::HashingReader::new(dec);
+        crate::compress::drain(&mut h as &mut dyn Read).map_err(self.unreadable(path))?;
+        let (diff_id, n, _) = h.finish();
+        self.known.insert(path.to_string(), n);
+        Ok((diff_id, n))
+    }
 }
 
 /// The inventory of an archive's images.

@@ -870,11 +870,26 @@ fn legacy_chain(c: &Collected, top: &str) -> Result<Vec<String>> {
     })
 }
 
-fn plan_legacy(c: &Collected, staging: &Staging, opts: &LoadOptions<'_>) -> Result<Vec<Planned>> {
-    // Read as docker's legacy loader reads it (Go's rules: first value, last duplicate wins).
+/// An image of a docker 1.x (v1) archive, read as docker's legacy loader reads it.
+pub(crate) struct LegacyImage<L> {
+    /// The v1 id `repositories` names.
+    pub(crate) top: String,
+    /// Every `name:tag` of `repositories` that points at it, as written.
+    pub(crate) names: Vec<String>,
+    /// Its layers, root first: the archive path and what the layer reader made of it.
+    pub(crate) layers: Vec<(String, L)>,
+    /// The config synthesized from the `json` chain and the layers' diff_ids.
+    pub(crate) config_bytes: Vec<u8>,
+    /// Parsed.
+    pub(crate) config: ImageConfig,
+}
+
+/// The images of a docker 1.x (v1) archive (`repositories` and `<id>/{json,layer.tar}`), as
+/// docker's legacy loader reads `repositories` (Go's rules: first value, last duplicate wins):
+/// one per distinct top v1 id, with every `name:tag` that points at it.
+pub(crate) fn legacy_tops(c: &Collected) -> Result<Vec<(String, Vec<String>)>> {
     let repos = legacy::parse_repositories(&c.bytes("repositories")?)
         .map_err(|e| Error::InvalidArchive(e.to_string()))?;
-    // One image per distinct top id, with every name:tag that points at it.
     let mut tops: Vec<(String, Vec<String>)> = Vec::new();
     for legacy::RepositoryTag { name, tag, id } in repos {
         let full = format!("{name}:{tag}");
@@ -883,39 +898,69 @@ fn plan_legacy(c: &Collected, staging: &Staging, opts: &LoadOptions<'_>) -> Resu
             None => tops.push((id, vec![full])),
         }
     }
+    Ok(tops)
+}
+
+/// The image of a v1 archive whose top v1 id is `top` ([`legacy_tops`]): its `parent` chain,
+/// each layer read once by `read_layer(index, path)` (which returns what it made of the
+/// layer and its diff_id: a v1 archive names no layer by digest, so the diff_ids are learned
+/// by hashing the layers), and the config synthesized from the chain's `json` documents.
+/// `load` stages the layers; looking inside an archive only hashes them.
+pub(crate) fn legacy_image<L>(
+    c: &Collected,
+    top: String,
+    names: Vec<String>,
+    mut read_layer: impl FnMut(usize, &str) -> Result<(L, Digest)>,
+) -> Result<LegacyImage<L>> {
+    let chain = legacy_chain(c, &top)?;
+    let mut jsons = Vec::new();
+    let mut layers = Vec::new();
+    let mut diff_ids = Vec::new();
+    for (i, id) in chain.iter().enumerate() {
+        jsons.push(c.bytes(&format!("{id}/json"))?);
+        let lp = format!("{id}/layer.tar");
+        let (layer, diff_id) = read_layer(i, &lp)?;
+        layers.push((lp, layer));
+        diff_ids.push(diff_id);
+    }
+    let json_refs: Vec<&[u8]> = jsons.iter().map(Vec::as_slice).collect();
+    let config_bytes = legacy::config_from_v1_chain(&json_refs, &diff_ids)
+        .map_err(|e| Error::InvalidArchive(format!("image {top}: {e}")))?;
+    let config = ImageConfig::parse(&config_bytes)
+        .map_err(|e| Error::InvalidArchive(format!("image {top}: {e}")))?;
+    Ok(LegacyImage {
+        top,
+        names,
+        layers,
+        config_bytes,
+        config,
+    })
+}
+
+fn plan_legacy(c: &Collected, staging: &Staging, opts: &LoadOptions<'_>) -> Result<Vec<Planned>> {
     let mut out = Vec::new();
-    for (top, names) in tops {
-        let chain = legacy_chain(c, &top)?;
-        let mut jsons = Vec::new();
-        let mut sources = Vec::new();
-        for id in &chain {
-            jsons.push(c.bytes(&format!("{id}/json"))?);
-            let lp = format!("{id}/layer.tar");
-            let s = c.blob(&lp, staging)?;
-            let s = storable(s, staging, c, &lp)?;
-            sources.push((lp, s));
-        }
-        let diff_ids: Vec<Digest> = sources
-            .iter()
-            .enumerate()
-            .map(|(i, (p, s))| {
-                s.diff_id.clone().ok_or_else(|| {
-                    Error::InvalidArchive(format!(
-                        "layer {i} ({p}) does not decompress: {}",
-                        s.decode_error.clone().unwrap_or_default()
-                    ))
-                })
-            })
-            .collect::<Result<_>>()?;
-        let json_refs: Vec<&[u8]> = jsons.iter().map(Vec::as_slice).collect();
-        let config_bytes = legacy::config_from_v1_chain(&json_refs, &diff_ids)
-            .map_err(|e| Error::InvalidArchive(format!("image {top}: {e}")))?;
-        let config = ImageConfig::parse(&config_bytes)
-            .map_err(|e| Error::InvalidArchive(format!("image {top}: {e}")))?;
+    for (top, names) in legacy_tops(c)? {
+        let LegacyImage {
+            top,
+            names,
+            layers,
+            config_bytes,
+            config,
+        } = legacy_image(c, top, names, |i, lp| {
+            let s = c.blob(lp, staging)?;
+            let s = storable(s, staging, c, lp)?;
+            let diff_id = s.diff_id.clone().ok_or_else(|| {
+                Error::InvalidArchive(format!(
+                    "layer {i} ({lp}) does not decompress: {}",
+                    s.decode_error.clone().unwrap_or_default()
+                ))
+            })?;
+            Ok((s, diff_id))
+        })?;
         if skipped_platform(opts, &config) {
             continue;
         }
-        let layers = check_layers(&config, sources, &format!("image {top}"))?;
+        let layers = check_layers(&config, layers, &format!("image {top}"))?;
         let manifest_bytes = synthesize_manifest(&config_bytes, &config, &described(&layers))?;
         let names = names
             .iter()

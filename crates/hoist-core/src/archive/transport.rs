@@ -276,7 +276,22 @@ impl ArchiveSource {
         docker: bool,
     ) -> Result<ArchiveSource> {
         let collected = Collected::index_tar_file(file)?;
-        Self::from_collected(collected, what, reference, platform, all, docker)
+        Self::from_collected(collected, what, reference, platform, all, docker, false)
+    }
+
+    /// [`ArchiveSource::open_archive_file`] of one image to look inside, not to copy: a docker
+    /// 1.x (v1) archive is read too, its config synthesized as `load` synthesizes it (its
+    /// layers are read once to learn their diff_ids). That config is no file of the archive,
+    /// so such a source cannot serve it as a blob.
+    pub fn open_archive_file_to_read(
+        file: &File,
+        what: &str,
+        reference: Option<&str>,
+        platform: Option<&Platform>,
+        docker: bool,
+    ) -> Result<ArchiveSource> {
+        let collected = Collected::index_tar_file(file)?;
+        Self::from_collected(collected, what, reference, platform, false, docker, true)
     }
 
     /// An image of an OCI layout directory (with `all`, a whole multi-platform index).
@@ -300,9 +315,11 @@ impl ArchiveSource {
             platform,
             all,
             false,
+            false,
         )
     }
 
+    /// With `docker`, a `manifest.json` is read before an `index.json`; with `legacy`, a docker 1.x (v1) archive is read ([`Self::open_archive_file_to_read`]).
     fn from_collected(
         collected: Collected,
         what: &str,
@@ -310,6 +327,7 @@ impl ArchiveSource {
         platform: Option<&Platform>,
         all: bool,
         docker: bool,
+        legacy: bool,
     ) -> Result<ArchiveSource> {
         if collected.exists(hoist_format::delta::DELTA_FILE) {
             return Err(Error::InvalidArchive(format!(
@@ -322,11 +340,20 @@ impl ArchiveSource {
             what,
             blobs: HashMap::new(),
         };
-        let docker_first = docker && collected.exists("manifest.json");
-        let (set, names) = if collected.exists("index.json") && !docker_first {
+        let has_index = collected.exists("index.json");
+        // An index.json that lists nothing (docker 25 saving an untagged image writes
+        // `"manifests": null`) leaves manifest.json as the way in, as for `load`, whatever
+        // the transport's name.
+        let index_lists_nothing = has_index
+            && Index::parse(&collected.bytes("index.json")?).is_ok_and(|i| i.manifests.is_empty());
+        let docker_first = (docker || index_lists_nothing) && collected.exists("manifest.json");
+        let (set, names) = if has_index && !docker_first {
             reader.read_oci(reference, platform, all)?
         } else if collected.exists("manifest.json") {
             let (image, names) = reader.read_docker(reference, platform)?;
+            (ImageSet::single(image), names)
+        } else if collected.exists("repositories") && legacy {
+            let (image, names) = reader.read_legacy(reference, platform)?;
             (ImageSet::single(image), names)
         } else if collected.exists("repositories") {
             return Err(Error::InvalidArchive(format!(
@@ -452,12 +479,27 @@ impl Reader<'_> {
                 if many.iter().all(|d| &d.digest == first) {
                     many[0].clone()
                 } else {
-                    let mut names: Vec<String> = many.iter().flat_map(|d| names_of(d)).collect();
+                    // Every image is listed: by its names, or an untagged one by its digest.
+                    let mut digests: Vec<&Digest> = many.iter().map(|d| &d.digest).collect();
+                    digests.sort();
+                    digests.dedup();
+                    let mut names: Vec<String> = Vec::new();
+                    for digest in &digests {
+                        let of: Vec<String> = many
+                            .iter()
+                            .filter(|d| &d.digest == *digest)
+                            .flat_map(|d| names_of(d))
+                            .collect();
+                        if of.is_empty() {
+                            names.push(format!("untagged manifest {digest}"));
+                        }
+                        names.extend(of);
+                    }
                     names.sort();
                     names.dedup();
                     return Err(self.bad(format!(
                         "it has {} images: name one ({})",
-                        many.len(),
+                        digests.len(),
                         names.join(", ")
                     )));
                 }
@@ -612,11 +654,16 @@ impl Reader<'_> {
                 }));
             }
             many => {
-                let mut names: Vec<String> = many
-                    .iter()
-                    .flat_map(|i| tags_of(i))
-                    .map(|t| t.familiar())
-                    .collect();
+                // Every image is listed: by its tags, or an untagged one by its ID.
+                let mut names: Vec<String> = Vec::new();
+                for i in many {
+                    let tags = tags_of(i);
+                    if tags.is_empty() {
+                        let id = Digest::of(&self.collected.bytes(&i.config)?);
+                        names.push(format!("untagged image {id}"));
+                    }
+                    names.extend(tags.iter().map(Reference::familiar));
+                }
                 names.sort();
                 return Err(self.bad(format!(
                     "it has {} images: name one ({})",
@@ -667,6 +714,84 @@ impl Reader<'_> {
             manifest,
             config_bytes,
             config,
+        };
+        Ok((image, names))
+    }
+
+    /// The image of a docker 1.x (v1) archive `reference` names (the only one when `None`),
+    /// with a config and manifest synthesized as `load` makes them.
+    fn read_legacy(
+        &mut self,
+        reference: Option<&str>,
+        platform: Option<&Platform>,
+    ) -> Result<(Image, Vec<Reference>)> {
+        let wanted = reference
+            .map(|r| {
+                Reference::parse_normalized(r)
+                    .map(|p| p.with_default_tag().to_string())
+                    .map_err(|e| self.bad(format!("invalid image name {r:?}: {e}")))
+            })
+            .transpose()?;
+        let tags_of = |names: &[String]| -> Vec<Reference> {
+            names
+                .iter()
+                .filter_map(|t| Reference::parse_normalized(t).ok())
+                .map(Reference::with_default_tag)
+                .collect()
+        };
+        let mut chosen: Vec<(String, Vec<String>)> = super::load::legacy_tops(self.collected)?
+            .into_iter()
+            .filter(|(_, names)| {
+                wanted
+                    .as_ref()
+                    .is_none_or(|w| tags_of(names).iter().any(|t| &t.to_string() == w))
+            })
+            .collect();
+        if chosen.len() > 1 {
+            let mut names: Vec<String> = chosen
+                .iter()
+                .flat_map(|(_, n)| tags_of(n))
+                .map(|t| t.familiar())
+                .collect();
+            names.sort();
+            return Err(self.bad(format!(
+                "it has {} images: name one ({})",
+                chosen.len(),
+                names.join(", ")
+            )));
+        }
+        let Some((top, names)) = chosen.pop() else {
+            return Err(self.bad(match reference {
+                Some(r) => format!("no image tagged {r:?} in repositories"),
+                None => "repositories lists no image".into(),
+            }));
+        };
+        let img = super::load::legacy_image(self.collected, top, names, |_, path| {
+            let (compression, digest, size, diff_id) = self.describe_layer(path)?;
+            Ok(((compression, digest, size), diff_id))
+        })?;
+        if let Some(p) = platform
+            && !p.matches(&img.config.platform())
+        {
+            return Err(self.bad(format!("the image is {}, not {p}", img.config.platform())));
+        }
+        let mut layers = Vec::new();
+        for (path, (compression, digest, size)) in img.layers {
+            self.blobs.insert(digest.clone(), path);
+            layers.push((compression, digest, size));
+        }
+        let manifest_bytes =
+            super::load::synthesize_manifest(&img.config_bytes, &img.config, &layers)?;
+        let manifest = Manifest::parse(&manifest_bytes).expect("a synthesized manifest parses");
+        let names = tags_of(&img.names);
+        let image = Image {
+            index: None,
+            manifest_digest: Digest::of(&manifest_bytes),
+            manifest_media_type: media_type::OCI_MANIFEST.to_string(),
+            manifest_bytes,
+            manifest,
+            config_bytes: img.config_bytes,
+            config: img.config,
         };
         Ok((image, names))
     }

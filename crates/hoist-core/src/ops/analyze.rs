@@ -13,8 +13,7 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::flatten::{FlattenOptions, final_tree};
-use crate::ops::export::StoreLayers;
-use crate::store::{Image, Store};
+use crate::view::OpenedImage;
 
 /// One layer in an [`Analysis`].
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -68,9 +67,11 @@ pub struct Analysis {
     pub top_wasted: Vec<WastedPath>,
 }
 
-/// Analyzes `image` from its layer blobs (headers only: contents are skipped).
-pub fn analyze(store: &Store, image: &Image, name: &str, top: usize) -> Result<Analysis> {
-    let tree = final_tree(&StoreLayers::new(store, image), &FlattenOptions::default())?;
+/// Analyzes `opened` from its layer indexes (contents are not read; a compressed layer of an
+/// archive is decompressed once to count its size).
+pub fn analyze(opened: &OpenedImage, name: &str, top: usize) -> Result<Analysis> {
+    let tree = final_tree(opened, &FlattenOptions::default())?;
+    let image = &opened.image;
     let created_by: Vec<String> = image
         .config
         .history
@@ -82,7 +83,7 @@ pub fn analyze(store: &Store, image: &Image, name: &str, top: usize) -> Result<A
     let mut by_path: BTreeMap<Vec<u8>, (u64, u64)> = BTreeMap::new();
     let mut total = 0u64;
     let mut wasted = 0u64;
-    for (i, (facts, desc)) in tree.layers.iter().zip(&image.manifest.layers).enumerate() {
+    for (i, facts) in tree.layers.iter().enumerate() {
         let mut layer_waste = 0;
         for h in &facts.wasted {
             layer_waste = u64::saturating_add(layer_waste, h.size);
@@ -92,11 +93,7 @@ pub fn analyze(store: &Store, image: &Image, name: &str, top: usize) -> Result<A
         }
         total = total.saturating_add(facts.file_bytes);
         wasted = wasted.saturating_add(layer_waste);
-        let size =
-            match hoist_format::media_type::Compression::of_layer_media_type(&desc.media_type) {
-                Some(hoist_format::media_type::Compression::None) => desc.size,
-                _ => store.layer_uncompressed(desc)?.1,
-            };
+        let size = super::layer_size(opened, i)?;
         layers.push(LayerAnalysis {
             diff_id: image
                 .config

@@ -1,4 +1,5 @@
-//! `diff IMAGE1 IMAGE2`: what differs between two images' final filesystems.
+//! `diff IMAGE1 IMAGE2`: what differs between two images' final filesystems (each of the
+//! store, or of an archive or layout read in place).
 //!
 //! Both merged trees are walked side by side in path order, so nothing is held per path
 //! beyond the trees themselves; file contents are hashed only for files of equal size at the
@@ -14,9 +15,8 @@ use crate::flatten::{
     EntryId, FinalEntry, FinalKind, FinalTree, FlattenOptions, entry_digests, final_tree, is_below,
     path_order,
 };
-use crate::ops::export::StoreLayers;
 use crate::rootfs::{Change, ChangeKind};
-use crate::store::{Image, Store};
+use crate::view::OpenedImage;
 
 /// A path both images hold as a regular file of the same size, to compare by content.
 struct SameSize {
@@ -28,11 +28,13 @@ struct SameSize {
 /// `A`/`C`/`D` lines from `a` to `b`, sorted by path: a path is changed when its type, mode,
 /// owner, content, link target or xattrs differ (mtimes are not compared: equal files rebuilt
 /// later are the same file). A deleted directory is reported once.
-pub fn diff_images(store: &Store, a: &Image, b: &Image) -> Result<Vec<Change>> {
-    let (la, lb) = (StoreLayers::new(store, a), StoreLayers::new(store, b));
-    let ta = final_tree(&la, &FlattenOptions::default())?;
-    let tb = final_tree(&lb, &FlattenOptions::default())?;
-    let (ids_a, ids_b) = (&a.config.rootfs.diff_ids, &b.config.rootfs.diff_ids);
+pub fn diff_images(a: &OpenedImage, b: &OpenedImage) -> Result<Vec<Change>> {
+    let ta = final_tree(a, &FlattenOptions::default())?;
+    let tb = final_tree(b, &FlattenOptions::default())?;
+    let (ids_a, ids_b) = (
+        &a.image.config.rootfs.diff_ids,
+        &b.image.config.rootfs.diff_ids,
+    );
     // The same entry of the same layer blob is the same content.
     let same_source = |x: EntryId, y: EntryId| {
         x.index == y.index
@@ -84,15 +86,15 @@ pub fn diff_images(store: &Store, a: &Image, b: &Image) -> Result<Vec<Change>> {
             }
         }
     }
-    let digests = |layers: &StoreLayers<'_>, tree: &FinalTree, pick: fn(&SameSize) -> EntryId| {
+    let digests = |layers: &OpenedImage, tree: &FinalTree, pick: fn(&SameSize) -> EntryId| {
         let wanted: BTreeMap<EntryId, u64> = to_hash
             .iter()
             .map(|s| (pick(s), size_of(tree, &s.path)))
             .collect();
         entry_digests(layers, &wanted)
     };
-    let da: HashMap<EntryId, Digest> = digests(&la, &ta, |s| s.a)?;
-    let db: HashMap<EntryId, Digest> = digests(&lb, &tb, |s| s.b)?;
+    let da: HashMap<EntryId, Digest> = digests(a, &ta, |s| s.a)?;
+    let db: HashMap<EntryId, Digest> = digests(b, &tb, |s| s.b)?;
     for s in &to_hash {
         if da.get(&s.a) != db.get(&s.b) {
             out.push(Change::new(ChangeKind::Changed, &s.path));

@@ -1,4 +1,5 @@
-//! `export` of an image: its merged filesystem as one flat tar, streamed from the layer blobs.
+//! `export` of an image: its merged filesystem as one flat tar, streamed from the layer blobs
+//! (of the store, or of an archive or layout read in place: any [`LayerSource`]).
 
 use std::io::{self, Read, Write};
 
@@ -65,13 +66,12 @@ pub(crate) fn uncompressed_file(path: &std::path::Path) -> io::Result<Option<std
     Ok(Some(f))
 }
 
-/// Writes the flat root filesystem of `image` to `out`: no whiteouts, owners, modes, devices,
-/// xattrs and hardlinks exactly as the layers say, deterministic.
+/// Writes the flat root filesystem of an image's `layers` to `out`: no whiteouts, owners,
+/// modes, devices, xattrs and hardlinks exactly as the layers say, deterministic.
 pub fn export_image(
-    store: &Store,
-    image: &Image,
+    layers: &dyn LayerSource,
     out: impl Write,
     opts: &FlattenOptions<'_>,
 ) -> Result<FlattenStats> {
-    Ok(flatten(&StoreLayers::new(store, image), out, opts)?)
+    Ok(flatten(layers, out, opts)?)
 }

@@ -1,5 +1,6 @@
 //! Operations on images: `export` and `import` (root filesystems), `analyze`, `squash` and
-//! `diff` (what the layers do).
+//! `diff` (what the layers do). `export`, `analyze` and `diff` read an [`OpenedImage`]: an
+//! image of the store, or of an archive or layout read in place (nothing is written).
 
 pub mod analyze;
 pub mod diff;
@@ -12,6 +13,40 @@ use hoist_format::oci::{Descriptor, Manifest};
 use hoist_format::{Digest, media_type};
 
 use crate::error::{Error, Result};
+use crate::view::OpenedImage;
+
+/// The size of layer `layer` of `image` uncompressed, as `images`, `inspect`, `history` and
+/// `analyze` show it: an uncompressed layer's blob size; else, for the store, the size it
+/// remembered when the layer came in (counted and remembered now if it did not); for an
+/// archive, its decompressed bytes counted (the whole stream, as a diff_id covers it).
+pub fn layer_size(image: &OpenedImage, layer: usize) -> Result<u64> {
+    let desc = image
+        .image
+        .manifest
+        .layers
+        .get(layer)
+        .ok_or_else(|| Error::InvalidArgument(format!("{}: no layer {layer}", image.what)))?;
+    if media_type::Compression::of_layer_media_type(&desc.media_type)
+        == Some(media_type::Compression::None)
+    {
+        return Ok(desc.size);
+    }
+    if let Some(store) = image.store() {
+        return Ok(store.layer_uncompressed(desc)?.1);
+    }
+    let mut r = image.layer_stream_at(layer, 0)?;
+    crate::compress::drain(&mut r).map_err(|source| Error::Read {
+        what: format!("{}: layer {layer} ({})", image.what, desc.digest),
+        source,
+    })
+}
+
+/// The size of all of `image`'s layers uncompressed ([`layer_size`] summed).
+pub fn image_size(image: &OpenedImage) -> Result<u64> {
+    (0..image.layers()).try_fold(0u64, |total, i| {
+        Ok(total.saturating_add(layer_size(image, i)?))
+    })
+}
 
 /// An image config being edited (squash, commit): its members are kept as raw JSON, so what
 /// hoist does not touch (unknown keys, huge numbers, deep nesting) stays as it was; the

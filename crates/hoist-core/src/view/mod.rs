@@ -143,12 +143,13 @@ impl OpenedImage {
                 let what = p.display().to_string();
                 let file = archive_file(p)?;
                 let docker = matches!(loc, Location::DockerArchive(..));
-                let src = ArchiveSource::open_archive_file(
+                // Legacy branch: `_to_read` also reads a docker 1.x (v1) archive (`repositories`
+                // only), synthesizing its config as `load` does.
+                let src = ArchiveSource::open_archive_file_to_read(
                     &file,
                     &what,
                     r.as_deref(),
                     platform,
-                    false,
                     docker,
                 )?;
                 (src, what)

@@ -5,13 +5,16 @@ use std::io::{IsTerminal, Write};
 use anyhow::{Result, bail};
 use hoist_core::ops::analyze::analyze;
 
-use super::Ctx;
+use super::{Ctx, open};
 use crate::ui::{human, table};
 
 /// Show where an image's bytes go and what its layers waste: bytes of files that upper layers
 /// overwrite or delete. Streamed over the layer blobs (nothing is extracted).
 ///
 /// With --ci, exits 1 with a one-line reason when a limit is passed (for pipelines).
+///
+/// The image may be in an archive or layout, read in place without loading it (the store is
+/// not opened): docker-archive:FILE[:NAME], oci-archive:FILE[:REF], oci:DIR[:REF].
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Output format
@@ -32,7 +35,10 @@ pub struct Args {
     /// With --ci: lowest efficiency allowed (0..1)
     #[arg(long, value_name = "E", requires = "ci")]
     pub min_efficiency: Option<f64>,
-    /// Image (name or ID)
+    /// The platform to pick from an archive holding several (os/arch[/variant])
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
+    /// Image (name or ID), or docker-archive:FILE[:NAME], oci-archive:FILE[:REF], oci:DIR[:REF]
     #[arg(value_name = "IMAGE")]
     pub image: String,
 }
@@ -51,14 +57,13 @@ const BAR_WIDTH: usize = 20;
 
 /// Runs `hoist analyze`.
 pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
-    let store = ctx.store()?;
-    let (img, _) = store.resolve(&args.image)?;
-    let a = analyze(&store, &img, &args.image, args.top)?;
+    let img = open::image(ctx, &args.image, args.platform.as_deref())?;
+    let a = analyze(&img, &args.image, args.top)?;
     let mut out = std::io::stdout().lock();
     match args.format {
         Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&a)?)?,
         Format::Table => {
-            writeln!(out, "Image:       {} ({})", a.image, img.id().short())?;
+            writeln!(out, "Image:       {} ({})", a.image, img.image.id().short())?;
             writeln!(
                 out,
                 "Total:       {} in regular files",

@@ -3,13 +3,15 @@
 use std::io::Write;
 
 use anyhow::Result;
-use hoist_format::media_type::Compression;
 use serde::Serialize;
 
-use super::Ctx;
+use super::{Ctx, open};
 use crate::ui::{human, table};
 
 /// Show the history of an image, newest first, as `docker history` does.
+///
+/// The image may be in an archive or layout, read in place without loading it (the store is
+/// not opened): docker-archive:FILE[:NAME], oci-archive:FILE[:REF], oci:DIR[:REF].
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Don't truncate output
@@ -18,7 +20,10 @@ pub struct Args {
     /// Output format
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
-    /// Image (name or ID)
+    /// The platform to pick from an archive holding several (os/arch[/variant])
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
+    /// Image (name or ID), or docker-archive:FILE[:NAME], oci-archive:FILE[:REF], oci:DIR[:REF]
     #[arg(value_name = "IMAGE")]
     pub image: String,
 }
@@ -49,22 +54,16 @@ const CREATED_BY_WIDTH: usize = 45;
 
 /// Runs `hoist history`.
 pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
-    let store = ctx.store()?;
-    let (img, _) = store.resolve(&args.image)?;
-    let mut layers = img.manifest.layers.iter();
+    let opened = open::image(ctx, &args.image, args.platform.as_deref())?;
+    let img = &opened.image;
+    let mut layers = 0..opened.layers();
     let mut rows = Vec::new();
     for h in &img.config.history {
         let size = if h.empty_layer {
             0
         } else {
             match layers.next() {
-                Some(l)
-                    if Compression::of_layer_media_type(&l.media_type)
-                        == Some(Compression::None) =>
-                {
-                    l.size
-                }
-                Some(l) => store.layer_uncompressed(l)?.1,
+                Some(i) => hoist_core::ops::layer_size(&opened, i)?,
                 None => 0,
             }
         };

@@ -6,13 +6,21 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use super::Ctx;
+use super::{Ctx, open};
 use crate::ui::json;
 
 /// Show images as a JSON array shaped like `docker inspect`.
+///
+/// An image may be in an archive or layout, read in place without loading it (the store is
+/// opened only for an image of the store): docker-archive:FILE[:NAME],
+/// oci-archive:FILE[:REF], oci:DIR[:REF]. Its RepoTags are its names in the archive.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Images (names or IDs)
+    /// The platform to pick from an archive holding several (os/arch[/variant])
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
+    /// Images (names or IDs), or docker-archive:FILE[:NAME], oci-archive:FILE[:REF],
+    /// oci:DIR[:REF]
     #[arg(required = true, value_name = "IMAGE")]
     pub images: Vec<String>,
 }
@@ -69,20 +77,24 @@ struct RawParts<'a> {
 
 /// Runs `hoist inspect`.
 pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
-    let store = ctx.store()?;
     let mut found = Vec::new();
     for spec in &args.images {
-        found.push(store.resolve(spec)?);
+        found.push(open::image(ctx, spec, args.platform.as_deref())?);
     }
     let mut docs = Vec::new();
-    for (img, names) in &found {
+    for opened in &found {
+        let img = &opened.image;
+        // Sorted, as docker's reference store lists an image's tags (an archive keeps them in
+        // its own order).
+        let mut names = opened.names.clone();
+        names.sort();
         let raw: RawParts<'_> = serde_json::from_slice(&img.config_bytes)
             .with_context(|| format!("config of {}", img.id()))?;
-        let size = store.image_size(img)?;
+        let size = hoist_core::ops::image_size(opened)?;
         let c = &img.config;
         let doc = Inspect {
             id: img.id().to_string(),
-            repo_tags: names.iter().map(|n| n.familiar()).collect(),
+            repo_tags: names,
             repo_digests: Vec::new(),
             parent: c.parent.clone().unwrap_or_default(),
             comment: c.comment.clone().unwrap_or_default(),
