@@ -425,13 +425,10 @@ fn walk(dir: &Path) -> Vec<String> {
 }
 
 /// How a corpus image is named in place: its transport, and a NAME when the archive has
-/// several images. Legacy v1 archives are left to `load`.
+/// several images.
 fn in_place(im: &CorpusImage, multi: bool) -> Option<String> {
     let path = common::data(&im.file);
     let p = path.to_str().unwrap();
-    if im.file.starts_with("legacy-v1") {
-        return None;
-    }
     if path.is_dir() {
         return Some(format!("oci:{p}"));
     }
@@ -467,7 +464,7 @@ fn ls_and_cat_read_archives_in_place_without_a_store() {
         assert!(!env.root.exists(), "{loc}: the store was written");
         done += 1;
     }
-    assert_eq!(done, 28, "every image but the two legacy v1 ones");
+    assert_eq!(done, 30, "every image of the corpus");
 }
 
 #[test]
