@@ -15,9 +15,17 @@
 //! [`CHECK_LEN`] bytes the real decoder produced. The true candidate always does: decoding is
 //! a function of the bit position and the history, and it gets the same bits (with the same
 //! byte alignment, see below) and the same history. When exactly one candidate reproduces them
-//! it is therefore the true one; this is exact, not a guess. When more than one does (a run of
-//! zeros can decode the same from two positions), the boundary is not used and the next one is
-//! tried; when the member ends first, the member start that follows is a checkpoint anyway.
+//! it is therefore the true one; this is exact, not a guess.
+//!
+//! Several candidates reproduce them before a stored block (incompressible data): a stored
+//! block's header is 3 bits, then padding to the next byte, where its length is; candidates
+//! that all read a stored header (from the real header bits or from the zero padding) with the
+//! length at the same byte decode alike from there. They may differ only in the header's
+//! "last block" bit; the member going on past the block's length proves it was not the last,
+//! and then any candidate reading it so is right ([`Resolution::IfNotFinal`]). Any other
+//! ambiguity (none was seen in the tests nor on real layers) leaves the boundary unused and
+//! the next one is tried; when the member ends first, the member start that follows is a
+//! checkpoint anyway.
 //!
 //! ## Restarting inside a byte
 //!
@@ -845,6 +853,50 @@ mod tests {
         let mut w = BitWriter::new();
         empty_dynamic_block(&mut w);
         assert_eq!(w.bit_len(), 91);
+    }
+
+    /// Cases met on real data: before a stored block, candidates that read its header from
+    /// the padding decode alike, one of them maybe reading it as the last block.
+    #[test]
+    fn several_fitting_offsets() {
+        let stored = [0xff, 0x3f, 0x00, 0xc0]; // length 0x3fff, its complement
+        for (fits, last, input, want) in [
+            (0b0000_0100, 0, &stored[..], Resolution::Bits(2)),
+            // Offsets 3 and 4 read the header in `last`: 3 reads 000, 4 reads 1 (last) 00.
+            (
+                0b0001_1000,
+                0b0001_1111,
+                &stored[..],
+                Resolution::IfNotFinal {
+                    bits: 3,
+                    stored_len: 0x3fff,
+                },
+            ),
+            // Offset 0 reads 000 in the next byte; offset 1 reads 1 (last) from `last`, then
+            // 00: both have the length at the byte after.
+            (
+                0b0000_0011,
+                0b1100_1100,
+                &[0x00, 0x02, 0x40, 0xfd, 0xbf][..],
+                Resolution::IfNotFinal {
+                    bits: 0,
+                    stored_len: 0x4002,
+                },
+            ),
+            // Offsets 2 and 3 would read the length at different bytes.
+            (0b0000_1100, 0, &stored[..], Resolution::Unknown),
+            // Offset 4 reads 0 01: not a stored block.
+            (0b0001_1000, 0b0100_0000, &stored[..], Resolution::Unknown),
+            // Both read the block as the last: nothing to wait for.
+            (0b0100_1000, 0b0010_0100, &stored[..], Resolution::Unknown),
+            (0, 0, &stored[..], Resolution::Unknown),
+        ] {
+            assert_eq!(
+                resolve_bits(fits, last, input),
+                want,
+                "fits {fits:08b} last {last:08b}"
+            );
+        }
     }
 
     #[test]

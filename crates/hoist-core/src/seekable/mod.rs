@@ -15,8 +15,8 @@
 //!   deflate block boundary, given the 32 KiB of output before it (the window back-references
 //!   reach into) and the position of the boundary to the bit: zlib's `zran.c` scheme. Such a
 //!   checkpoint is recorded at the first block boundary at least [`SPACING`] bytes after the
-//!   previous checkpoint; its window is stored zstd-compressed. See [`gzip`] for how the bit
-//!   position is found exactly with zlib-rs's safe API.
+//!   previous checkpoint; its window is stored zstd-compressed. `seekable/gzip.rs` explains how
+//!   the bit position is found exactly with zlib-rs's safe API.
 //! - **zstd**: a frame cannot be entered in the middle, so the checkpoints are frame starts
 //!   (zstd:chunked and seekable-format layers have many frames; skippable frames are skipped).
 //!   **A blob of one zstd frame has no checkpoint but its start**: reading at an offset
@@ -26,9 +26,10 @@
 //!
 //! Every checkpoint also stores the CRC-32 of the first [`CHECK_LEN`] uncompressed bytes after
 //! it: [`open_at`] checks them before it gives a byte, so a checkpoint that does not belong to
-//! the blob (a wrong window, a wrong offset, another blob) is an error, never wrong data. A
-//! gzip member entered in the middle still has its trailer's CRC-32 checked at its end: the
-//! checkpoint carries the CRC of the member's bytes before it.
+//! the blob (a wrong window, a wrong offset, another blob) is an error, not wrong data. A
+//! gzip member entered in the middle still has its trailer's CRC-32 checked at its end (the
+//! checkpoint carries the CRC of the member's bytes before it): a wrong window that the first
+//! bytes happen not to refer to is found there at the latest.
 //!
 //! The encoding ([`Checkpoints::to_bytes`], [`Checkpoints::parse`]) is compact and versioned:
 //!
@@ -40,8 +41,16 @@
 //!   [member_out member_crc:u32le window_len window]      (gzip window checkpoints only)
 //! ```
 
+mod checkpoints;
 mod gzip;
+mod reader;
 mod zstd;
+
+pub use checkpoints::{Checkpoint, Checkpoints};
+pub use reader::CheckpointingReader;
+
+use checkpoints::Window;
+use reader::{OtherDecoder, Recorder};
 
 use std::fmt;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -50,12 +59,13 @@ pub use crate::compress::Compression;
 
 /// Uncompressed bytes between two checkpoints that carry a window (inside a gzip member).
 ///
-/// A window is 32 KiB that zstd shrinks to about 10 KiB on layer data (measured; see the
-/// module tests' `measure_` test). The store's index may take 128 bytes per tar entry in
-/// all, and the real-world image of issue 6 has one entry per 30 KiB of layer data on
-/// average; at 8 MiB the windows cost about 0.15% of the uncompressed size (about 45 bytes
-/// per entry there), leaving the rest to the entries. A read then decompresses at most
-/// 8 MiB before its offset: about 20 ms at zlib-rs's 400 MiB/s.
+/// A window is 32 KiB that zstd shrinks to about 12 KB on layer data: checkpoints took
+/// 0.13% to 0.14% of the uncompressed size of two 759 MB layers of `/usr` (gzip -6 and
+/// skopeo's gzip; the `measure_blobs` test). The store's index may take 128 bytes per tar
+/// entry in all, and the real-world image of issue 6 has one entry per 30 KB of layer data
+/// (7.9 GB, 260k entries): at 8 MiB, windows take about 42 bytes per entry there, leaving
+/// the rest to the entries. A read decompresses at most 8 MiB (plus a block) before its
+/// offset: `open_at` and a 64 KiB read took 12 to 15 ms on average on those layers.
 pub const SPACING: u64 = 8 << 20;
 
 /// Uncompressed bytes between two free checkpoints (gzip member or zstd frame starts).
@@ -77,20 +87,6 @@ const MAX_WINDOW_ENCODED: usize = WINDOW + WINDOW / 64;
 
 /// zstd level of stored windows: zstd's default; windows are small, any level is quick.
 const WINDOW_ZSTD_LEVEL: i32 = 3;
-
-/// First bytes of an encoding, then the version.
-const MAGIC: &[u8; 4] = b"HSKP";
-
-/// The version of the encoding [`Checkpoints::to_bytes`] writes and [`Checkpoints::parse`] reads.
-const VERSION: u8 = 1;
-
-/// Fewest bytes one checkpoint takes in the encoding (two one-byte varints, tag, check):
-/// bounds the count a hostile encoding can claim.
-const MIN_ENCODED_POINT: usize = 7;
-
-/// Tag bits of a checkpoint in the encoding.
-const TAG_BITS: u8 = 0b0111;
-const TAG_WINDOW: u8 = 0b1000;
 
 /// What is wrong with checkpoints, or with a blob read through them.
 #[derive(Debug, thiserror::Error)]
@@ -200,653 +196,9 @@ impl SeekError {
     }
 }
 
-/// Where decompression of a blob can restart: enough to read its uncompressed stream from any
-/// offset after decompressing at most [`SPACING`] bytes (plus one deflate block; for zstd, see
-/// the [module docs](self)).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Checkpoints {
-    compression: Compression,
-    /// The blob's compressed and uncompressed lengths, when the whole blob was read.
-    lengths: Option<(u64, u64)>,
-    points: Vec<Checkpoint>,
-}
-
-/// One place where decompression can restart.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Checkpoint {
-    /// Offset in the uncompressed stream.
-    out: u64,
-    /// Offset in the blob of the first whole byte after the restart point.
-    input: u64,
-    /// 0..=7: the restart point is this many bits before `input` (the high bits of the byte
-    /// before it; deflate packs bits from the low end).
-    bits: u8,
-    /// CRC-32 of the uncompressed bytes `out..out + CHECK_LEN` (fewer at the end).
-    check: u32,
-    /// For a restart inside a gzip member.
-    window: Option<Window>,
-}
-
-/// What a restart inside a gzip member needs besides its position.
-#[derive(Clone, PartialEq, Eq)]
-struct Window {
-    /// Uncompressed bytes of the member before the checkpoint (its trailer checks the total).
-    member_out: u64,
-    /// CRC-32 of those bytes (its trailer checks the CRC of the whole member).
-    member_crc: u32,
-    /// The last `min(member_out, 32 KiB)` of them, zstd-compressed.
-    zstd: Box<[u8]>,
-}
-
-impl fmt::Debug for Window {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Window")
-            .field("member_out", &self.member_out)
-            .field("member_crc", &format_args!("{:08x}", self.member_crc))
-            .field("zstd_len", &self.zstd.len())
-            .finish()
-    }
-}
-
-impl Checkpoint {
-    /// A free checkpoint: the start of a gzip member or zstd frame (or of the stream).
-    fn start(input: u64, out: u64) -> Self {
-        Checkpoint {
-            out,
-            input,
-            bits: 0,
-            check: 0,
-            window: None,
-        }
-    }
-
-    /// Its offset in the uncompressed stream.
-    pub fn uncompressed_offset(&self) -> u64 {
-        self.out
-    }
-
-    /// Its offset in the blob, in bits: decompression restarts at this bit (deflate blocks
-    /// need not start on a byte).
-    pub fn compressed_bit_offset(&self) -> u64 {
-        self.input * 8 - u64::from(self.bits)
-    }
-
-    /// Bytes its stored window takes (0 for a free checkpoint).
-    pub fn window_len(&self) -> usize {
-        self.window.as_ref().map_or(0, |w| w.zstd.len())
-    }
-}
-
-impl Checkpoints {
-    /// The checkpoints of a blob that has none yet (nothing read).
-    fn new(compression: Compression) -> Self {
-        Checkpoints {
-            compression,
-            lengths: None,
-            points: Vec::new(),
-        }
-    }
-
-    /// The compression of the blob they belong to.
-    pub fn compression(&self) -> Compression {
-        self.compression
-    }
-
-    /// How many checkpoints there are.
-    pub fn len(&self) -> usize {
-        self.points.len()
-    }
-
-    /// True when there is none (an uncompressed blob, or nothing was read).
-    pub fn is_empty(&self) -> bool {
-        self.points.is_empty()
-    }
-
-    /// The checkpoints, in order.
-    pub fn iter(&self) -> impl Iterator<Item = &Checkpoint> {
-        self.points.iter()
-    }
-
-    /// The length of the blob's uncompressed stream, when it was read to its end.
-    pub fn uncompressed_len(&self) -> Option<u64> {
-        self.lengths.map(|(_, u)| u)
-    }
-
-    /// The length of the compressed blob, when it was read to its end.
-    pub fn compressed_len(&self) -> Option<u64> {
-        self.lengths.map(|(c, _)| c)
-    }
-
-    /// The compact, versioned binary encoding (see the [module docs](self)).
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let windows: usize = self.points.iter().map(Checkpoint::window_len).sum();
-        let mut b = Vec::with_capacity(32 + self.points.len() * 16 + windows);
-        b.extend_from_slice(MAGIC);
-        b.push(VERSION);
-        b.push(compression_code(self.compression));
-        match self.lengths {
-            Some((c, u)) => {
-                b.push(1);
-                put_varint(&mut b, c);
-                put_varint(&mut b, u);
-            }
-            None => b.push(0),
-        }
-        put_varint(&mut b, self.points.len() as u64);
-        let (mut out, mut input) = (0, 0);
-        for p in &self.points {
-            put_varint(&mut b, p.out - out);
-            put_varint(&mut b, p.input - input);
-            (out, input) = (p.out, p.input);
-            let tag = p.bits | if p.window.is_some() { TAG_WINDOW } else { 0 };
-            b.push(tag);
-            b.extend_from_slice(&p.check.to_le_bytes());
-            if let Some(w) = &p.window {
-                put_varint(&mut b, w.member_out);
-                b.extend_from_slice(&w.member_crc.to_le_bytes());
-                put_varint(&mut b, w.zstd.len() as u64);
-                b.extend_from_slice(&w.zstd);
-            }
-        }
-        b
-    }
-
-    /// Reads checkpoints encoded by [`to_bytes`](Self::to_bytes). The bytes are untrusted:
-    /// every count and length is checked against what the bytes can hold, offsets must
-    /// increase, and nothing is decompressed (windows are, when [`open_at`] uses them).
-    pub fn parse(b: &[u8]) -> Result<Checkpoints, SeekError> {
-        let mut r = Bytes { b, at: 0 };
-        if r.take(MAGIC.len(), "the magic")? != MAGIC {
-            return Err(r.error(0, "not hoist checkpoints (no HSKP magic)"));
-        }
-        let version = r.u8("the version")?;
-        if version != VERSION {
-            return Err(r.error(
-                MAGIC.len(),
-                format!("version {version}, this hoist reads version {VERSION}"),
-            ));
-        }
-        let code = r.u8("the compression")?;
-        let compression = compression_of_code(code)
-            .ok_or_else(|| r.error(r.at - 1, format!("unknown compression code {code}")))?;
-        let flags = r.u8("the flags")?;
-        if flags & !1 != 0 {
-            return Err(r.error(r.at - 1, format!("unknown flags {flags:#04x}")));
-        }
-        let lengths = if flags & 1 != 0 {
-            Some((
-                r.varint("the compressed length")?,
-                r.varint("the uncompressed length")?,
-            ))
-        } else {
-            None
-        };
-        let count = r.varint("the count")?;
-        let room = (r.remaining() / MIN_ENCODED_POINT) as u64;
-        if count > room {
-            return Err(SeekError::Count { count, room });
-        }
-        let max_points = match compression {
-            Compression::None => 0,
-            Compression::Bzip2 | Compression::Xz => 1,
-            Compression::Gzip | Compression::Zstd => usize::MAX,
-        };
-        if count as usize > max_points {
-            return Err(SeekError::Count {
-                count,
-                room: max_points as u64,
-            });
-        }
-        let mut points: Vec<Checkpoint> = Vec::with_capacity(count as usize);
-        for index in 0..count as usize {
-            let bad = |reason: String| SeekError::Checkpoint { index, reason };
-            let d_out = r.varint("an uncompressed offset")?;
-            let d_in = r.varint("a compressed offset")?;
-            let (out, input) = match points.last() {
-                None => (d_out, d_in),
-                Some(prev) => {
-                    for (what, previous, delta) in [
-                        ("uncompressed", prev.out, d_out),
-                        ("compressed", prev.input, d_in),
-                    ] {
-                        if delta == 0 {
-                            return Err(SeekError::NotMonotonic {
-                                index,
-                                what,
-                                previous,
-                                found: previous,
-                            });
-                        }
-                    }
-                    let sum = |a: u64, d: u64, what: &str| {
-                        a.checked_add(d)
-                            .ok_or_else(|| bad(format!("{what} offset overflows")))
-                    };
-                    (
-                        sum(prev.out, d_out, "uncompressed")?,
-                        sum(prev.input, d_in, "compressed")?,
-                    )
-                }
-            };
-            let tag = r.u8("a tag")?;
-            if tag & !(TAG_BITS | TAG_WINDOW) != 0 {
-                return Err(bad(format!("unknown tag bits {tag:#04x}")));
-            }
-            let bits = tag & TAG_BITS;
-            let check = r.u32("a check")?;
-            let window = if tag & TAG_WINDOW != 0 {
-                let member_out = r.varint("a member length")?;
-                let member_crc = r.u32("a member CRC")?;
-                let len = r.varint("a window length")?;
-                if len > MAX_WINDOW_ENCODED as u64 {
-                    return Err(bad(format!(
-                        "a window of {len} bytes (at most {MAX_WINDOW_ENCODED})"
-                    )));
-                }
-                let zstd = r.take(len as usize, "a window")?.into();
-                Some(Window {
-                    member_out,
-                    member_crc,
-                    zstd,
-                })
-            } else {
-                None
-            };
-            let p = Checkpoint {
-                out,
-                input,
-                bits,
-                check,
-                window,
-            };
-            check_point(&p, index, compression, lengths).map_err(bad)?;
-            points.push(p);
-        }
-        if r.remaining() != 0 {
-            return Err(r.error(
-                r.at,
-                format!("{} bytes after the last checkpoint", r.remaining()),
-            ));
-        }
-        Ok(Checkpoints {
-            compression,
-            lengths,
-            points,
-        })
-    }
-}
-
-/// What must hold of checkpoint `index`, besides following the one before.
-fn check_point(
-    p: &Checkpoint,
-    index: usize,
-    compression: Compression,
-    lengths: Option<(u64, u64)>,
-) -> Result<(), String> {
-    if index == 0 && (p.out, p.input, p.bits, p.window.is_some()) != (0, 0, 0, false) {
-        return Err("the first checkpoint is not the start of the blob".into());
-    }
-    if let Some(w) = &p.window {
-        if compression != Compression::Gzip {
-            return Err(format!("a window in a {compression:?} blob"));
-        }
-        if w.member_out > p.out {
-            return Err(format!(
-                "its member has {} bytes before it, more than the {} of the stream",
-                w.member_out, p.out
-            ));
-        }
-    } else if p.bits != 0 {
-        return Err("a restart inside a byte without a window".into());
-    }
-    if p.input == 0 && p.bits != 0 {
-        return Err("a restart before the first byte".into());
-    }
-    if let Some((c, u)) = lengths
-        && (p.input > c || p.out > u)
-    {
-        return Err(format!(
-            "offsets {} (compressed) and {} (uncompressed) beyond the blob's {c} and {u}",
-            p.input, p.out
-        ));
-    }
-    Ok(())
-}
-
-fn compression_code(c: Compression) -> u8 {
-    match c {
-        Compression::None => 0,
-        Compression::Gzip => 1,
-        Compression::Zstd => 2,
-        Compression::Bzip2 => 3,
-        Compression::Xz => 4,
-    }
-}
-
-fn compression_of_code(code: u8) -> Option<Compression> {
-    Some(match code {
-        0 => Compression::None,
-        1 => Compression::Gzip,
-        2 => Compression::Zstd,
-        3 => Compression::Bzip2,
-        4 => Compression::Xz,
-        _ => return None,
-    })
-}
-
-/// LEB128, as protobuf: 7 bits a byte, low bits first.
-fn put_varint(b: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        b.push(v as u8 | 0x80);
-        v >>= 7;
-    }
-    b.push(v as u8);
-}
-
-/// A cursor over an encoding, whose errors say where.
-struct Bytes<'a> {
-    b: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Bytes<'a> {
-    fn error(&self, at: usize, reason: impl Into<String>) -> SeekError {
-        SeekError::Format {
-            at,
-            reason: reason.into(),
-        }
-    }
-
-    fn remaining(&self) -> usize {
-        self.b.len() - self.at
-    }
-
-    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], SeekError> {
-        if n > self.remaining() {
-            return Err(self.error(self.at, format!("truncated in {what}")));
-        }
-        let s = &self.b[self.at..self.at + n];
-        self.at += n;
-        Ok(s)
-    }
-
-    fn u8(&mut self, what: &str) -> Result<u8, SeekError> {
-        Ok(self.take(1, what)?[0])
-    }
-
-    fn u32(&mut self, what: &str) -> Result<u32, SeekError> {
-        let s = self.take(4, what)?;
-        Ok(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
-    }
-
-    fn varint(&mut self, what: &str) -> Result<u64, SeekError> {
-        let start = self.at;
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let byte = self.u8(what)?;
-            let bits = u64::from(byte & 0x7f);
-            if shift == 63 && bits > 1 {
-                break;
-            }
-            v |= bits << shift;
-            if byte & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err(self.error(start, format!("{what} is not a valid 64-bit varint")))
-    }
-}
-
-/// The checkpoints being recorded, with the check of the newest one still being summed.
-#[derive(Debug)]
-struct Recorder {
-    cps: Checkpoints,
-    /// The CRC-32 so far of the newest checkpoint's check, and the bytes it still needs.
-    checking: Option<(u32, usize)>,
-    /// [`SPACING`] (smaller in tests, to have many checkpoints in little data).
-    spacing: u64,
-}
-
-impl Recorder {
-    fn new(compression: Compression, spacing: u64) -> Self {
-        Recorder {
-            cps: Checkpoints::new(compression),
-            checking: None,
-            spacing,
-        }
-    }
-
-    /// The uncompressed offset of the newest checkpoint.
-    fn last_out(&self) -> Option<u64> {
-        self.cps.points.last().map(|p| p.out)
-    }
-
-    /// Whether a free checkpoint at `out` is due ([`FREE_SPACING`] after the last one).
-    fn free_due(&self, out: u64) -> bool {
-        let free_spacing = self.spacing / (SPACING / FREE_SPACING);
-        self.last_out()
-            .is_none_or(|last| out - last >= free_spacing)
-    }
-
-    /// How many bytes after `out` a checkpoint with a window is due ([`SPACING`] after the
-    /// last checkpoint): 0 when it is; `u64::MAX` before the first checkpoint.
-    fn window_due_in(&self, out: u64) -> u64 {
-        self.last_out()
-            .map_or(u64::MAX, |last| (last + self.spacing).saturating_sub(out))
-    }
-
-    /// Records a checkpoint whose check is summed from the output that follows.
-    fn push(&mut self, p: Checkpoint) {
-        self.end_check();
-        self.cps.points.push(p);
-        self.checking = Some((0, CHECK_LEN));
-    }
-
-    /// Records a checkpoint whose check is already known.
-    fn push_checked(&mut self, p: Checkpoint) {
-        self.end_check();
-        self.cps.points.push(p);
-    }
-
-    /// Uncompressed output, in order.
-    fn output(&mut self, data: &[u8]) {
-        if let Some((crc, left)) = &mut self.checking {
-            let n = data.len().min(*left);
-            *crc = crc32(*crc, &data[..n]);
-            *left -= n;
-            if *left == 0 {
-                self.end_check();
-            }
-        }
-    }
-
-    fn end_check(&mut self) {
-        if let Some((crc, _)) = self.checking.take() {
-            self.cps
-                .points
-                .last_mut()
-                .expect("a check is of a checkpoint")
-                .check = crc;
-        }
-    }
-
-    /// The checkpoints; `lengths` when the whole blob was read. Before the end, a checkpoint
-    /// whose check is not complete yet is left out (its check would not match at open).
-    fn finish(mut self, lengths: Option<(u64, u64)>) -> Checkpoints {
-        if lengths.is_some() {
-            self.end_check();
-        } else if self.checking.take().is_some() {
-            self.cps.points.pop();
-        }
-        self.cps.lengths = lengths;
-        self.cps
-    }
-}
-
 /// CRC-32 (gzip's), continued from `crc`.
 fn crc32(crc: u32, data: &[u8]) -> u32 {
     zlib_rs::crc32::crc32(crc, data)
-}
-
-/// Decompresses `inner` (gzip: one or more members; zstd: one or more frames, skippable frames
-/// too) like [`crate::compress::decoder`], recording [`Checkpoints`] as it goes.
-pub struct CheckpointingReader<R: Read> {
-    inner: Indexer<R>,
-}
-
-enum Indexer<R: Read> {
-    Plain { r: R, n: u64, done: bool },
-    Gzip(Box<gzip::Indexer<R>>),
-    Zstd(Box<zstd::Indexer<R>>),
-    Other(Box<OtherIndexer<R>>),
-}
-
-/// bzip2 and xz: decoded by [`crate::compress`]'s decoders, with the start as the only checkpoint.
-struct OtherIndexer<R: Read> {
-    dec: OtherDecoder<Counting<R>>,
-    rec: Recorder,
-    out: u64,
-    done: bool,
-}
-
-enum OtherDecoder<R: Read> {
-    Bzip2(bzip2::read::MultiBzDecoder<R>),
-    Xz(liblzma::read::XzDecoder<R>),
-}
-
-impl<R: Read> OtherDecoder<R> {
-    /// The decoder [`crate::compress::decoder`] uses for `c`.
-    fn new(c: Compression, r: R) -> Self {
-        match c {
-            Compression::Bzip2 => OtherDecoder::Bzip2(bzip2::read::MultiBzDecoder::new(r)),
-            _ => OtherDecoder::Xz(liblzma::read::XzDecoder::new_multi_decoder(r)),
-        }
-    }
-
-    fn get_ref(&self) -> &R {
-        match self {
-            OtherDecoder::Bzip2(d) => d.get_ref(),
-            OtherDecoder::Xz(d) => d.get_ref(),
-        }
-    }
-}
-
-impl<R: Read> Read for OtherDecoder<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            OtherDecoder::Bzip2(d) => d.read(buf),
-            OtherDecoder::Xz(d) => d.read(buf),
-        }
-    }
-}
-
-/// A reader that counts the bytes read through it.
-struct Counting<R> {
-    r: R,
-    n: u64,
-}
-
-impl<R: Read> Read for Counting<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.r.read(buf)?;
-        self.n += n as u64;
-        Ok(n)
-    }
-}
-
-impl<R: Read> fmt::Debug for CheckpointingReader<R> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kind = match &self.inner {
-            Indexer::Plain { .. } => "plain",
-            Indexer::Gzip(_) => "gzip",
-            Indexer::Zstd(_) => "zstd",
-            Indexer::Other(_) => "bzip2/xz",
-        };
-        f.debug_struct("CheckpointingReader")
-            .field("compression", &kind)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<R: Read> CheckpointingReader<R> {
-    /// Decompresses `inner`, compressed with `compression` (as sniffed by
-    /// [`crate::compress::Peeked`]); offsets are counted from its first byte.
-    pub fn new(compression: Compression, inner: R) -> io::Result<Self> {
-        Self::with_spacing(compression, inner, SPACING)
-    }
-
-    /// [`new`](Self::new) with another [`SPACING`] (tests: many checkpoints in little data).
-    fn with_spacing(compression: Compression, inner: R, spacing: u64) -> io::Result<Self> {
-        let inner = match compression {
-            Compression::None => Indexer::Plain {
-                r: inner,
-                n: 0,
-                done: false,
-            },
-            Compression::Gzip => Indexer::Gzip(Box::new(gzip::Indexer::new(
-                inner,
-                Recorder::new(compression, spacing),
-            )?)),
-            Compression::Zstd => Indexer::Zstd(Box::new(zstd::Indexer::new(
-                inner,
-                Recorder::new(compression, spacing),
-            ))),
-            Compression::Bzip2 | Compression::Xz => {
-                let mut rec = Recorder::new(compression, spacing);
-                rec.push(Checkpoint::start(0, 0));
-                Indexer::Other(Box::new(OtherIndexer {
-                    dec: OtherDecoder::new(compression, Counting { r: inner, n: 0 }),
-                    rec,
-                    out: 0,
-                    done: false,
-                }))
-            }
-        };
-        Ok(CheckpointingReader { inner })
-    }
-
-    /// The checkpoints recorded. Call it after a read returned 0 (the end): before that, they
-    /// cover only what was read and do not know the blob's lengths.
-    pub fn finish(self) -> Checkpoints {
-        match self.inner {
-            Indexer::Plain { n, done, .. } => {
-                let mut cps = Checkpoints::new(Compression::None);
-                cps.lengths = done.then_some((n, n));
-                cps
-            }
-            Indexer::Gzip(g) => g.finish(),
-            Indexer::Zstd(z) => z.finish(),
-            Indexer::Other(o) => {
-                let lengths = o.done.then(|| (o.dec.get_ref().n, o.out));
-                o.rec.finish(lengths)
-            }
-        }
-    }
-}
-
-impl<R: Read> Read for CheckpointingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        match &mut self.inner {
-            Indexer::Plain { r, n, done } => {
-                let k = r.read(buf)?;
-                *n += k as u64;
-                *done |= k == 0;
-                Ok(k)
-            }
-            Indexer::Gzip(g) => g.read(buf),
-            Indexer::Zstd(z) => z.read(buf),
-            Indexer::Other(o) => {
-                let k = o.dec.read(buf)?;
-                o.rec.output(&buf[..k]);
-                o.out += k as u64;
-                o.done |= k == 0;
-                Ok(k)
-            }
-        }
-    }
 }
 
 /// The uncompressed stream of a blob from an offset on: what [`open_at`] returns.
@@ -1062,7 +414,7 @@ mod tests {
     use std::io::{Cursor, Write};
 
     /// A small xorshift: deterministic test data and offsets.
-    struct Rng(u64);
+    pub(super) struct Rng(pub(super) u64);
 
     impl Rng {
         fn next(&mut self) -> u64 {
@@ -1072,7 +424,7 @@ mod tests {
             self.0
         }
 
-        fn below(&mut self, n: u64) -> u64 {
+        pub(super) fn below(&mut self, n: u64) -> u64 {
             self.next() % n
         }
     }
@@ -1175,6 +527,14 @@ mod tests {
             assert!(got == data[off as usize..], "{c:?}: to the end from {off}");
         }
         cps
+    }
+
+    /// The staging path runs decoders on threads.
+    #[test]
+    fn readers_are_send() {
+        fn send<T: Send>() {}
+        send::<CheckpointingReader<std::fs::File>>();
+        send::<StreamAt<std::fs::File>>();
     }
 
     #[test]
@@ -1424,7 +784,7 @@ mod tests {
     }
 
     /// The checkpoints and errors the tests below tamper with.
-    fn gzip_case() -> (Vec<u8>, Vec<u8>, Checkpoints) {
+    pub(super) fn gzip_case() -> (Vec<u8>, Vec<u8>, Checkpoints) {
         let data = layer_like(1 << 20, 23);
         let blob = gzip(&data, 6);
         let (_, cps) = index(Compression::Gzip, &blob, 64 * 1024).unwrap();
@@ -1527,178 +887,79 @@ mod tests {
             );
         }
     }
+}
 
-    fn encoding(lengths: Option<(u64, u64)>, c: u8, points: &[&[u8]]) -> Vec<u8> {
-        let mut b = MAGIC.to_vec();
-        b.extend([VERSION, c, u8::from(lengths.is_some())]);
-        if let Some((x, y)) = lengths {
-            put_varint(&mut b, x);
-            put_varint(&mut b, y);
-        }
-        put_varint(&mut b, points.len() as u64);
-        for p in points {
-            b.extend_from_slice(p);
-        }
-        b
-    }
+#[cfg(test)]
+mod measure {
+    use super::*;
+    use std::time::Instant;
 
-    /// A free checkpoint's encoding: deltas, tag, check.
-    fn free(d_out: u8, d_in: u8, tag: u8) -> Vec<u8> {
-        vec![d_out, d_in, tag, 1, 2, 3, 4]
-    }
-
-    #[test]
-    fn parse_refuses_hostile_bytes() {
-        let start = free(0, 0, 0);
-        let window = |len: u8| {
-            [
-                &[9u8, 9, 3 | TAG_WINDOW, 0, 0, 0, 0, 5, 0, 0, 0, 0, len][..],
-                &vec![0; len as usize],
-            ]
-            .concat()
-        };
-        let mut huge_count = encoding(None, 1, &[]);
-        huge_count.pop();
-        put_varint(&mut huge_count, u64::MAX >> 1);
-        huge_count.extend([0; 64]);
-        let mut long_cp = vec![9, 9, TAG_WINDOW, 0, 0, 0, 0, 5, 0, 0, 0, 0];
-        put_varint(&mut long_cp, 40_000);
-        long_cp.extend(vec![0; 40_000]);
-        let long_window = encoding(None, 1, &[&start, &long_cp]);
-        let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-            (
-                "empty",
-                vec![],
-                "checkpoints, byte 0: truncated in the magic",
-            ),
-            (
-                "magic",
-                b"HSKQ\x01\x01\x00\x00".to_vec(),
-                "checkpoints, byte 0: not hoist checkpoints (no HSKP magic)",
-            ),
-            (
-                "version",
-                b"HSKP\x02\x01\x00\x00".to_vec(),
-                "checkpoints, byte 4: version 2, this hoist reads version 1",
-            ),
-            (
-                "compression",
-                encoding(None, 9, &[]),
-                "checkpoints, byte 5: unknown compression code 9",
-            ),
-            (
-                "flags",
-                b"HSKP\x01\x01\x02\x00".to_vec(),
-                "checkpoints, byte 6: unknown flags 0x02",
-            ),
-            (
-                "count",
-                huge_count,
-                "checkpoints: 9223372036854775807 claimed, but the encoding has room for 9 at most",
-            ),
-            (
-                "plain with checkpoints",
-                encoding(None, 0, &[&start]),
-                "checkpoints: 1 claimed, but the encoding has room for 0 at most",
-            ),
-            (
-                "xz with two",
-                encoding(None, 4, &[&start, &free(1, 1, 0)]),
-                "checkpoints: 2 claimed, but the encoding has room for 1 at most",
-            ),
-            (
-                "varint",
-                [&encoding(None, 1, &[])[..7], &[0xff; 11]].concat(),
-                "checkpoints, byte 7: the count is not a valid 64-bit varint",
-            ),
-            (
-                "first not at the start",
-                encoding(None, 1, &[&free(5, 0, 0)]),
-                "checkpoint 0: the first checkpoint is not the start of the blob",
-            ),
-            (
-                "same uncompressed offset",
-                encoding(None, 1, &[&start, &free(0, 4, 0)]),
-                "checkpoint 1: uncompressed offset 0 does not follow the previous one (0)",
-            ),
-            (
-                "same compressed offset",
-                encoding(None, 2, &[&start, &free(4, 0, 0)]),
-                "checkpoint 1: compressed offset 0 does not follow the previous one (0)",
-            ),
-            (
-                "bits without a window",
-                encoding(None, 1, &[&start, &free(1, 1, 3)]),
-                "checkpoint 1: a restart inside a byte without a window",
-            ),
-            (
-                "tag",
-                encoding(None, 1, &[&start, &free(1, 1, 0x10)]),
-                "checkpoint 1: unknown tag bits 0x10",
-            ),
-            (
-                "window in zstd",
-                encoding(None, 2, &[&start, &window(3)]),
-                "checkpoint 1: a window in a Zstd blob",
-            ),
-            (
-                "member longer than the stream",
-                encoding(
-                    None,
-                    1,
-                    &[
-                        &start,
-                        &[&[9u8, 9, TAG_WINDOW, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0][..]].concat(),
-                    ],
-                ),
-                "checkpoint 1: its member has 10 bytes before it, more than the 9 of the stream",
-            ),
-            (
-                "window too long",
-                long_window,
-                "checkpoint 1: a window of 40000 bytes (at most 33280)",
-            ),
-            (
-                "window truncated",
-                encoding(None, 1, &[&start, &window(3)[..14]]),
-                "checkpoints, byte 28: truncated in a window",
-            ),
-            (
-                "beyond the lengths",
-                encoding(Some((8, 100)), 1, &[&start, &free(1, 9, 0)]),
-                "checkpoint 1: offsets 9 (compressed) and 1 (uncompressed) beyond the blob's 8 and 100",
-            ),
-            (
-                "trailing",
-                [&encoding(None, 1, &[&start])[..], &[0]].concat(),
-                "checkpoints, byte 15: 1 bytes after the last checkpoint",
-            ),
-            (
-                "overflow",
-                encoding(
-                    None,
-                    1,
-                    &[
-                        &start,
-                        &free(1, 1, 0),
-                        &[&[0xff; 9][..], &[1], &free(1, 1, 0)[1..]].concat(),
-                    ],
-                ),
-                "checkpoint 2: uncompressed offset overflows",
-            ),
-        ];
-        for (name, bytes, want) in cases {
-            match Checkpoints::parse(&bytes) {
-                Ok(c) => panic!("{name}: parsed {c:?}"),
-                Err(e) => assert_eq!(e.to_string(), want, "{name}"),
+    fn drain(mut r: impl Read) -> u64 {
+        let mut buf = vec![0u8; crate::compress::IO_BUF_SIZE];
+        let mut n = 0;
+        loop {
+            match r.read(&mut buf).unwrap() {
+                0 => return n,
+                k => n += k as u64,
             }
         }
-        // Every truncation of a real encoding is refused.
-        let (_, _, cps) = gzip_case();
-        let bytes = cps.to_bytes();
-        assert!(Checkpoints::parse(&bytes).is_ok());
-        for cut in (0..300).chain((300..bytes.len()).step_by(101)) {
-            assert!(Checkpoints::parse(&bytes[..cut]).is_err(), "cut at {cut}");
+    }
+
+    /// Figures for the report, on the blobs named in `HOIST_SEEK_MEASURE` (separated by `:`):
+    /// decompression through [`crate::compress::decoder`] and through the checkpointing
+    /// reader (3 runs each, MB/s of uncompressed data), the checkpoints and their encoded
+    /// size, and `open_at` at 20 random offsets. Run with
+    /// `HOIST_SEEK_MEASURE=a.gz:b.zst cargo test --release -p hoist-core --lib measure_ -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a measurement on local files"]
+    fn measure_blobs() {
+        let paths = std::env::var("HOIST_SEEK_MEASURE").unwrap_or_default();
+        for path in paths.split(':').filter(|p| !p.is_empty()) {
+            let open = || std::fs::File::open(path).unwrap();
+            let c = crate::compress::Peeked::new(open()).unwrap().compression();
+            let size = open().metadata().unwrap().len();
+            let (mut plain, mut indexed) = (Vec::new(), Vec::new());
+            let (mut cps, mut stats) = (None, None);
+            let mut out = 0;
+            for _ in 0..3 {
+                let t = Instant::now();
+                out = drain(crate::compress::decoder(c, open()).unwrap());
+                plain.push(out as f64 / t.elapsed().as_secs_f64() / 1e6);
+                let t = Instant::now();
+                let mut r = CheckpointingReader::new(c, open()).unwrap();
+                assert_eq!(drain(&mut r), out);
+                indexed.push(out as f64 / t.elapsed().as_secs_f64() / 1e6);
+                stats = r.gzip_stats();
+                cps = Some(r.finish());
+            }
+            let cps = cps.unwrap();
+            let enc = cps.to_bytes().len();
+            let windows = cps.iter().filter(|p| p.window_len() > 0).count();
+            let mut rng = tests::Rng(out | 1);
+            let t = Instant::now();
+            for _ in 0..20 {
+                let off = rng.below(out.max(1));
+                let mut s = open_at(open(), c, &cps, off).unwrap();
+                let mut b = vec![0u8; 65536];
+                s.read_exact(&mut b[..(out - off).min(65536) as usize])
+                    .unwrap();
+            }
+            let per_open = t.elapsed().as_secs_f64() / 20.0 * 1e3;
+            let fmt = |v: &[f64]| {
+                v.iter()
+                    .map(|x| format!("{x:.0}"))
+                    .collect::<Vec<_>>()
+                    .join("/")
+            };
+            println!(
+                "{path}: {c:?} {size} -> {out} bytes; decoder {} MB/s, checkpointing {} MB/s; \
+                 {} checkpoints ({windows} windows), encoded {enc} bytes = {:.3}% of uncompressed; \
+                 open_at + 64 KiB: {per_open:.1} ms; gzip boundaries {stats:?}",
+                fmt(&plain),
+                fmt(&indexed),
+                cps.len(),
+                enc as f64 * 100.0 / out as f64,
+            );
         }
     }
 }
