@@ -365,10 +365,9 @@ impl<R: Read> Core<R> {
         R: Seek,
     {
         let (Some(w), Some(window)) = (&cp.window, window) else {
+            // A member starts there (maybe an empty one at the end): nothing is an error.
             blob.seek(SeekFrom::Start(cp.input))?;
-            let mut core = Core::new(blob, cp.input);
-            core.started = cp.out > 0;
-            return Ok(core);
+            return Ok(Core::new(blob, cp.input));
         };
         let mut last = [0u8];
         if cp.bits > 0 {

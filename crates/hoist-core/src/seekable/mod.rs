@@ -211,7 +211,6 @@ pub struct StreamAt<R: Read> {
 }
 
 enum Decoder<R: Read> {
-    Empty,
     Plain(R),
     Gzip(Box<gzip::Core<R>>),
     Zstd(Box<zstd::Core<R>>),
@@ -236,7 +235,6 @@ impl<R: Read> StreamAt<R> {
 impl<R: Read> Read for Decoder<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
-            Decoder::Empty => Ok(0),
             Decoder::Plain(r) => r.read(buf),
             Decoder::Gzip(g) => g.read(buf),
             Decoder::Zstd(z) => z.read(buf),
@@ -267,7 +265,8 @@ impl<R: Read> Read for StreamAt<R> {
 /// The uncompressed stream of `blob` (the whole compressed blob: a file, or a view of a byte
 /// range that starts at the blob's first byte) from `offset` on, using the blob's
 /// checkpoints `cps`. At most about [`SPACING`] bytes are decompressed before `offset` (for
-/// zstd, from the frame holding it). An offset at or past the end gives an empty stream.
+/// zstd, from the frame holding it). An offset at or past the end gives an empty stream (after
+/// decompressing from the last checkpoint to the end).
 ///
 /// Errors: `cps` of another compression; checkpoints that do not match the blob (the check
 /// after the checkpoint used fails: [`SeekError::CheckMismatch`]); corrupt or truncated data.
@@ -285,19 +284,16 @@ pub fn open_at<R: Read + Seek>(
         }
         .into_io());
     }
-    let end = cps.uncompressed_len().filter(|&len| offset >= len);
-    if compression == Compression::None || end.is_some() {
-        let dec = if end.is_some() {
-            Decoder::Empty
-        } else {
-            blob.seek(SeekFrom::Start(offset))?;
-            Decoder::Plain(blob)
-        };
+    // The recorded length is not trusted to cut the stream short: past the end, the data
+    // itself ends (after decompressing from the last checkpoint).
+    if compression == Compression::None {
+        let position = offset.min(blob.seek(SeekFrom::End(0))?);
+        blob.seek(SeekFrom::Start(position))?;
         return Ok(StreamAt {
             head: Vec::new(),
             head_pos: 0,
-            dec,
-            position: end.unwrap_or(offset),
+            dec: Decoder::Plain(blob),
+            position,
         });
     }
     // The last checkpoint at or before the offset; without one, the start (no check).
@@ -854,6 +850,22 @@ mod tests {
             let e = read_at(&other, Compression::Gzip, &cps, p.out, 10).unwrap_err();
             seek_error(&e);
         }
+        // Found by fuzzing: a recorded length does not cut the data short, and a free
+        // checkpoint past the blob's end is an error, not an empty stream.
+        let mut t = cps.clone();
+        t.lengths = Some((10, 83));
+        assert!(read_at(&blob, Compression::Gzip, &t, 100, u64::MAX).unwrap() == data[100..]);
+        let mut t = cps.clone();
+        let last = t.points.last().unwrap().clone();
+        t.points.push(Checkpoint {
+            out: last.out + 10,
+            input: blob.len() as u64 + 100,
+            bits: 0,
+            check: crc32(0, &[]),
+            window: None,
+        });
+        let e = read_at(&blob, Compression::Gzip, &t, last.out + 11, 10).unwrap_err();
+        assert!(matches!(seek_error(&e), SeekError::Truncated { .. }), "{e}");
         let e = open_at(Cursor::new(&blob), Compression::Zstd, &cps, 0).unwrap_err();
         assert_eq!(
             seek_error(&e).to_string(),

@@ -59,10 +59,9 @@ impl<R: Read> Core<R> {
     where
         R: Seek,
     {
+        // A frame starts there (maybe a skippable one at the end): nothing is an error.
         blob.seek(SeekFrom::Start(input))?;
-        let mut core = Core::new(blob, input);
-        core.started = input > 0;
-        Ok(core)
+        Ok(Core::new(blob, input))
     }
 
     /// Makes input available; false at the end of the input.
