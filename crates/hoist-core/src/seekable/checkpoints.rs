@@ -306,7 +306,7 @@ fn check_point(
     }
     if let Some(w) = &p.window {
         if compression != Compression::Gzip {
-            return Err(format!("a window in a {compression:?} blob"));
+            return Err(format!("a window in a {} blob", super::name(&compression)));
         }
         if w.member_out > p.out {
             return Err(format!(
@@ -538,7 +538,7 @@ mod tests {
             (
                 "window in zstd",
                 encoding(None, 2, &[&start, &window(3)]),
-                "checkpoint 1: a window in a Zstd blob",
+                "checkpoint 1: a window in a zstd blob",
             ),
             (
                 "member longer than the stream",

@@ -131,7 +131,7 @@ pub enum SeekError {
         reason: String,
     },
     /// The checkpoints were made for another compression than the blob's.
-    #[error("checkpoints of a {stored:?} blob used to read a {requested:?} blob")]
+    #[error("checkpoints of a {} blob used to read a {} blob", name(.stored), name(.requested))]
     CompressionMismatch {
         /// The compression the checkpoints record.
         stored: Compression,
@@ -164,7 +164,7 @@ pub enum SeekError {
         found: u32,
     },
     /// The compressed data is invalid.
-    #[error("corrupt {compression:?} data at compressed offset {offset}: {reason}")]
+    #[error("corrupt {} data at compressed offset {offset}: {reason}", name(.compression))]
     Corrupt {
         /// The blob's compression.
         compression: Compression,
@@ -174,7 +174,10 @@ pub enum SeekError {
         reason: String,
     },
     /// The blob ends inside a gzip member or zstd frame.
-    #[error("{compression:?} data truncated: it ends at compressed offset {offset} inside {what}")]
+    #[error(
+        "{} data truncated: it ends at compressed offset {offset} inside {what}",
+        name(.compression)
+    )]
     Truncated {
         /// The blob's compression.
         compression: Compression,
@@ -193,6 +196,17 @@ impl SeekError {
             _ => io::ErrorKind::InvalidData,
         };
         io::Error::new(kind, self)
+    }
+}
+
+/// How errors name a compression.
+fn name(c: &Compression) -> &'static str {
+    match c {
+        Compression::None => "uncompressed",
+        Compression::Gzip => "gzip",
+        Compression::Zstd => "zstd",
+        Compression::Bzip2 => "bzip2",
+        Compression::Xz => "xz",
     }
 }
 
@@ -284,8 +298,6 @@ pub fn open_at<R: Read + Seek>(
         }
         .into_io());
     }
-    // The recorded length is not trusted to cut the stream short: past the end, the data
-    // itself ends (after decompressing from the last checkpoint).
     if compression == Compression::None {
         let position = offset.min(blob.seek(SeekFrom::End(0))?);
         blob.seek(SeekFrom::Start(position))?;
@@ -296,7 +308,9 @@ pub fn open_at<R: Read + Seek>(
             position,
         });
     }
-    // The last checkpoint at or before the offset; without one, the start (no check).
+    // The last checkpoint at or before the offset; without one, the start (no check). The
+    // recorded length is not trusted to cut the stream short: past the end, the data itself
+    // ends.
     let index = cps
         .points
         .partition_point(|p| p.out <= offset)
@@ -840,7 +854,7 @@ mod tests {
                         let msg = seek_error(&e).to_string();
                         assert!(
                             msg.contains(&format!("checkpoint {i} "))
-                                || msg.starts_with("corrupt Gzip data"),
+                                || msg.starts_with("corrupt gzip data"),
                             "checkpoint {i}, wrong {what}: {msg}"
                         );
                     }
@@ -869,7 +883,7 @@ mod tests {
         let e = open_at(Cursor::new(&blob), Compression::Zstd, &cps, 0).unwrap_err();
         assert_eq!(
             seek_error(&e).to_string(),
-            "checkpoints of a Gzip blob used to read a Zstd blob"
+            "checkpoints of a gzip blob used to read a zstd blob"
         );
     }
 
