@@ -29,6 +29,7 @@ pub mod patch;
 pub mod pgzip;
 pub mod remote;
 pub mod rootfs;
+pub mod seekable;
 pub mod store;
 pub mod tar;
 pub mod view;
