@@ -682,3 +682,104 @@ fn cp_fills_read_only_directories_without_privileges() {
     assert!(dest.join("lib/apk/db/installed").is_file() || dest.join("cache").is_dir());
     assert!(!dir.path().join("store").exists());
 }
+
+#[test]
+fn cat_reads_big_compressed_layers_from_their_restart_points() {
+    // Three 12 MiB files in one gzip layer: past the first 8 MiB, a read starts at a
+    // checkpoint the index recorded when the layer was loaded.
+    let env = Env::new();
+    let rootfs = env.path("rootfs");
+    let mut files = Vec::new();
+    for (i, name) in ["a.txt", "b.txt", "c.txt"].iter().enumerate() {
+        let mut body = Vec::with_capacity(12 << 20);
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ i as u64;
+        while body.len() < 12 << 20 {
+            // Text gzip compresses into many deflate blocks, with a little noise in it.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            body.extend_from_slice(
+                format!("line {} of {name}: {:x}\n", body.len(), x % 4096).as_bytes(),
+            );
+        }
+        std::fs::create_dir_all(rootfs.join("data")).unwrap();
+        std::fs::write(rootfs.join("data").join(name), &body).unwrap();
+        files.push((format!("/data/{name}"), common::sha256(&body)));
+    }
+    env.ok(&["import", s(&rootfs), "big:1"]);
+    let layout = gzip_layout(&env, "big:1");
+    let other = Env::new();
+    other.ok(&["load", "-i", s(&layout)]);
+    let id = other.inspect("big:1")["Id"].clone();
+    let layers = store_layers(&other.root, id.as_str().unwrap());
+    assert_eq!(&layers[0][..2], &[0x1f, 0x8b], "a gzip layer in the store");
+    let index = std::fs::read(
+        other
+            .root
+            .join("hoist/index")
+            .join(common::sha256(&layers[0])),
+    )
+    .unwrap();
+    assert!(
+        index.windows(4).any(|w| w == b"HSKP"),
+        "the index holds checkpoints"
+    );
+    for (path, sha) in &files {
+        let out = other.cmd(&["cat", "big:1", path]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(&common::sha256(&out.stdout), sha, "{path}");
+    }
+    // The same from the layout read in place (its index is built in memory).
+    let loc = format!("oci:{}", s(&layout));
+    for (path, sha) in &files {
+        let out = env.cmd(&["cat", &loc, path]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(&common::sha256(&out.stdout), sha, "{path}");
+    }
+}
+
+/// An OCI layout of store image `image` with its layers gzip-compressed (hoist keeps the
+/// layers it imports uncompressed; pulled ones come gzipped).
+fn gzip_layout(env: &Env, image: &str) -> std::path::PathBuf {
+    use std::io::Write;
+    let dir = env.path("gz-layout");
+    env.ok(&[
+        "copy",
+        &format!("hoist:{image}"),
+        &format!("oci:{}:{image}", s(&dir)),
+    ]);
+    let blobs = dir.join("blobs/sha256");
+    let read = |d: &str| std::fs::read(blobs.join(&d[7..])).unwrap();
+    let write = |b: &[u8]| -> String {
+        let d = common::sha256(b);
+        std::fs::write(blobs.join(&d), b).unwrap();
+        format!("sha256:{d}")
+    };
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let mdesc = &mut index["manifests"][0];
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&read(mdesc["digest"].as_str().unwrap())).unwrap();
+    for l in manifest["layers"].as_array_mut().unwrap() {
+        let raw = read(l["digest"].as_str().unwrap());
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+        gz.write_all(&raw).unwrap();
+        let gz = gz.finish().unwrap();
+        l["digest"] = write(&gz).into();
+        l["size"] = gz.len().into();
+        l["mediaType"] = "application/vnd.oci.image.layer.v1.tar+gzip".into();
+    }
+    let mbytes = serde_json::to_vec(&manifest).unwrap();
+    mdesc["digest"] = write(&mbytes).into();
+    mdesc["size"] = mbytes.len().into();
+    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    dir
+}

@@ -129,6 +129,15 @@ impl LayerIndex {
     /// Indexes the uncompressed layer tar `tar` of blob `blob` (headers are read, contents
     /// skipped by reading, or by seeking when `tar` is a file given to [`Reader::seekable`]).
     pub fn build<R: Read>(mut reader: Reader<R>, blob: Digest) -> Result<LayerIndex, IndexError> {
+        Self::build_from(&mut reader, blob)
+    }
+
+    /// [`LayerIndex::build`] leaving the reader to the caller (positioned at the archive's
+    /// end).
+    pub fn build_from<R: Read>(
+        reader: &mut Reader<R>,
+        blob: Digest,
+    ) -> Result<LayerIndex, IndexError> {
         let mut b = IndexBuilder::new();
         while let Some(e) = reader.next_entry()? {
             b.push(&e);

@@ -139,11 +139,19 @@ pub fn index_blob<F: std::io::Read + std::io::Seek>(
             blob.clone(),
         )
     } else {
-        let dec = crate::compress::decoder(compression, f).map_err(IndexBlobError::Io)?;
-        LayerIndex::build(
-            Reader::new(BufReader::with_capacity(READ_BUF, dec)),
-            blob.clone(),
-        )
+        // Restart points are recorded on the way (crate::seekable).
+        let dec = crate::seekable::CheckpointingReader::new(compression, f)
+            .map_err(IndexBlobError::Io)?;
+        let mut reader = Reader::new(BufReader::with_capacity(READ_BUF, dec));
+        let built = LayerIndex::build_from(&mut reader, blob.clone());
+        built.map(|mut index| {
+            // The decoder must reach the stream's end for its lengths to be known.
+            let mut dec = reader.into_inner();
+            if crate::compress::drain(&mut dec).is_ok() {
+                index.checkpoints = dec.into_inner().finish().to_bytes();
+            }
+            index
+        })
     };
     result.map_err(IndexBlobError::Index)
 }

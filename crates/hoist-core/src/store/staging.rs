@@ -12,7 +12,7 @@ use crate::layerindex::LayerIndex;
 /// A layer check's outcome and, for a valid layer, its index.
 type Checked = (LayerCheck, Option<LayerIndex>);
 use super::{Store, sync_dir};
-use crate::compress::{self, Compression, IO_BUF_SIZE, Peeked};
+use crate::compress::{Compression, IO_BUF_SIZE, Peeked};
 use crate::error::{Error, IoContext, Result};
 use crate::hashio::{HashingReader, HashingWriter, TeeReader};
 
@@ -134,12 +134,20 @@ impl Staging {
         let (diff_id, uncompressed_size, decode_error, (layer_check, index)) = {
             let mut tee = TeeReader::new(peeked, Tagged(&mut out));
             let decoded = {
-                let mut dec =
-                    HashingReader::new(compress::decoder(compression, &mut tee).map_err(read_err)?);
+                // The decoder records where decompression can restart: a layer's index keeps
+                // them, so one file is read from near its offset (crate::seekable).
+                let mut dec = HashingReader::new(
+                    crate::seekable::CheckpointingReader::new(compression, &mut tee)
+                        .map_err(read_err)?,
+                );
                 match drain_checking(&mut dec) {
-                    Ok(check) => {
-                        let (d, n, _) = dec.finish();
-                        Ok((d, n, check))
+                    Ok((check, index)) => {
+                        let (d, n, cps) = dec.finish();
+                        let index = index.map(|mut i| {
+                            i.checkpoints = cps.finish().to_bytes();
+                            i
+                        });
+                        Ok((d, n, (check, index)))
                     }
                     Err(e) => Err(e),
                 }

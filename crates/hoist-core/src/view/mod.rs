@@ -269,6 +269,14 @@ impl OpenedImage {
             blob.seek(io::SeekFrom::Start(offset)).map_err(read_err)?;
             return Ok(Box::new(blob));
         }
+        // From the nearest restart point before `offset` when the index recorded them.
+        let index = self.layer_index(layer)?;
+        if !index.checkpoints.is_empty()
+            && let Ok(cps) = crate::seekable::Checkpoints::parse(&index.checkpoints)
+        {
+            let at = crate::seekable::open_at(blob, compression, &cps, offset).map_err(read_err)?;
+            return Ok(Box::new(at));
+        }
         let mut dec = crate::compress::decoder(compression, blob).map_err(read_err)?;
         let skipped = io::copy(&mut (&mut dec).take(offset), &mut io::sink()).map_err(read_err)?;
         if skipped != offset {
