@@ -675,6 +675,104 @@ fn layer_n_mounts_the_tree_as_of_that_layer() {
     );
 }
 
+/// The walk of a mount as `hoist ls --format json` lines (without `mtime` and `layer`,
+/// compared with the export elsewhere), sorted by path.
+fn walk_as_ls_json(walked: &BTreeMap<Vec<u8>, (Row, u64)>) -> Vec<serde_json::Value> {
+    let mut paths_of: BTreeMap<u64, Vec<&[u8]>> = BTreeMap::new();
+    for (p, (r, ino)) in walked {
+        if r.kind != 'd' {
+            paths_of.entry(*ino).or_default().push(p);
+        }
+    }
+    let mut out: Vec<serde_json::Value> = walked
+        .iter()
+        .map(|(p, (r, ino))| {
+            let path = format!("/{}", String::from_utf8(p.clone()).unwrap());
+            let kind = match r.kind {
+                'f' => "file",
+                'd' => "dir",
+                'l' => "symlink",
+                'c' => "char",
+                'b' => "block",
+                _ => "fifo",
+            };
+            let mut o =
+                json!({"path": path, "type": kind, "mode": r.mode, "uid": r.uid, "gid": r.gid});
+            match r.kind {
+                'f' => o["size"] = json!(r.size.parse::<u64>().unwrap()),
+                'l' => o["link"] = json!(r.data),
+                'c' | 'b' => {
+                    let (ma, mi) = r.size.split_once(',').unwrap();
+                    o["major"] = json!(ma.parse::<u64>().unwrap());
+                    o["minor"] = json!(mi.parse::<u64>().unwrap());
+                }
+                _ => {}
+            }
+            if let Some(group) = paths_of.get(ino).filter(|g| g.len() > 1) {
+                let first = group.iter().min().unwrap();
+                o["hardlink"] = json!(format!("/{}", String::from_utf8(first.to_vec()).unwrap()));
+            }
+            let xattrs: serde_json::Map<String, serde_json::Value> = r
+                .xattrs
+                .iter()
+                .map(|(k, v)| (k.clone(), json!(hex::encode(v))))
+                .collect();
+            o["xattrs"] = xattrs.into();
+            o
+        })
+        .collect();
+    out.sort_by(|a, b| a["path"].as_str().cmp(&b["path"].as_str()));
+    out
+}
+
+#[test]
+fn layer_n_of_corpus_images_mounts_as_ls_lists_it() {
+    if !can_mount() {
+        return;
+    }
+    // Uncompressed and gzip layers, whiteouts, opaque directories, hard links; every image
+    // each archive loads, every layer.
+    for file in [
+        "docker-v1.2_docker18_dive-test.tar",
+        "ggcr-tarball_kaniko_dive-test.tar",
+        "ggcr-tarball_ggcr-whiteout_dir.tar",
+        "docker-v1.2_ggcr-test_link.tar",
+    ] {
+        let env = Env::new();
+        let out = env.ok(&["load", "-i", s(&common::data(file))]);
+        for loaded in out.lines() {
+            let name = loaded.rsplit(": ").next().unwrap().to_string();
+            let layers = env.inspect(&name)["RootFS"]["Layers"]
+                .as_array()
+                .unwrap()
+                .len();
+            for n in 0..layers {
+                let dir = env.path(&format!("mnt{n}"));
+                let layer = n.to_string();
+                let m = Mounted::detached(&env, &name, &dir, &["--layer", &layer]);
+                let got = walk_as_ls_json(&walk_mount(&dir));
+                drop(m);
+                let listing = env.ok(&["ls", "-R", "--as-of", &layer, "--format", "json", &name]);
+                let mut want: Vec<serde_json::Value> = listing
+                    .lines()
+                    .map(|l| {
+                        let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                        let o = v.as_object_mut().unwrap();
+                        o.remove("mtime");
+                        o.remove("layer");
+                        v
+                    })
+                    .collect();
+                want.sort_by(|a, b| a["path"].as_str().cmp(&b["path"].as_str()));
+                assert_eq!(
+                    got, want,
+                    "{file} {name} --layer {n}: the mount != hoist ls --as-of {n}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn reads_at_any_offset_match_the_content() {
     if !can_mount() {
