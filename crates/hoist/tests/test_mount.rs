@@ -241,8 +241,13 @@ fn pax_time(v: &str) -> (i64, u32) {
     }
 }
 
-/// Every entry of a flat tar (an export): rows, and hard links (path -> target).
-fn tar_rows(tar: &Path) -> (BTreeMap<Vec<u8>, Row>, BTreeMap<Vec<u8>, Vec<u8>>) {
+/// Paths (relative, as bytes) to what is there.
+type Rows = BTreeMap<Vec<u8>, Row>;
+/// Hard links: path -> target path.
+type Links = BTreeMap<Vec<u8>, Vec<u8>>;
+
+/// Every entry of a flat tar (an export): rows, and hard links.
+fn tar_rows(tar: &Path) -> (Rows, Links) {
     let mut rows = BTreeMap::new();
     let mut links = BTreeMap::new();
     let mut a = tar::Archive::new(std::fs::File::open(tar).unwrap());
@@ -478,8 +483,17 @@ fn docker_archive(path: &Path, tag: &str, layers: &[(Vec<u8>, bool)]) {
     std::fs::write(path, b.into_inner().unwrap()).unwrap();
 }
 
-/// A layer tar of `entries`: (name, type, mode, content or link target, PAX records).
-fn layer(entries: &[(&str, tar::EntryType, u32, &[u8], &[(&str, &[u8])])]) -> Vec<u8> {
+/// One entry of a test layer: name, type, mode, content or link target, PAX records.
+type TestEntry<'a> = (
+    &'a str,
+    tar::EntryType,
+    u32,
+    &'a [u8],
+    &'a [(&'a str, &'a [u8])],
+);
+
+/// A layer tar of `entries` (owner 1:2, mtime 1000 unless a PAX record says otherwise).
+fn layer(entries: &[TestEntry<'_>]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
     for (name, kind, mode, data, pax) in entries {
         if !pax.is_empty() {

@@ -191,6 +191,18 @@ impl FinalTree {
         let others = tree.inodes.iter().filter(|i| i.links > 0).count();
         (dirs + others) as u64
     }
+
+    /// Bytes of regular files, each inode once however many links it has.
+    pub fn file_bytes(&self) -> u64 {
+        let Some(tree) = self.tree.as_ref() else {
+            return 0;
+        };
+        tree.inodes
+            .iter()
+            .filter(|i| i.links > 0 && i.kind == InodeKind::Regular)
+            .map(|i| i.data)
+            .sum()
+    }
 }
 
 /// The tar type of an inode kind.
@@ -249,7 +261,7 @@ mod tests {
         assert_eq!(a, b, "hard links are one inode");
         assert_eq!(t.ino_lookup(etc, b"c"), None, "whited out");
         let attr = t.ino_attr(a).unwrap();
-        assert_eq!(attr.kind, FinalKind::Regular { size: 6 });
+        assert_eq!(attr.kind, FinalKind::Regular { size: 5 });
         assert_eq!(attr.nlink, 2, "etc/c was removed");
         assert_eq!(attr.source, Some(EntryId { layer: 0, index: 1 }));
         let dir = t.ino_attr(etc).unwrap();
@@ -284,6 +296,8 @@ mod tests {
         assert_eq!(t.ino_attr(u64::MAX), None);
         // root, etc, etc/sub, bin; a (= b); sh.
         assert_eq!(t.ino_count(), 6);
+        // The content of etc/a ("etc/a") once, not once per link.
+        assert_eq!(t.file_bytes(), 5);
     }
 
     #[test]

@@ -98,13 +98,7 @@ impl ImageFs {
         }
         let tree = image.tree(count)?;
         let inodes = tree.ino_count();
-        let bytes = tree
-            .iter()
-            .map(|e| match e.kind {
-                FinalKind::Regular { size } => size,
-                _ => 0,
-            })
-            .sum();
+        let bytes = tree.file_bytes();
         let contents = Contents::start(image).map_err(|source| Error::Read {
             what: "starting the mount's content thread".into(),
             source,
@@ -266,7 +260,13 @@ impl Filesystem for ImageFs {
         let fh = self.new_fh();
         let handle = match a.source {
             _ if size == 0 => Handle::Empty,
-            None => Handle::Empty,
+            None => {
+                let e = Error::InvalidArgument(format!(
+                    "inode {}: a file of {size} bytes that no layer entry holds",
+                    ino.0
+                ));
+                return reply.error(self.report(&e));
+            }
             Some(id) => match self.contents.open(fh, id, size) {
                 Ok(Opened::Pread { blob, data_offset }) => Handle::Pread {
                     blob,

@@ -278,7 +278,23 @@ pub fn mount(fs: ImageFs, dir: &Path, opts: &MountOptions) -> Result<Mounted, Mo
         dir: dir.to_path_buf(),
         source,
     })?;
+    if let Some(m) = mountinfo::find(&abs)? {
+        raise_readahead(&m.dev);
+    }
     Ok(Mounted { session, dir: abs })
+}
+
+/// Readahead of a FUSE mount, in KiB: the largest read request (FUSE's 256 pages).
+const READ_AHEAD_KB: &str = "1024";
+
+/// Raises the readahead of the mount with device `dev` to [`READ_AHEAD_KB`]. The kernel
+/// starts a FUSE mount at 128 KiB and lets the file system only lower it; only root may
+/// raise it, through sysfs. With 1 MiB, a sequential read takes a quarter of the round trips
+/// (1 MiB requests instead of 256 KiB ones). Best effort: without it reads work the same.
+fn raise_readahead(dev: &str) {
+    let knob = format!("/sys/class/bdi/{dev}/read_ahead_kb");
+    // Fails for a user other than root (or a read-only /sys): the default stays.
+    let _ = std::fs::write(knob, READ_AHEAD_KB);
 }
 
 /// A mount source as mount options can carry it: options are comma-separated, and

@@ -13,6 +13,8 @@ const MOUNTINFO: &str = "/proc/self/mountinfo";
 /// One mount.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MountInfo {
+    /// The device (`MAJOR:MINOR`), which names the mount's `/sys/class/bdi` entry.
+    pub dev: String,
     /// The mount point.
     pub point: PathBuf,
     /// The file system type (`fuse.hoist` for a hoist mount).
@@ -44,6 +46,7 @@ fn parse(text: &[u8]) -> Vec<MountInfo> {
             continue;
         }
         out.push(MountInfo {
+            dev: String::from_utf8_lossy(fields[2]).into_owned(),
             point: PathBuf::from(OsString::from_vec(unescape(fields[4]))),
             fstype: String::from_utf8_lossy(&unescape(fields[sep + 1])).into_owned(),
             source: String::from_utf8_lossy(&unescape(fields[sep + 2])).into_owned(),
@@ -91,6 +94,7 @@ mod tests {
         assert_eq!(
             m[1],
             MountInfo {
+                dev: "0:50".into(),
                 point: PathBuf::from("/tmp/a b"),
                 fstype: "fuse.hoist".into(),
                 source: "hoist:busybox:latest".into(),

@@ -107,7 +107,9 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     if args.detached_child {
         ready()?;
     } else if !ctx.quiet {
-        println!("mounted {} at {}", args.image, args.dir.display());
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "mounted {} at {}", args.image, args.dir.display())?;
+        out.flush()?;
     }
     mounted.run()?;
     Ok(())
