@@ -150,6 +150,22 @@ pub fn check_fuse() -> Result<PathBuf, MountError> {
         }
         Err(e) => return Err(MountError::NoDevFuse { why: e.to_string() }),
     }
+    // Opening it is what mounting does first (fusermount3 too): a device only root may open
+    // (mode 0600 where no udev rule made it 0666) fails here with a clear message.
+    if let Err(e) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(DEV_FUSE)
+    {
+        let why = if e.kind() == std::io::ErrorKind::PermissionDenied {
+            format!(
+                "{e} (a user mounts through a /dev/fuse of mode 0666, as fuse3's udev rule sets it)"
+            )
+        } else {
+            e.to_string()
+        };
+        return Err(MountError::NoDevFuse { why });
+    }
     find_in_path(FUSERMOUNT).ok_or(MountError::NoFusermount)
 }
 
