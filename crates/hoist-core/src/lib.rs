@@ -12,6 +12,7 @@
 //! - [`patch`]: binary layer deltas (zstd patches against a base layer) and the choice of
 //!   the base layer to patch against;
 //! - [`compress`], [`hashio`]: compression sniffing and hashing plumbing;
+//! - [`mount`]: a read-only FUSE mount of an image's merged tree (`hoist mount`/`umount`);
 //! - [`remote`]: hoist on another host over the system `ssh` (`copy … ssh://HOST/IMAGE`).
 #![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
 
@@ -24,6 +25,7 @@ pub mod flatten;
 pub mod hashio;
 pub mod layer;
 pub mod layerindex;
+pub mod mount;
 pub mod ops;
 pub mod patch;
 pub mod pgzip;

@@ -99,6 +99,10 @@ pub enum Command {
     Cat(commands::cat::Args),
     #[command(about = "Copy files out of an image (or an archive) to a directory or a tar stream")]
     Cp(commands::cp::Args),
+    #[command(about = "Mount an image's (or archive's) merged filesystem read-only (FUSE)")]
+    Mount(commands::mount::Args),
+    #[command(about = "Unmount a `hoist mount` (also one whose process was killed)")]
+    Umount(commands::umount::Args),
     #[command(about = "Print a shell completion script")]
     Completions(commands::completions::Args),
 }

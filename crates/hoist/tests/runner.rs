@@ -16,6 +16,7 @@ mod test_interop;
 mod test_json_quirks;
 mod test_load;
 mod test_ls;
+mod test_mount;
 mod test_multi_image;
 mod test_registry;
 mod test_registry_auth;

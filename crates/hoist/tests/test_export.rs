@@ -44,6 +44,7 @@ pub(crate) struct CorpusImage {
     pub(crate) tsv: String,
 }
 
+/// Every image of the corpus (also mounted by `test_mount`).
 pub(crate) fn corpus_images() -> Vec<CorpusImage> {
     let mut out = Vec::new();
     for item in expected()["items"].as_array().unwrap() {

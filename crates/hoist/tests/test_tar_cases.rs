@@ -144,7 +144,7 @@ const SPARSE_SIZE: u64 = 1 << 20;
 const SPARSE_RUNS: [(u64, u8); 2] = [(4096, b'A'), (700_000, b'B')];
 const RUN_LEN: u64 = 1000;
 
-fn sparse_content() -> Vec<u8> {
+pub(crate) fn sparse_content() -> Vec<u8> {
     let mut v = vec![0u8; SPARSE_SIZE as usize];
     for (off, b) in SPARSE_RUNS {
         v[off as usize..(off + RUN_LEN) as usize].fill(b);
@@ -168,7 +168,7 @@ fn sparse_map_csv() -> String {
 }
 
 /// GNU tar's `--sparse --sparse-version=1.0`: the map leads the data, in whole blocks.
-fn sparse_10() -> Vec<u8> {
+pub(crate) fn sparse_10() -> Vec<u8> {
     let mut map = format!("{}\n", SPARSE_RUNS.len());
     for (off, _) in SPARSE_RUNS {
         map.push_str(&format!("{off}\n{RUN_LEN}\n"));

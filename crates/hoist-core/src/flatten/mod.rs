@@ -51,11 +51,13 @@
 use std::fmt;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 
+mod inodes;
 mod merge;
 mod tree;
 
 use crate::tar::{EntryKind, Header, Reader, TarError, Writer};
 pub use crate::tar::{Metadata, Mtime};
+pub use inodes::{DirChild, InodeAttr, ROOT_INO};
 use merge::Merge;
 use tree::{InodeKind, Payload, ROOT, Tree};
 /// Buffer around layer streams: headers are read 512 bytes at a time.

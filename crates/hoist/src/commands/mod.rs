@@ -20,6 +20,7 @@ pub mod load;
 pub mod login;
 pub mod logout;
 pub mod ls;
+pub mod mount;
 mod open;
 mod output;
 pub mod ps;
@@ -32,6 +33,7 @@ pub mod run;
 pub mod save;
 pub mod squash;
 pub mod tag;
+pub mod umount;
 pub mod verify;
 
 use std::path::PathBuf;
@@ -125,6 +127,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Ls(a) => ls::run(a, &ctx),
         Command::Cat(a) => cat::run(a, &ctx),
         Command::Cp(a) => cp::run(a, &ctx),
+        Command::Mount(a) => mount::run(a, &ctx),
+        Command::Umount(a) => umount::run(a, &ctx),
         Command::Completions(a) => completions::run(a),
     }
 }
