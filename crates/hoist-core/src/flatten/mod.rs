@@ -427,6 +427,10 @@ pub struct FinalEntry {
     /// created the inode) or the attributes (directories: the last entry that wrote them);
     /// `None` for an implied directory, which no layer mentions and which is not written.
     pub source: Option<EntryId>,
+    /// The layer of the last entry that wrote this path: for a hard link added by an upper
+    /// layer, that layer, where [`FinalEntry::source`] names the inode's first layer. `None`
+    /// for an implied directory.
+    pub layer: Option<usize>,
 }
 
 /// A regular-file entry whose content does not reach the final tree.
@@ -626,6 +630,9 @@ impl FinalTree {
     /// The entry of node `n`; with `links`, a path other than its inode's primary one is a
     /// [`FinalKind::HardLink`] to it.
     fn entry(&self, tree: &Tree, n: u32, links: bool) -> FinalEntry {
+        let written_by = Some(tree.nodes[n as usize].layer)
+            .filter(|&l| l != tree::NO_LAYER)
+            .map(usize::from);
         let path = tree.path(n);
         let source = |o: tree::Origin| {
             (o.layer != tree::NO_LAYER).then_some(EntryId {
@@ -639,6 +646,7 @@ impl FinalTree {
                 kind: FinalKind::Directory,
                 meta: tree.dir_metadata(d),
                 source: source(tree.dirs[d as usize].origin()),
+                layer: written_by,
             },
             Payload::Other(i) => {
                 let ino = &tree.inodes[i as usize];
@@ -667,6 +675,7 @@ impl FinalTree {
                     kind,
                     meta: tree.inode_metadata(i),
                     source: source(ino.origin()),
+                    layer: written_by,
                 }
             }
             Payload::Dead => unreachable!("only live nodes are in the order"),

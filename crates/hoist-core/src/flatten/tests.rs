@@ -191,6 +191,17 @@ fn hardlink_to_lower_layer_file() {
 }
 
 #[test]
+fn a_path_names_the_layer_that_wrote_it_a_hard_link_its_own() {
+    let l0 = L::new().dir("a/").file("a/f", "one").done();
+    let l1 = L::new().hardlink("b", "a/f").dir("a/").done();
+    let tree = final_tree(&[l0, l1][..], &FlattenOptions::default()).unwrap();
+    let b = tree.get(b"b").unwrap();
+    assert_eq!((b.layer, b.source.map(|s| s.layer)), (Some(1), Some(0)));
+    assert_eq!(tree.get(b"a/f").unwrap().layer, Some(0));
+    assert_eq!(tree.get(b"a").unwrap().layer, Some(1));
+}
+
+#[test]
 fn hardlink_keeps_content_when_original_is_deleted() {
     let l0 = L::new().file("z", "old").hardlink("a", "z").done();
     let l1 = L::new().wh(".wh.z").done();

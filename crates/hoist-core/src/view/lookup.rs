@@ -142,6 +142,7 @@ pub fn root_entry() -> FinalEntry {
             ..Metadata::default()
         },
         source: None,
+        layer: None,
     }
 }
 

@@ -199,7 +199,7 @@ fn print_final(
         device,
         link,
         hardlink,
-        layer: e.source.map(|s| s.layer),
+        layer: e.layer,
     };
     print_row(&row, args, out)
 }
