@@ -83,17 +83,17 @@ pub trait LayerSource {
         let _ = index;
         Ok(None)
     }
-    /// Layer `index`'s entries as its index lists them (see [`crate::layerindex`]), when the
-    /// source has one: [`final_tree`] then reads no layer bytes. `None` (the default): the
-    /// layer's headers are read.
-    fn layer_entries(&self, index: usize) -> io::Result<Option<LayerEntries<'_>>> {
+    /// Layer `index`'s index (see [`crate::layerindex`]), when the source has one:
+    /// [`final_tree`] then reads its entries from there and no layer bytes. `None` (the
+    /// default): the layer's headers are read.
+    fn layer_index(
+        &self,
+        index: usize,
+    ) -> io::Result<Option<std::sync::Arc<crate::layerindex::LayerIndex>>> {
         let _ = index;
         Ok(None)
     }
 }
-
-/// A layer's entries, in tar order, from its index.
-pub type LayerEntries<'a> = Box<dyn Iterator<Item = io::Result<crate::tar::Entry>> + 'a>;
 
 /// A layer's bytes: a stream, or a file that can be seeked over.
 enum LayerStream<'a> {
@@ -725,11 +725,10 @@ pub fn final_tree(
     for layer in 0..count {
         opts.report(Pass::Scan, layer, count);
         let err = |source| FlattenError::Open { layer, source };
-        if let Some(entries) = layers.layer_entries(layer).map_err(err)? {
+        if let Some(index) = layers.layer_index(layer).map_err(err)? {
             merge.begin_layer(layer as u16);
-            for entry in entries {
-                merge.apply(&entry.map_err(err)?)?;
-            }
+            // One entry, refilled record after record: no allocation per entry.
+            index.for_each(|e| merge.apply(e), |e| err(io::Error::other(e)))?;
             merge.end_layer();
             facts.push(std::mem::take(&mut merge.facts));
             continue;

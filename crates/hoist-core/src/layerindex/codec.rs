@@ -248,6 +248,13 @@ impl Decoder {
 
     /// The next entry (`index` is its record number).
     pub(super) fn next_entry(&mut self) -> Result<Entry, RecordError> {
+        let mut e = empty_entry();
+        self.next_into(&mut e)?;
+        Ok(e)
+    }
+
+    /// The next entry, written over `e` (its buffers are reused: no allocation for names).
+    pub(super) fn next_into(&mut self, e: &mut Entry) -> Result<(), RecordError> {
         let flags = self.varint()?;
         if flags & !flag::ALL != 0 {
             return Err(self.err("unknown flags"));
@@ -350,31 +357,47 @@ impl Decoder {
         } else {
             (if kind.is_header_only() { 0 } else { size }, None)
         };
-        let e = Entry {
-            index: self.record,
-            path: self.path.clone(),
-            link,
-            kind,
-            meta: Metadata {
-                mode,
-                uid: self.ids.0,
-                gid: self.ids.1,
-                uname: self.uname.clone(),
-                gname: self.gname.clone(),
-                mtime: Mtime { seconds, nanos },
-                xattrs,
-            },
-            devmajor,
-            devminor,
-            size,
-            stored,
-            header_offset,
-            data_offset,
-            sparse,
-        };
+        e.index = self.record;
+        e.path.clear();
+        e.path.extend_from_slice(&self.path);
+        e.link = link;
+        e.kind = kind;
+        e.meta.mode = mode;
+        (e.meta.uid, e.meta.gid) = self.ids;
+        e.meta.uname.clear();
+        e.meta.uname.extend_from_slice(&self.uname);
+        e.meta.gname.clear();
+        e.meta.gname.extend_from_slice(&self.gname);
+        e.meta.mtime = Mtime { seconds, nanos };
+        e.meta.xattrs = xattrs;
+        e.devmajor = devmajor;
+        e.devminor = devminor;
+        e.size = size;
+        e.stored = stored;
+        e.header_offset = header_offset;
+        e.data_offset = data_offset;
+        e.sparse = sparse;
         self.offset = header_offset;
         self.record += 1;
-        Ok(e)
+        Ok(())
+    }
+}
+
+/// An entry to decode into.
+pub(super) fn empty_entry() -> Entry {
+    Entry {
+        index: 0,
+        path: Vec::new(),
+        link: Vec::new(),
+        kind: EntryKind::Regular,
+        meta: Metadata::default(),
+        devmajor: 0,
+        devminor: 0,
+        size: 0,
+        stored: 0,
+        header_offset: 0,
+        data_offset: 0,
+        sparse: None,
     }
 }
 

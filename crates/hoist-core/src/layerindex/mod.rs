@@ -176,6 +176,23 @@ impl LayerIndex {
         })
     }
 
+    /// Calls `f` with every entry in tar order, refilling one [`Entry`] (no allocation per
+    /// entry); stops at `f`'s first error. `err` turns a record that does not decode into
+    /// `f`'s error type.
+    pub fn for_each<E>(
+        &self,
+        mut f: impl FnMut(&Entry) -> Result<(), E>,
+        err: impl Fn(IndexError) -> E,
+    ) -> Result<(), E> {
+        let mut dec = codec::Decoder::new(self.records.clone());
+        let mut e = codec::empty_entry();
+        for _ in 0..self.count {
+            dec.next_into(&mut e).map_err(|r| err(r.into()))?;
+            f(&e)?;
+        }
+        Ok(())
+    }
+
     /// The file bytes.
     pub fn to_bytes(&self) -> Result<Vec<u8>, IndexError> {
         let mut out = MAGIC.to_vec();

@@ -4,7 +4,7 @@
 use std::io::{self, Read, Write};
 
 use crate::error::Result;
-use crate::flatten::{FlattenOptions, FlattenStats, LayerEntries, LayerSource, flatten};
+use crate::flatten::{FlattenOptions, FlattenStats, LayerSource, flatten};
 use crate::store::{Image, Store};
 
 /// An image's layers, opened decompressed from the store.
@@ -42,15 +42,16 @@ impl LayerSource for StoreLayers<'_> {
         uncompressed_file(&path)
     }
 
-    fn layer_entries(&self, index: usize) -> io::Result<Option<LayerEntries<'_>>> {
+    fn layer_index(
+        &self,
+        index: usize,
+    ) -> io::Result<Option<std::sync::Arc<crate::layerindex::LayerIndex>>> {
         let desc = &self.image.manifest.layers[index];
         let idx = self
             .store
             .layer_index(&desc.digest)
             .map_err(io::Error::other)?;
-        Ok(Some(Box::new(
-            idx.entries().map(|e| e.map_err(io::Error::other)),
-        )))
+        Ok(Some(idx))
     }
 }
 

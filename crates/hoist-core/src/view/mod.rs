@@ -23,7 +23,7 @@ use crate::archive::transport::ArchiveSource;
 use crate::blobfile::BlobFile;
 use crate::compress::Compression;
 use crate::error::{Error, IoContext, Result};
-use crate::flatten::{FinalTree, FlattenOptions, LayerEntries, LayerSource};
+use crate::flatten::{FinalTree, FlattenOptions, LayerSource};
 use crate::layerindex::LayerIndex;
 use crate::store::{Image, Store};
 
@@ -327,8 +327,8 @@ impl LayerSource for Prefix<'_> {
     fn open_layer(&self, index: usize) -> io::Result<Box<dyn Read + '_>> {
         self.image.open_layer(index)
     }
-    fn layer_entries(&self, index: usize) -> io::Result<Option<LayerEntries<'_>>> {
-        self.image.layer_entries(index)
+    fn layer_index(&self, index: usize) -> io::Result<Option<Arc<LayerIndex>>> {
+        LayerSource::layer_index(self.image, index)
     }
 }
 
@@ -352,10 +352,9 @@ impl LayerSource for OpenedImage {
         }
     }
 
-    fn layer_entries(&self, index: usize) -> io::Result<Option<LayerEntries<'_>>> {
-        let idx = self.layer_index(index).map_err(io::Error::other)?;
-        Ok(Some(Box::new(
-            idx.entries().map(|e| e.map_err(io::Error::other)),
-        )))
+    fn layer_index(&self, index: usize) -> io::Result<Option<Arc<LayerIndex>>> {
+        OpenedImage::layer_index(self, index)
+            .map(Some)
+            .map_err(io::Error::other)
     }
 }
