@@ -254,32 +254,14 @@ impl ArchiveSource {
                 path.display()
             )));
         }
-        Self::open_archive_file(
-            &file,
-            &path.display().to_string(),
-            reference,
-            platform,
-            all,
-            false,
-        )
+        let collected = Collected::index_tar_file(&file)?;
+        let what = path.display().to_string();
+        Self::from_collected(collected, &what, reference, platform, all, false, false)
     }
 
-    /// [`ArchiveSource::open_archive`] of an open, uncompressed archive file; `what` names it
-    /// in messages. With `docker`, a `manifest.json` is read before an `index.json` (a
-    /// `docker-archive:` name: docker 25 writes both, and an `index.json` that lists nothing).
-    pub fn open_archive_file(
-        file: &File,
-        what: &str,
-        reference: Option<&str>,
-        platform: Option<&Platform>,
-        all: bool,
-        docker: bool,
-    ) -> Result<ArchiveSource> {
-        let collected = Collected::index_tar_file(file)?;
-        Self::from_collected(collected, what, reference, platform, all, docker, false)
-    }
-
-    /// [`ArchiveSource::open_archive_file`] of one image to look inside, not to copy: a docker
+    /// An image of an open, uncompressed archive file to look inside, not to copy (`what`
+    /// names it in messages; with `docker`, a `manifest.json` is read before an `index.json`,
+    /// as a `docker-archive:` name asks): a docker
     /// 1.x (v1) archive is read too, its config synthesized as `load` synthesizes it (its
     /// layers are read once to learn their diff_ids). That config is no file of the archive,
     /// so such a source cannot serve it as a blob.
