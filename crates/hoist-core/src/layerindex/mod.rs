@@ -268,8 +268,9 @@ impl LayerIndex {
             offsets: Vec::with_capacity(count as usize),
         };
         let mut dec = codec::Decoder::new(index.records.clone());
+        let mut e = codec::empty_entry();
         for _ in 0..count {
-            let e = dec.next_entry()?;
+            dec.next_into(&mut e)?;
             if e.data_offset > tar_size {
                 return Err(IndexError::Bad(format!(
                     "entry {} starts past the end of the layer",
