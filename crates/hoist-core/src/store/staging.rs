@@ -7,14 +7,14 @@ use std::path::PathBuf;
 use hoist_format::Digest;
 
 use super::layercheck::{Checker, LayerCheck};
-use crate::layerindex::LayerIndex;
-
-/// A layer check's outcome and, for a valid layer, its index.
-type Checked = (LayerCheck, Option<LayerIndex>);
 use super::{Store, sync_dir};
 use crate::compress::{Compression, IO_BUF_SIZE, Peeked};
 use crate::error::{Error, IoContext, Result};
 use crate::hashio::{HashingReader, HashingWriter, TeeReader};
+use crate::layerindex::LayerIndex;
+
+/// A layer check's outcome and, for a valid layer, its index.
+type Checked = (LayerCheck, Option<LayerIndex>);
 
 /// A blob written to the staging area, with what was learned while writing it.
 #[derive(Debug, Clone)]
