@@ -120,6 +120,20 @@ pub fn auto_decompress<'a, R: Read + 'a>(r: R) -> io::Result<(Compression, Box<d
     Ok((c, decoder(c, p)?))
 }
 
+/// Fills `buf` from `r` (fewer bytes only at the end of the stream); the count read.
+pub(crate) fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
 /// Drains a reader to its end, returning how many bytes it gave.
 pub fn drain(r: &mut dyn Read) -> io::Result<u64> {
     let mut buf = vec![0u8; IO_BUF_SIZE];

@@ -42,7 +42,7 @@ use std::path::Path;
 use hoist_format::Digest;
 use hoist_format::delta::{InventoryImage, InventoryLayer};
 
-use crate::compress::IO_BUF_SIZE;
+use crate::compress::{IO_BUF_SIZE, read_full};
 use crate::hashio::{CountingWriter, HashingReader, HashingWriter};
 
 /// zstd's largest window log: `ZSTD_WINDOWLOG_MAX` (31 on 64-bit, 30 on 32-bit, where a 2 GiB
@@ -531,20 +531,6 @@ pub fn apply_patch(
     out: impl Write,
 ) -> Result<(Digest, u64), PatchError> {
     Reference::open(reference)?.apply_patch(patch, out, None)
-}
-
-/// Fills `buf` from `r` (fewer bytes only at the end of the stream); the count read.
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 /// Reads up to [`FRAME_HEADER_MAX`] bytes (fewer only at the end of the stream).

@@ -805,18 +805,8 @@ impl Reader<'_> {
         let (resolved, _) = self.collected.resolve(path)?;
         let size = self.collected.size(&resolved)?;
         let mut head = [0u8; 6];
-        let n = {
-            let mut r = self.collected.open(&resolved)?;
-            let mut got = 0;
-            while got < head.len() {
-                match r.read(&mut head[got..]) {
-                    Ok(0) => break,
-                    Ok(k) => got += k,
-                    Err(e) => return Err(self.bad(format!("{path}: {e}"))),
-                }
-            }
-            got
-        };
+        let n = crate::compress::read_full(&mut self.collected.open(&resolved)?, &mut head)
+            .map_err(|e| self.bad(format!("{path}: {e}")))?;
         let compression = Compression::sniff(&head[..n]);
         if compression == Compression::None {
             return Ok(Some((compression, diff_id.clone(), size, diff_id.clone())));

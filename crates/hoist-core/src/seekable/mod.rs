@@ -52,6 +52,8 @@ pub use reader::CheckpointingReader;
 use checkpoints::Window;
 use reader::{OtherDecoder, Recorder};
 
+use crate::compress::read_full;
+
 use std::fmt;
 use std::io::{self, Read, Seek, SeekFrom};
 
@@ -381,20 +383,6 @@ pub fn open_at<R: Read + Seek>(
         dec,
         position,
     })
-}
-
-/// Reads until `buf` is full or the stream ends; returns the count.
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 /// The window of checkpoint `index`, decompressed and checked for its length.
