@@ -396,6 +396,17 @@ impl Reader<'_> {
         Error::InvalidArchive(format!("{}: {reason}", self.what))
     }
 
+    /// The full name (`docker.io/library/NAME:TAG`) a docker archive's image is asked by.
+    fn wanted_name(&self, reference: Option<&str>) -> Result<Option<String>> {
+        reference
+            .map(|r| {
+                Reference::parse_normalized(r)
+                    .map(|p| p.with_default_tag().to_string())
+                    .map_err(|e| self.bad(format!("invalid image name {r:?}: {e}")))
+            })
+            .transpose()
+    }
+
     /// A small blob of an OCI layout, checked against its descriptor.
     fn oci_json(&self, desc: &Descriptor) -> Result<Vec<u8>> {
         let path = blob_path(&desc.digest);
@@ -611,13 +622,7 @@ impl Reader<'_> {
     ) -> Result<(Image, Vec<Reference>)> {
         let items = docker::parse_manifest(&self.collected.bytes("manifest.json")?)
             .map_err(|e| self.bad(e))?;
-        let wanted = reference
-            .map(|r| {
-                Reference::parse_normalized(r)
-                    .map(|p| p.with_default_tag().to_string())
-                    .map_err(|e| self.bad(format!("invalid image name {r:?}: {e}")))
-            })
-            .transpose()?;
+        let wanted = self.wanted_name(reference)?;
         let tags_of = |i: &ManifestItem| -> Vec<Reference> {
             i.repo_tags
                 .iter()
@@ -722,13 +727,7 @@ impl Reader<'_> {
         reference: Option<&str>,
         platform: Option<&Platform>,
     ) -> Result<(Image, Vec<Reference>)> {
-        let wanted = reference
-            .map(|r| {
-                Reference::parse_normalized(r)
-                    .map(|p| p.with_default_tag().to_string())
-                    .map_err(|e| self.bad(format!("invalid image name {r:?}: {e}")))
-            })
-            .transpose()?;
+        let wanted = self.wanted_name(reference)?;
         let tags_of = |names: &[String]| -> Vec<Reference> {
             names
                 .iter()
